@@ -1,0 +1,120 @@
+package config
+
+import "time"
+
+// Config mirrors CONTRACT §4. Load/Parse decode it strictly, apply
+// defaults and validate it.
+type Config struct {
+	Kafka          Kafka          `yaml:"kafka"`
+	SchemaRegistry SchemaRegistry `yaml:"schema_registry"`
+	State          State          `yaml:"state"`
+	HTTP           HTTP           `yaml:"http"`
+	FullPass       FullPass       `yaml:"full_pass"`
+	Processor      Processor      `yaml:"processor"`
+	Feeds          []Feed         `yaml:"feeds"`
+	Templates      []Template     `yaml:"templates"`
+}
+
+// Kafka says where the brokers are and which topics and group to use.
+type Kafka struct {
+	Brokers    []string `yaml:"brokers"`     // default [127.0.0.1:9092]
+	GroupID    string   `yaml:"group_id"`    // default feedmill
+	InstanceID string   `yaml:"instance_id"` // optional static membership
+	Topics     Topics   `yaml:"topics"`
+	TLS        TLS      `yaml:"tls"`
+	SASL       SASL     `yaml:"sasl"`
+}
+
+// Topics names every topic feedmill touches.
+type Topics struct {
+	Offers  string `yaml:"offers"`  // default offers
+	Sellers string `yaml:"sellers"` // default sellers
+	Ratings string `yaml:"ratings"` // default ratings
+	Events  string `yaml:"events"`  // default feed-events
+	Rejects string `yaml:"rejects"` // default feedmill-rejects
+}
+
+// TLS configures TLS to the brokers; disabled unless Enabled.
+type TLS struct {
+	Enabled  bool   `yaml:"enabled"`
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name checked in the broker certificate.
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// SASL configures broker authentication; Mechanism "" disables it.
+type SASL struct {
+	Mechanism    string `yaml:"mechanism"` // PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// SchemaRegistry says where the Confluent-compatible registry is.
+type SchemaRegistry struct {
+	URL          string `yaml:"url"` // default http://127.0.0.1:8081
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// State is where the Pebble state, outbox and published files live.
+type State struct {
+	Dir                string        `yaml:"dir"`                 // default ./data
+	TombstoneRetention time.Duration `yaml:"tombstone_retention"` // default 168h
+}
+
+// HTTP is the one listener for health, metrics, API and feed files.
+type HTTP struct {
+	Listen     string `yaml:"listen"`      // default 127.0.0.1:8080
+	AdminToken string `yaml:"admin_token"` // when set, /api/* needs it as a bearer token
+}
+
+// FullPass configures the periodic full pass.
+type FullPass struct {
+	Interval     time.Duration `yaml:"interval"`      // default 1h; 0 = only on demand
+	RefreshAfter time.Duration `yaml:"refresh_after"` // default 672h
+	Guard        Guard         `yaml:"guard"`
+}
+
+// Guard holds a run whose feed sizes moved more than these bounds.
+type Guard struct {
+	MaxDrop   float64 `yaml:"max_drop"`   // default 0.2
+	MaxGrowth float64 `yaml:"max_growth"` // default 1.0
+	MinSize   int     `yaml:"min_size"`   // default 100
+}
+
+// Processor tunes the streaming processor (an addition to CONTRACT §4).
+type Processor struct {
+	// MaxBatchRecords caps the input records applied in one Pebble batch.
+	MaxBatchRecords int `yaml:"max_batch_records"` // default 2000
+	// SellerChunk is how many offers one seller/rating re-evaluation
+	// step handles in one Pebble batch.
+	SellerChunk int `yaml:"seller_chunk"` // default 500
+}
+
+// Feed is one marketing feed (CONTRACT §3).
+type Feed struct {
+	ID           string   `yaml:"id"`
+	Filter       string   `yaml:"filter"`
+	Template     string   `yaml:"template"`
+	Destinations []string `yaml:"destinations"`
+	File         bool     `yaml:"file"`
+}
+
+// Template is a custom XML template (CONTRACT §3).
+type Template struct {
+	ID     string          `yaml:"id"`
+	Root   string          `yaml:"root"`
+	Item   string          `yaml:"item"`
+	Fields []TemplateField `yaml:"fields"`
+}
+
+// TemplateField is one element of a custom template's item.
+type TemplateField struct {
+	Name  string `yaml:"name"`
+	Value string `yaml:"value"`
+}
