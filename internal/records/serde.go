@@ -1,0 +1,398 @@
+package records
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hamba/avro/v2"
+	"github.com/twmb/franz-go/pkg/sr"
+	"golang.org/x/sync/singleflight"
+)
+
+// Reject reasons of the decoders. Reasons that name a schema id are built
+// from these prefixes, e.g. "unknown schema id 42".
+const (
+	ReasonEmptyValue     = "empty value"
+	ReasonShortValue     = "value shorter than the 5-byte wire-format header"
+	ReasonBadMagic       = "bad magic byte"
+	ReasonUnknownSchema  = "unknown schema id"
+	ReasonNotAvro        = "not an avro schema: id"
+	ReasonBadWriter      = "unparsable writer schema id"
+	ReasonIncompatible   = "incompatible writer schema id"
+	ReasonUndecodable    = "undecodable avro body"
+	ReasonTrailingBytes  = "trailing bytes after avro body"
+	headerLen            = 5
+	maxCachedUnknownIDs  = 1024
+	maxArrayElements     = 1 << 16
+	maxStringOrBytesSize = 4 << 20
+)
+
+// Serde decodes and encodes the Confluent wire format (magic byte 0,
+// big-endian schema id, Avro binary body) for feedmill's records, using a
+// schema registry for writer schemas, and encodes the state form (Avro body
+// of our own schema, no header).
+//
+// A Serde is safe for concurrent use. Writer schemas are fetched by id at
+// most once (concurrent misses for one id share one request), resolved to
+// feedmill's reader schema and cached for the life of the Serde; schema ids
+// are immutable in a registry, so the cache is never invalidated.
+type Serde struct {
+	client *sr.Client
+	api    avro.API
+	ours   *ourSchemas
+
+	// resolved[kind] is a copy-on-write map schema id -> resolution, read
+	// without locks on the hot path; writes hold mu.
+	resolved [numKinds]atomic.Pointer[map[int]*resolution]
+
+	mu         sync.Mutex
+	writers    map[int]*writerSchema // guarded by mu
+	unknownIDs int                   // guarded by mu: cached 404s
+	fetches    singleflight.Group
+	readerPool sync.Pool // *avro.Reader
+	writerPool sync.Pool // *avro.Writer
+}
+
+// writerSchema is a fetched writer schema, or why it is unusable.
+type writerSchema struct {
+	schema avro.Schema
+	reject *RejectError
+}
+
+// resolution is the schema to decode one writer id into one kind, or why
+// that is impossible.
+type resolution struct {
+	schema avro.Schema
+	reject *RejectError
+}
+
+// NewSerde returns a Serde that fetches writer schemas through client.
+// client may be nil when only the state encoding (MarshalX/UnmarshalX) and
+// the AppendX encoders are used; the wire decoders and Register then fail.
+//
+// NewSerde panics if the embedded schemas do not parse: that is a build
+// defect caught by the package tests, never a runtime condition.
+func NewSerde(client *sr.Client) *Serde {
+	ours, err := parseSchemas()
+	if err != nil {
+		panic("records: embedded schemas: " + err.Error())
+	}
+	api := avro.Config{
+		TagKey:            "avro",
+		MaxByteSliceSize:  maxStringOrBytesSize,
+		MaxSliceAllocSize: maxArrayElements,
+	}.Freeze()
+	s := &Serde{
+		client:  client,
+		api:     api,
+		ours:    ours,
+		writers: make(map[int]*writerSchema),
+	}
+	s.readerPool.New = func() any { return avro.NewReader(nil, 0, avro.WithReaderConfig(api)) }
+	s.writerPool.New = func() any { return avro.NewWriter(nil, 512, avro.WithWriterConfig(api)) }
+	return s
+}
+
+// DecodeOffer decodes a wire-format value into dst (overwriting all of it)
+// and sets dst.Price. dst does not retain value. Errors: *RejectError when
+// the value is the record's fault; any other error (registry unreachable,
+// ctx done) must be retried. Safe for concurrent use with distinct dst.
+func (s *Serde) DecodeOffer(ctx context.Context, value []byte, dst *Offer) error {
+	*dst = Offer{}
+	if err := s.decode(ctx, KindOffer, value, dst); err != nil {
+		return err
+	}
+	DerivePrice(dst)
+	return nil
+}
+
+// DecodeSeller is DecodeOffer for a Seller.
+func (s *Serde) DecodeSeller(ctx context.Context, value []byte, dst *Seller) error {
+	*dst = Seller{}
+	return s.decode(ctx, KindSeller, value, dst)
+}
+
+// DecodeRating is DecodeOffer for a Rating.
+func (s *Serde) DecodeRating(ctx context.Context, value []byte, dst *Rating) error {
+	*dst = Rating{}
+	return s.decode(ctx, KindRating, value, dst)
+}
+
+// DecodeFeedEvent is DecodeOffer for a FeedEvent; it sets the Price of the
+// embedded offer when there is one.
+func (s *Serde) DecodeFeedEvent(ctx context.Context, value []byte, dst *FeedEvent) error {
+	*dst = FeedEvent{}
+	if err := s.decode(ctx, KindFeedEvent, value, dst); err != nil {
+		return err
+	}
+	if dst.Offer != nil {
+		DerivePrice(&dst.Offer.Offer)
+	}
+	return nil
+}
+
+func (s *Serde) decode(ctx context.Context, kind Kind, value []byte, dst any) error {
+	if len(value) == 0 {
+		return reject(ReasonEmptyValue, nil)
+	}
+	if len(value) < headerLen {
+		return reject(ReasonShortValue, nil)
+	}
+	if value[0] != 0 {
+		return reject(ReasonBadMagic+" "+strconv.Itoa(int(value[0])), nil)
+	}
+	id := int(binary.BigEndian.Uint32(value[1:headerLen]))
+	res, err := s.resolve(ctx, kind, id)
+	if err != nil {
+		return err
+	}
+	return s.unmarshal(res.schema, value[headerLen:], dst)
+}
+
+// resolve returns the resolution of writer id for kind: a lock-free map
+// lookup once the id has been seen.
+func (s *Serde) resolve(ctx context.Context, kind Kind, id int) (*resolution, error) {
+	if m := s.resolved[kind].Load(); m != nil {
+		if r, ok := (*m)[id]; ok {
+			if r.reject != nil {
+				return nil, r.reject
+			}
+			return r, nil
+		}
+	}
+	return s.resolveSlow(ctx, kind, id)
+}
+
+func (s *Serde) resolveSlow(ctx context.Context, kind Kind, id int) (*resolution, error) {
+	w, err := s.writerSchema(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	r := &resolution{reject: w.reject}
+	if w.schema != nil {
+		reader := s.ours.parsed[kind]
+		if w.schema.Fingerprint() == reader.Fingerprint() {
+			r.schema = reader
+		} else {
+			rs, err := avro.NewSchemaCompatibility().Resolve(reader, w.schema)
+			if err != nil {
+				r.reject = reject(ReasonIncompatible+" "+strconv.Itoa(id)+" for "+kind.String(), err)
+			} else {
+				r.schema = rs
+			}
+		}
+	}
+	s.mu.Lock()
+	old := s.resolved[kind].Load()
+	next := make(map[int]*resolution, 1+lenMap(old))
+	if old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	next[id] = r
+	s.resolved[kind].Store(&next)
+	s.mu.Unlock()
+	if r.reject != nil {
+		return nil, r.reject
+	}
+	return r, nil
+}
+
+func lenMap(m *map[int]*resolution) int {
+	if m == nil {
+		return 0
+	}
+	return len(*m)
+}
+
+// writerSchema returns the parsed writer schema of id, fetching it once.
+func (s *Serde) writerSchema(ctx context.Context, id int) (*writerSchema, error) {
+	s.mu.Lock()
+	w, ok := s.writers[id]
+	s.mu.Unlock()
+	if ok {
+		return w, nil
+	}
+	if s.client == nil {
+		return nil, fmt.Errorf("fetch schema id %d: no schema registry client", id)
+	}
+	ch := s.fetches.DoChan(strconv.Itoa(id), func() (any, error) {
+		return s.fetch(ctx, id)
+	})
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("fetch schema id %d: %w", id, ctx.Err())
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*writerSchema), nil
+	}
+}
+
+// fetch asks the registry for id and caches the answer unless it is a
+// transient failure. It runs once per id at a time (singleflight).
+func (s *Serde) fetch(ctx context.Context, id int) (*writerSchema, error) {
+	s.mu.Lock()
+	w, ok := s.writers[id]
+	s.mu.Unlock()
+	if ok {
+		return w, nil
+	}
+	sch, err := s.client.SchemaByID(ctx, id)
+	w = &writerSchema{}
+	switch {
+	case isSchemaNotFound(err):
+		w.reject = reject(ReasonUnknownSchema+" "+strconv.Itoa(id), nil)
+	case err != nil:
+		return nil, fmt.Errorf("fetch schema id %d: %w", id, err)
+	case sch.Type != sr.TypeAvro:
+		w.reject = reject(ReasonNotAvro+" "+strconv.Itoa(id), nil)
+	default:
+		// A private cache: the writer's named types must not leak into, or
+		// be taken from, any other parse.
+		parsed, perr := avro.ParseWithCache(sch.Schema, "", &avro.SchemaCache{})
+		if perr != nil {
+			w.reject = reject(ReasonBadWriter+" "+strconv.Itoa(id), perr)
+		} else {
+			w.schema = parsed
+		}
+	}
+	s.mu.Lock()
+	if w.schema != nil || s.unknownIDs < maxCachedUnknownIDs {
+		if w.schema == nil {
+			s.unknownIDs++
+		}
+		s.writers[id] = w
+	}
+	s.mu.Unlock()
+	return w, nil
+}
+
+// isSchemaNotFound reports a registry's definite "no such schema" answer
+// (HTTP 404 with error code 40403). A bare 404 (wrong URL, proxy) is not
+// treated as one: rejecting every record because of a misconfiguration
+// would move all data to the rejects topic.
+func isSchemaNotFound(err error) bool {
+	var re *sr.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusNotFound &&
+		re.ErrorCode == sr.ErrSchemaNotFound.Code
+}
+
+// unmarshal decodes body with schema into dst (a pointer to one of our
+// record types), rejecting a body that is short, malformed or followed by
+// trailing bytes.
+func (s *Serde) unmarshal(schema avro.Schema, body []byte, dst any) (err error) {
+	r := s.readerPool.Get().(*avro.Reader)
+	r.Reset(body)
+	r.Error = nil
+	defer func() {
+		// hamba/avro can panic on some hostile inputs (e.g. a negative
+		// array block count overflowing its size check). A value that
+		// crashes the decoder is the record's fault: reject it.
+		if p := recover(); p != nil {
+			err = reject(ReasonUndecodable, fmt.Errorf("decoder panic: %v", p))
+		}
+		r.Reset(nil)
+		r.Error = nil
+		s.readerPool.Put(r)
+	}()
+	r.ReadVal(schema, dst)
+	if r.Error != nil {
+		// Unlike avro.Unmarshal, io.EOF is not success here: hamba reports
+		// a body that ends inside a value as io.EOF.
+		return reject(ReasonUndecodable, r.Error)
+	}
+	r.Peek()
+	if r.Error == nil {
+		return reject(ReasonTrailingBytes, nil)
+	}
+	return nil
+}
+
+// Register registers feedmill's schema for kind under subject and returns
+// its id. Registering the same schema again returns the same id. The id is
+// remembered, so decoding values written with it needs no fetch. Errors are
+// the registry's; none is a *RejectError. Safe for concurrent use.
+func (s *Serde) Register(ctx context.Context, subject string, kind Kind) (int, error) {
+	if kind >= numKinds {
+		return 0, fmt.Errorf("register schema under %q: unknown kind %d", subject, kind)
+	}
+	if s.client == nil {
+		return 0, fmt.Errorf("register %s under %q: no schema registry client", kind, subject)
+	}
+	id, err := s.client.RegisterSchema(ctx, subject, sr.Schema{
+		Schema: s.ours.text[kind],
+		Type:   sr.TypeAvro,
+	}, -1, -1)
+	if err != nil {
+		return 0, fmt.Errorf("register %s under %q: %w", kind, subject, err)
+	}
+	s.mu.Lock()
+	if _, ok := s.writers[id]; !ok {
+		s.writers[id] = &writerSchema{schema: s.ours.parsed[kind]}
+	}
+	s.mu.Unlock()
+	return id, nil
+}
+
+// AppendOffer appends the wire form of o (header with schemaID, then the
+// Avro body of feedmill's Offer schema) to dst and returns the extended
+// slice. On error dst is returned unchanged in length. o is only read. Safe
+// for concurrent use; the caller owns dst and the result.
+func (s *Serde) AppendOffer(dst []byte, schemaID int, o *Offer) ([]byte, error) {
+	return s.appendWire(dst, schemaID, KindOffer, o)
+}
+
+// AppendSeller is AppendOffer for a Seller.
+func (s *Serde) AppendSeller(dst []byte, schemaID int, v *Seller) ([]byte, error) {
+	return s.appendWire(dst, schemaID, KindSeller, v)
+}
+
+// AppendRating is AppendOffer for a Rating.
+func (s *Serde) AppendRating(dst []byte, schemaID int, v *Rating) ([]byte, error) {
+	return s.appendWire(dst, schemaID, KindRating, v)
+}
+
+// AppendFeedEvent is AppendOffer for a FeedEvent.
+func (s *Serde) AppendFeedEvent(dst []byte, schemaID int, v *FeedEvent) ([]byte, error) {
+	return s.appendWire(dst, schemaID, KindFeedEvent, v)
+}
+
+func (s *Serde) appendWire(dst []byte, schemaID int, kind Kind, v any) ([]byte, error) {
+	if schemaID < 0 || schemaID > 1<<32-1 {
+		return dst, fmt.Errorf("encode %s: schema id %d out of range", kind, schemaID)
+	}
+	n := len(dst)
+	dst = append(dst, 0, byte(schemaID>>24), byte(schemaID>>16), byte(schemaID>>8), byte(schemaID))
+	out, err := s.appendBody(dst, kind, v)
+	if err != nil {
+		return dst[:n], err
+	}
+	return out, nil
+}
+
+// appendBody appends the Avro body of v under our schema for kind.
+func (s *Serde) appendBody(dst []byte, kind Kind, v any) ([]byte, error) {
+	w := s.writerPool.Get().(*avro.Writer)
+	w.Reset(nil)
+	w.WriteVal(s.ours.parsed[kind], v)
+	err := w.Error
+	if err == nil {
+		dst = append(dst, w.Buffer()...)
+	}
+	w.Error = nil
+	w.Reset(nil)
+	s.writerPool.Put(w)
+	if err != nil {
+		return dst, fmt.Errorf("encode %s: %w", kind, err)
+	}
+	return dst, nil
+}
