@@ -1,0 +1,194 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// RedactedValue replaces a non-empty secret wherever a config is printed.
+const RedactedValue = "[redacted]"
+
+func redact(s string) string {
+	if s == "" {
+		return ""
+	}
+	return RedactedValue
+}
+
+// resolveSecret returns the secret: the trimmed content of file when it
+// is set, else value.
+func resolveSecret(what, value, file string) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("read %s file: %w", what, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// ResolvePassword returns the SASL password: the trimmed content of
+// PasswordFile when it is set, else Password. It returns an error if the
+// file cannot be read.
+func (s SASL) ResolvePassword() (string, error) {
+	return resolveSecret("sasl password", s.Password, s.PasswordFile)
+}
+
+// ResolvePassword returns the registry password: the trimmed content of
+// PasswordFile when it is set, else Password. It returns an error if the
+// file cannot be read.
+func (r SchemaRegistry) ResolvePassword() (string, error) {
+	return resolveSecret("schema registry password", r.Password, r.PasswordFile)
+}
+
+// ResolveAccessToken returns the Meta access token: the trimmed content
+// of AccessTokenFile when it is set, else AccessToken.
+func (m Meta) ResolveAccessToken() (string, error) {
+	return resolveSecret("meta access token", m.AccessToken, m.AccessTokenFile)
+}
+
+// ResolveSecret returns the webhook signing secret: the trimmed content
+// of SecretFile when it is set, else Secret.
+func (w Webhook) ResolveSecret() (string, error) {
+	return resolveSecret("webhook secret", w.Secret, w.SecretFile)
+}
+
+// Redacted returns a copy of c whose secrets (SASL and registry
+// passwords, the admin token) read RedactedValue, for printing. Slices
+// are shared with c.
+func (c Config) Redacted() Config {
+	c.Kafka.SASL = c.Kafka.SASL.redacted()
+	c.SchemaRegistry = c.SchemaRegistry.redacted()
+	c.HTTP = c.HTTP.redacted()
+	return c
+}
+
+// Redacted returns a copy of c whose secrets read RedactedValue, for
+// printing. Slices are shared with c.
+func (c Connector) Redacted() Connector {
+	c.Kafka.SASL = c.Kafka.SASL.redacted()
+	c.SchemaRegistry = c.SchemaRegistry.redacted()
+	c.Meta = c.Meta.redacted()
+	c.Webhook = c.Webhook.redacted()
+	return c
+}
+
+func (s SASL) redacted() SASL {
+	s.Password = redact(s.Password)
+	return s
+}
+
+func (r SchemaRegistry) redacted() SchemaRegistry {
+	r.Password = redact(r.Password)
+	return r
+}
+
+func (h HTTP) redacted() HTTP {
+	h.AdminToken = redact(h.AdminToken)
+	return h
+}
+
+func (m Meta) redacted() Meta {
+	m.AccessToken = redact(m.AccessToken)
+	return m
+}
+
+func (w Webhook) redacted() Webhook {
+	w.Secret = redact(w.Secret)
+	return w
+}
+
+// The secret-bearing structs print and marshal to JSON (zap.Any, %v,
+// %+v, %#v) with their secrets redacted. Each method converts to a local
+// type without methods to avoid recursion.
+
+// String formats s with the password redacted.
+func (s SASL) String() string { type plain SASL; return fmt.Sprintf("%+v", plain(s.redacted())) }
+
+// GoString formats s with the password redacted.
+func (s SASL) GoString() string {
+	type plain SASL
+	return goString("SASL", fmt.Sprintf("%#v", plain(s.redacted())))
+}
+
+// MarshalJSON encodes s with the password redacted.
+func (s SASL) MarshalJSON() ([]byte, error) {
+	type plain SASL
+	return json.Marshal(plain(s.redacted()))
+}
+
+// String formats r with the password redacted.
+func (r SchemaRegistry) String() string {
+	type plain SchemaRegistry
+	return fmt.Sprintf("%+v", plain(r.redacted()))
+}
+
+// GoString formats r with the password redacted.
+func (r SchemaRegistry) GoString() string {
+	type plain SchemaRegistry
+	return goString("SchemaRegistry", fmt.Sprintf("%#v", plain(r.redacted())))
+}
+
+// MarshalJSON encodes r with the password redacted.
+func (r SchemaRegistry) MarshalJSON() ([]byte, error) {
+	type plain SchemaRegistry
+	return json.Marshal(plain(r.redacted()))
+}
+
+// String formats h with the admin token redacted.
+func (h HTTP) String() string { type plain HTTP; return fmt.Sprintf("%+v", plain(h.redacted())) }
+
+// GoString formats h with the admin token redacted.
+func (h HTTP) GoString() string {
+	type plain HTTP
+	return goString("HTTP", fmt.Sprintf("%#v", plain(h.redacted())))
+}
+
+// MarshalJSON encodes h with the admin token redacted.
+func (h HTTP) MarshalJSON() ([]byte, error) {
+	type plain HTTP
+	return json.Marshal(plain(h.redacted()))
+}
+
+// String formats m with the access token redacted.
+func (m Meta) String() string { type plain Meta; return fmt.Sprintf("%+v", plain(m.redacted())) }
+
+// GoString formats m with the access token redacted.
+func (m Meta) GoString() string {
+	type plain Meta
+	return goString("Meta", fmt.Sprintf("%#v", plain(m.redacted())))
+}
+
+// MarshalJSON encodes m with the access token redacted.
+func (m Meta) MarshalJSON() ([]byte, error) {
+	type plain Meta
+	return json.Marshal(plain(m.redacted()))
+}
+
+// String formats w with the secret redacted.
+func (w Webhook) String() string { type plain Webhook; return fmt.Sprintf("%+v", plain(w.redacted())) }
+
+// GoString formats w with the secret redacted.
+func (w Webhook) GoString() string {
+	type plain Webhook
+	return goString("Webhook", fmt.Sprintf("%#v", plain(w.redacted())))
+}
+
+// MarshalJSON encodes w with the secret redacted.
+func (w Webhook) MarshalJSON() ([]byte, error) {
+	type plain Webhook
+	return json.Marshal(plain(w.redacted()))
+}
+
+// goString renames the local type in a %#v rendering ("config.plain{...}")
+// to the real one.
+func goString(typeName, s string) string {
+	const local = "config.plain"
+	if strings.HasPrefix(s, local) {
+		return "config." + typeName + s[len(local):]
+	}
+	return s
+}
