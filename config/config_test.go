@@ -284,6 +284,7 @@ func TestParseFileErrors(t *testing.T) {
 		{"scalar for list", "kafka: {brokers: a:1}\n", "kafka.brokers", `want a list, got "a:1"`},
 		{"list for string", "http: {listen: [a]}\n", "http.listen", "want a string, got a list"},
 		{"root not mapping", "- a\n", "(root)", "want a mapping, got a list (line 1)"},
+		{"two documents", "kafka: {}\n---\nhttp: {}\n", "(root)", "a second YAML document starts at line 2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -293,6 +294,17 @@ func TestParseFileErrors(t *testing.T) {
 				t.Fatalf("got %v, want path %q and message containing %q", ps, tt.wantPath, tt.wantMsg)
 			}
 		})
+	}
+}
+
+func TestParseReturnsConfigWithValidationError(t *testing.T) {
+	c, err := Parse([]byte("feeds:\n  - {id: a, filter: x, template: nope}\n"), nil)
+	ps := problemsOf(t, err)
+	if c == nil || len(c.Feeds) != 1 || len(ps) != 1 || ps[0].Path != "feeds[0] (a).template" {
+		t.Fatalf("got %v, %v", c, err)
+	}
+	if c, err := Parse([]byte("nope: 1\n"), nil); c != nil || err == nil {
+		t.Fatalf("decode error: got %v, %v", c, err)
 	}
 }
 

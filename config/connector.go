@@ -89,7 +89,8 @@ const (
 )
 
 // ParseConnector decodes, overrides, defaults and validates a connector
-// config exactly as Parse does for Config. It does not check a partner
+// config exactly as Parse does for Config (including returning the
+// Connector alongside a validation error). It does not check a partner
 // section; call ValidatePartner for that.
 func ParseConnector(data []byte, environ []string) (*Connector, error) {
 	var c Connector
@@ -99,7 +100,7 @@ func ParseConnector(data []byte, environ []string) (*Connector, error) {
 	}
 	c.applyDefaults(present)
 	if err := c.Validate(); err != nil {
-		return nil, err
+		return &c, err
 	}
 	return &c, nil
 }
@@ -113,7 +114,7 @@ func LoadConnector(path string, environ []string) (*Connector, error) {
 	}
 	c, err := ParseConnector(data, environ)
 	if err != nil {
-		return nil, fmt.Errorf("connector config %s: %w", path, err)
+		return c, fmt.Errorf("connector config %s: %w", path, err)
 	}
 	return c, nil
 }

@@ -38,8 +38,19 @@ func decode(data []byte, environ []string, dst any) (presence, error) {
 	present := presence{}
 
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	docs := yaml.NewDecoder(bytes.NewReader(data))
+	if err := docs.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("parse yaml: %w", err)
+	}
+	var extra yaml.Node
+	if err := docs.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, fmt.Errorf("parse yaml: %w", err)
+		}
+		return nil, &ValidationError{Problems: []Problem{{
+			Path:    "(root)",
+			Message: fmt.Sprintf("a second YAML document starts at line %d; the config must be one document", extra.Line),
+		}}}
 	}
 	if len(doc.Content) > 0 && !isNull(doc.Content[0]) {
 		root := doc.Content[0]

@@ -11,7 +11,11 @@ import (
 // os.Environ), fills defaults for keys set by neither, and validates the
 // result. Problems with keys, values or variables, and validation
 // problems, come back as a *ValidationError; YAML syntax errors as a
-// wrapped yaml error. The returned Config is the caller's.
+// wrapped yaml error. When decoding succeeded and only Validate failed,
+// Parse returns the decoded Config together with the *ValidationError, so
+// that `feedmill validate` can go on to check filters and templates; any
+// other error comes with a nil Config. The returned Config is the
+// caller's.
 func Parse(data []byte, environ []string) (*Config, error) {
 	var c Config
 	present, err := decode(data, environ, &c)
@@ -20,13 +24,14 @@ func Parse(data []byte, environ []string) (*Config, error) {
 	}
 	c.applyDefaults(present)
 	if err := c.Validate(); err != nil {
-		return nil, err
+		return &c, err
 	}
 	return &c, nil
 }
 
-// Load reads the config file at path and parses it as Parse does. Errors
-// are wrapped with the file name.
+// Load reads the config file at path and parses it as Parse does,
+// including returning the Config alongside a validation error. Errors are
+// wrapped with the file name.
 func Load(path string, environ []string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -34,7 +39,7 @@ func Load(path string, environ []string) (*Config, error) {
 	}
 	c, err := Parse(data, environ)
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return c, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil
 }
