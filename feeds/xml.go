@@ -1,0 +1,87 @@
+package feeds
+
+import "unicode/utf8"
+
+// xmlChar reports whether XML 1.0 allows r in a document.
+func xmlChar(r rune) bool {
+	return r == 0x09 || r == 0x0A || r == 0x0D ||
+		(r >= 0x20 && r <= 0xD7FF) ||
+		(r >= 0xE000 && r <= 0xFFFD) ||
+		(r >= 0x10000 && r <= 0x10FFFF)
+}
+
+// decodeRune decodes the rune at s[i:]; size 1 with utf8.RuneError means
+// invalid UTF-8.
+func decodeRune[T string | []byte](s T, i int) (rune, int) {
+	if c := s[i]; c < utf8.RuneSelf {
+		return rune(c), 1
+	}
+	end := min(i+utf8.UTFMax, len(s))
+	return utf8.DecodeRuneInString(string(s[i:end]))
+}
+
+// appendEscaped appends s as XML character data, usable in element text and
+// in double- or single-quoted attribute values. It drops invalid UTF-8 and
+// characters XML 1.0 forbids, keeps at most maxRunes of the remaining runes
+// (0: no limit), and escapes exactly as encoding/xml.EscapeText does.
+func appendEscaped[T string | []byte](dst []byte, s T, maxRunes int) []byte {
+	n := 0
+	for i := 0; i < len(s); {
+		r, size := decodeRune(s, i)
+		if (r == utf8.RuneError && size == 1) || !xmlChar(r) {
+			i += size
+			continue
+		}
+		if maxRunes > 0 && n == maxRunes {
+			break
+		}
+		n++
+		switch r {
+		case '"':
+			dst = append(dst, "&#34;"...)
+		case '\'':
+			dst = append(dst, "&#39;"...)
+		case '&':
+			dst = append(dst, "&amp;"...)
+		case '<':
+			dst = append(dst, "&lt;"...)
+		case '>':
+			dst = append(dst, "&gt;"...)
+		case '\t':
+			dst = append(dst, "&#x9;"...)
+		case '\n':
+			dst = append(dst, "&#xA;"...)
+		case '\r':
+			dst = append(dst, "&#xD;"...)
+		default:
+			dst = append(dst, s[i:i+size]...)
+		}
+		i += size
+	}
+	return dst
+}
+
+// appendCDATA appends s as one or more CDATA sections, with the same
+// sanitising and truncation as appendEscaped; "]]>" in s is split across two
+// sections. An empty value yields an empty section.
+func appendCDATA[T string | []byte](dst []byte, s T, maxRunes int) []byte {
+	dst = append(dst, "<![CDATA["...)
+	n := 0
+	for i := 0; i < len(s); {
+		r, size := decodeRune(s, i)
+		if (r == utf8.RuneError && size == 1) || !xmlChar(r) {
+			i += size
+			continue
+		}
+		if maxRunes > 0 && n == maxRunes {
+			break
+		}
+		n++
+		if r == '>' && len(dst) >= 2 && dst[len(dst)-1] == ']' && dst[len(dst)-2] == ']' {
+			dst = append(dst, "]]><![CDATA["...)
+		}
+		dst = append(dst, s[i:i+size]...)
+		i += size
+	}
+	return append(dst, "]]>"...)
+}
