@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -56,7 +57,7 @@ type Serde struct {
 	unknownIDs int                   // guarded by mu: cached 404s
 	fetches    singleflight.Group
 	readerPool sync.Pool // *avro.Reader
-	writerPool sync.Pool // *avro.Writer
+	keysPool   sync.Pool // *[]string: attribute-key scratch of the encoders
 }
 
 // writerSchema is a fetched writer schema, or why it is unusable.
@@ -95,7 +96,7 @@ func NewSerde(client *sr.Client) *Serde {
 		writers: make(map[int]*writerSchema),
 	}
 	s.readerPool.New = func() any { return avro.NewReader(nil, 0, avro.WithReaderConfig(api)) }
-	s.writerPool.New = func() any { return avro.NewWriter(nil, 512, avro.WithWriterConfig(api)) }
+	s.keysPool.New = func() any { return new([]string) }
 	return s
 }
 
@@ -346,53 +347,66 @@ func (s *Serde) Register(ctx context.Context, subject string, kind Kind) (int, e
 // AppendOffer appends the wire form of o (header with schemaID, then the
 // Avro body of feedmill's Offer schema) to dst and returns the extended
 // slice. On error dst is returned unchanged in length. o is only read. Safe
-// for concurrent use; the caller owns dst and the result.
+// for concurrent use; the caller owns dst and the result. The encoding is
+// deterministic: attributes are written in key order.
 func (s *Serde) AppendOffer(dst []byte, schemaID int, o *Offer) ([]byte, error) {
-	return s.appendWire(dst, schemaID, KindOffer, o)
-}
-
-// AppendSeller is AppendOffer for a Seller.
-func (s *Serde) AppendSeller(dst []byte, schemaID int, v *Seller) ([]byte, error) {
-	return s.appendWire(dst, schemaID, KindSeller, v)
-}
-
-// AppendRating is AppendOffer for a Rating.
-func (s *Serde) AppendRating(dst []byte, schemaID int, v *Rating) ([]byte, error) {
-	return s.appendWire(dst, schemaID, KindRating, v)
-}
-
-// AppendFeedEvent is AppendOffer for a FeedEvent.
-func (s *Serde) AppendFeedEvent(dst []byte, schemaID int, v *FeedEvent) ([]byte, error) {
-	return s.appendWire(dst, schemaID, KindFeedEvent, v)
-}
-
-func (s *Serde) appendWire(dst []byte, schemaID int, kind Kind, v any) ([]byte, error) {
-	if schemaID < 0 || schemaID > 1<<32-1 {
-		return dst, fmt.Errorf("encode %s: schema id %d out of range", kind, schemaID)
-	}
 	n := len(dst)
-	dst = append(dst, 0, byte(schemaID>>24), byte(schemaID>>16), byte(schemaID>>8), byte(schemaID))
-	out, err := s.appendBody(dst, kind, v)
+	dst, err := appendHeader(dst, schemaID)
+	if err != nil {
+		return dst, fmt.Errorf("encode %s: %w", KindOffer, err)
+	}
+	out, err := s.MarshalOffer(dst, o)
 	if err != nil {
 		return dst[:n], err
 	}
 	return out, nil
 }
 
-// appendBody appends the Avro body of v under our schema for kind.
-func (s *Serde) appendBody(dst []byte, kind Kind, v any) ([]byte, error) {
-	w := s.writerPool.Get().(*avro.Writer)
-	w.Reset(nil)
-	w.WriteVal(s.ours.parsed[kind], v)
-	err := w.Error
-	if err == nil {
-		dst = append(dst, w.Buffer()...)
-	}
-	w.Error = nil
-	w.Reset(nil)
-	s.writerPool.Put(w)
+// AppendSeller is AppendOffer for a Seller.
+func (s *Serde) AppendSeller(dst []byte, schemaID int, v *Seller) ([]byte, error) {
+	n := len(dst)
+	dst, err := appendHeader(dst, schemaID)
 	if err != nil {
-		return dst, fmt.Errorf("encode %s: %w", kind, err)
+		return dst, fmt.Errorf("encode %s: %w", KindSeller, err)
 	}
-	return dst, nil
+	out, err := s.MarshalSeller(dst, v)
+	if err != nil {
+		return dst[:n], err
+	}
+	return out, nil
 }
+
+// AppendRating is AppendOffer for a Rating.
+func (s *Serde) AppendRating(dst []byte, schemaID int, v *Rating) ([]byte, error) {
+	dst, err := appendHeader(dst, schemaID)
+	if err != nil {
+		return dst, fmt.Errorf("encode %s: %w", KindRating, err)
+	}
+	return appendRating(dst, v), nil
+}
+
+// AppendFeedEvent is AppendOffer for a FeedEvent.
+func (s *Serde) AppendFeedEvent(dst []byte, schemaID int, v *FeedEvent) ([]byte, error) {
+	n := len(dst)
+	dst, err := appendHeader(dst, schemaID)
+	if err != nil {
+		return dst, fmt.Errorf("encode %s: %w", KindFeedEvent, err)
+	}
+	kp := s.keysPool.Get().(*[]string)
+	out, keys, err := appendFeedEvent(dst, v, *kp)
+	*kp = keys
+	s.keysPool.Put(kp)
+	if err != nil {
+		return dst[:n], fmt.Errorf("encode %s: %w", KindFeedEvent, err)
+	}
+	return out, nil
+}
+
+func appendHeader(dst []byte, schemaID int) ([]byte, error) {
+	if schemaID < 0 || schemaID > math.MaxUint32 {
+		return dst, errSchemaIDRange
+	}
+	return append(dst, 0, byte(schemaID>>24), byte(schemaID>>16), byte(schemaID>>8), byte(schemaID)), nil
+}
+
+var errSchemaIDRange = errors.New("schema id out of range")

@@ -223,6 +223,15 @@ func newerOfferSchema(s *Serde) string {
 		`{"name":"warranty_months","type":["null","int"],"default":null},{"name":"version",`, 1)
 }
 
+// newerOfferBody encodes o with the newer writer schema, warranty 24.
+func newerOfferBody(s *Serde, o *Offer) ([]byte, error) {
+	sch, err := avro.ParseWithCache(newerOfferSchema(s), "", &avro.SchemaCache{})
+	if err != nil {
+		return nil, err
+	}
+	return avro.Marshal(sch, &newerOffer{Offer: *o, WarrantyMonths: ptr(24)})
+}
+
 type newerOffer struct {
 	Offer
 	WarrantyMonths *int `avro:"warranty_months"`
@@ -241,7 +250,7 @@ func TestDecodeEvolvedWriters(t *testing.T) {
 		t.Fatal("schema edit did not apply")
 	}
 	newerID := tr.registerText(t, "offers-value", newer) // BACKWARD compatible in srfake
-	newerBody, err := avro.Marshal(avro.MustParse(newer), &newerOffer{Offer: o, WarrantyMonths: ptr(24)})
+	newerBody, err := newerOfferBody(s, &o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,10 +7,20 @@ import "fmt"
 // reads it back with the same binary. It is not meant for other programs.
 
 // MarshalOffer appends the state encoding of o to dst and returns the
-// extended slice; on error dst is returned unchanged. o is only read; the
-// caller owns dst and the result. Safe for concurrent use.
+// extended slice; on error (an enum field that is not a symbol of its enum,
+// stock beyond the Avro int range) dst is returned unchanged. o is only
+// read; the caller owns dst and the result. Safe for concurrent use. The
+// encoding is deterministic (attributes in key order), so equal offers give
+// equal bytes.
 func (s *Serde) MarshalOffer(dst []byte, o *Offer) ([]byte, error) {
-	return s.appendBody(dst, KindOffer, o)
+	kp := s.keysPool.Get().(*[]string)
+	out, keys, err := appendOffer(dst, o, *kp)
+	*kp = keys
+	s.keysPool.Put(kp)
+	if err != nil {
+		return dst, fmt.Errorf("encode %s: %w", KindOffer, err)
+	}
+	return out, nil
 }
 
 // UnmarshalOffer decodes the state encoding b into o (overwriting all of
@@ -28,7 +38,11 @@ func (s *Serde) UnmarshalOffer(b []byte, o *Offer) error {
 
 // MarshalSeller is MarshalOffer for a Seller.
 func (s *Serde) MarshalSeller(dst []byte, v *Seller) ([]byte, error) {
-	return s.appendBody(dst, KindSeller, v)
+	out, err := appendSeller(dst, v)
+	if err != nil {
+		return dst, fmt.Errorf("encode %s: %w", KindSeller, err)
+	}
+	return out, nil
 }
 
 // UnmarshalSeller is UnmarshalOffer for a Seller.
@@ -37,9 +51,9 @@ func (s *Serde) UnmarshalSeller(b []byte, v *Seller) error {
 	return s.unmarshalState(KindSeller, b, v)
 }
 
-// MarshalRating is MarshalOffer for a Rating.
+// MarshalRating is MarshalOffer for a Rating; it never fails.
 func (s *Serde) MarshalRating(dst []byte, v *Rating) ([]byte, error) {
-	return s.appendBody(dst, KindRating, v)
+	return appendRating(dst, v), nil
 }
 
 // UnmarshalRating is UnmarshalOffer for a Rating.
