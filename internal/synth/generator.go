@@ -187,10 +187,7 @@ func New(seed int64, o Options) (*Generator, error) {
 	if o.HostileFraction == 0 {
 		o.HostileFraction = 0.01
 	}
-	cats, err := parseCategories()
-	if err != nil {
-		return nil, fmt.Errorf("synth vocabulary: %w", err)
-	}
+	cats := parseCategories()
 	g := &Generator{
 		o:           o,
 		rng:         rand.New(rand.NewPCG(uint64(seed), uint64(seed)^0x9e3779b97f4a7c15)),
@@ -389,7 +386,7 @@ func (g *Generator) updateOffer(op Op) Change {
 	case OpPrice:
 		f := 1 + (g.rng.Float64()-0.5)*0.4 // ±20 %
 		o.PriceMinor = max(1, int(math.Round(float64(o.PriceMinor)*f)))
-		o.Price = priceOf(o.PriceMinor, o.Currency)
+		records.DerivePrice(&o)
 	case OpStock:
 		switch {
 		case o.Stock > 0 && g.rng.IntN(4) == 0:
@@ -645,14 +642,15 @@ func (g *Generator) newOffer(id string, version int64, updated time.Time) *recor
 	pln := c.median * math.Exp(top.sigma*g.rng.NormFloat64())
 	cur := g.pickCurrency()
 	amount := pln * cur.perPLN
-	scale := math.Pow10(cur.minorUnit)
+	units := records.MinorUnits(cur.code)
+	scale := math.Pow10(units)
 	minor := int(math.Round(amount * scale))
-	if cur.minorUnit > 0 && amount > 10 && g.rng.IntN(2) == 0 {
+	if units > 0 && amount > 10 && g.rng.IntN(2) == 0 {
 		minor = int(math.Round(amount))*int(scale) - 1 // x.99 pricing
 	}
 	o.PriceMinor = max(1, minor)
 	o.Currency = cur.code
-	o.Price = priceOf(o.PriceMinor, o.Currency)
+	records.DerivePrice(o)
 
 	if g.rng.IntN(100) < 10 {
 		o.Stock = 0

@@ -144,7 +144,7 @@ func TestInvariants(t *testing.T) {
 			t.Fatalf("offer %s has no seller", o.ID)
 		case o.PriceMinor <= 0 || o.Stock < 0 || o.Stock > 500:
 			t.Fatalf("offer %s price %d stock %d", o.ID, o.PriceMinor, o.Stock)
-		case math.Abs(o.Price-priceOf(o.PriceMinor, o.Currency)) > 1e-9:
+		case math.Abs(o.Price-derived(o)) > 1e-9:
 			t.Fatalf("offer %s price %v does not match %d %s", o.ID, o.Price, o.PriceMinor, o.Currency)
 		case len(o.Images) < 1 || len(o.Images) > 6:
 			t.Fatalf("offer %s has %d images", o.ID, len(o.Images))
@@ -152,6 +152,9 @@ func TestInvariants(t *testing.T) {
 			t.Fatalf("offer %s category %q", o.ID, o.Category)
 		case o.UpdatedAt.IsZero() || o.Version <= 0:
 			t.Fatalf("offer %s updated_at %v version %d", o.ID, o.UpdatedAt, o.Version)
+		}
+		if err := records.ValidateOffer([]byte(key), o); err != nil {
+			t.Fatalf("offer %s: %v", o.ID, err)
 		}
 		if !oneOf(o.Condition, "NEW", "USED", "REFURBISHED") || !oneOf(o.Status, "ACTIVE", "INACTIVE", "ENDED") {
 			t.Fatalf("offer %s enums %q %q", o.ID, o.Condition, o.Status)
@@ -195,11 +198,17 @@ func TestInvariants(t *testing.T) {
 			}
 		case KindSellers:
 			s := ch.Seller
+			if err := records.ValidateSeller([]byte(ch.Key), s); err != nil {
+				t.Fatal(err)
+			}
 			if s.ID != ch.Key || !oneOf(s.Status, "ACTIVE", "SUSPENDED") || len(s.Country) != 2 || !utf8.ValidString(s.Name) {
 				t.Fatalf("bad seller %+v", s)
 			}
 		case KindRatings:
 			r := ch.Rating
+			if err := records.ValidateRating([]byte(ch.Key), r); err != nil {
+				t.Fatal(err)
+			}
 			if r.SellerID != ch.Key || r.Average < 1 || r.Average > 5 || r.PositivePct < 0 || r.PositivePct > 100 || r.Count < 0 {
 				t.Fatalf("bad rating %+v", r)
 			}
@@ -253,9 +262,15 @@ func oneOf(s string, xs ...string) bool {
 }
 
 func TestCategoryTree(t *testing.T) {
-	cats, err := parseCategories()
-	if err != nil {
-		t.Fatal(err)
+	cats := parseCategories()
+	lines := 0
+	for _, l := range strings.Split(categoryTable, "\n") {
+		if strings.TrimSpace(l) != "" {
+			lines++
+		}
+	}
+	if len(cats) != lines {
+		t.Fatalf("%d of %d category lines parse", len(cats), lines)
 	}
 	if len(cats) < 180 {
 		t.Fatalf("%d leaf categories, want about 200", len(cats))
@@ -273,4 +288,10 @@ func TestCategoryTree(t *testing.T) {
 			}
 		}
 	}
+}
+
+func derived(o *records.Offer) float64 {
+	c := *o
+	records.DerivePrice(&c)
+	return c.Price
 }
