@@ -11,6 +11,10 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker"
+	exprcompiler "github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
+	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 
@@ -243,6 +247,7 @@ func exprOptions(boolean bool) []expr.Option {
 		expr.DisableBuiltin("toBase64"),
 		expr.DisableBuiltin("fromBase64"),
 		expr.MaxNodes(maxNodes),
+		expr.Patch(nilCheckRewriter{}),
 	}
 	if boolean {
 		opts = append(opts, expr.AsBool())
@@ -255,7 +260,7 @@ const maxNodes = 2000
 // program compiles one filter (boolean) or template value and returns the
 // environment leaves it reads.
 func (c *compiler) program(src string, boolean bool) (*vm.Program, usage, error) {
-	prog, err := expr.Compile(src, exprOptions(boolean)...)
+	prog, err := compileExpr(src, exprOptions(boolean))
 	if err != nil {
 		return nil, usage{}, describeExprError(err)
 	}
@@ -264,6 +269,91 @@ func (c *compiler) program(src string, boolean bool) (*vm.Program, usage, error)
 		return nil, usage{}, err
 	}
 	return prog, c.bits.usage(&root), nil
+}
+
+// compileExpr is expr.Compile with one step added between type checking
+// and code generation: an optional chain (`seller?.status`) that may yield
+// nil is retyped from its field's type to any. Otherwise expr emits a
+// string- or int-specialised comparison for `seller?.status == "ACTIVE"`
+// that fails at run time when seller is nil, instead of being false.
+func compileExpr(src string, opts []expr.Option) (*vm.Program, error) {
+	cfg := conf.CreateNew()
+	for _, op := range opts {
+		op(cfg)
+	}
+	for name := range cfg.Disabled {
+		delete(cfg.Builtins, name)
+	}
+	cfg.Check()
+	tree, err := checker.ParseCheck(src, cfg)
+	if err != nil {
+		return nil, err
+	}
+	ast.Walk(&tree.Node, chainRetyper{})
+	if cfg.Optimize {
+		if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
+			var fe *file.Error
+			if errors.As(err, &fe) {
+				return nil, fe.Bind(tree.Source)
+			}
+			return nil, err
+		}
+	}
+	return exprcompiler.Compile(tree, cfg)
+}
+
+// nilCheckRewriter rewrites `seller == nil` to `seller?.id == nil` (and
+// likewise for rating and !=), which means the same: compared directly, expr
+// dereferences the pointer and copies the whole struct per run.
+type nilCheckRewriter struct{}
+
+func (nilCheckRewriter) Visit(n *ast.Node) {
+	b, ok := (*n).(*ast.BinaryNode)
+	if !ok || (b.Operator != "==" && b.Operator != "!=") {
+		return
+	}
+	rewrite := func(side *ast.Node, other ast.Node) {
+		if _, ok := other.(*ast.NilNode); !ok {
+			return
+		}
+		id, ok := (*side).(*ast.IdentifierNode)
+		if !ok {
+			return
+		}
+		var key string
+		switch id.Value {
+		case "seller":
+			key = "id"
+		case "rating":
+			key = "seller_id"
+		default:
+			return
+		}
+		member := &ast.MemberNode{Node: id, Property: &ast.StringNode{Value: key}, Optional: true}
+		member.SetLocation(id.Location())
+		member.Property.SetLocation(id.Location())
+		chain := &ast.ChainNode{Node: member}
+		chain.SetLocation(id.Location())
+		ast.Patch(side, chain)
+	}
+	rewrite(&b.Left, b.Right)
+	rewrite(&b.Right, b.Left)
+}
+
+type chainRetyper struct{}
+
+func (chainRetyper) Visit(n *ast.Node) {
+	ch, ok := (*n).(*ast.ChainNode)
+	if !ok {
+		return
+	}
+	if t := ch.Type(); t != nil {
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Interface:
+		default:
+			ch.SetType(reflect.TypeFor[any]())
+		}
+	}
 }
 
 func describeExprError(err error) error {

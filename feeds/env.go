@@ -232,7 +232,7 @@ func loadOffer(d *offerSlots, u uint32, o *records.Offer, attrs map[string]any) 
 		d.SellerID = o.SellerID
 	}
 	if u&uOfferProductID != 0 {
-		d.ProductID = o.ProductID
+		d.ProductID = optionalString(o.ProductID)
 	}
 	if u&uOfferTitle != 0 {
 		d.Title = o.Title
@@ -265,10 +265,10 @@ func loadOffer(d *offerSlots, u uint32, o *records.Offer, attrs map[string]any) 
 		d.Images = o.Images
 	}
 	if u&uOfferBrand != 0 {
-		d.Brand = o.Brand
+		d.Brand = optionalString(o.Brand)
 	}
 	if u&uOfferGTIN != 0 {
-		d.GTIN = o.GTIN
+		d.GTIN = optionalString(o.GTIN)
 	}
 	if u&uOfferAttributes != 0 {
 		clear(attrs)
@@ -286,6 +286,16 @@ func loadOffer(d *offerSlots, u uint32, o *records.Offer, attrs map[string]any) 
 	if u&uOfferPrice != 0 {
 		d.Price = o.Price
 	}
+}
+
+// optional is what expr's dereference makes of a *string: the string, or
+// nil. Programs dereference pointer fields before using them, so storing
+// the result saves a copy (an allocation) per run.
+func optionalString(p *string) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
 
 func loadSeller(d *sellerSlots, u uint32, s *records.Seller) {

@@ -1,0 +1,73 @@
+package feeds
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/feedmill/feedmill/config"
+)
+
+// benchFeeds generates n realistic filters: category prefixes × price bands
+// × seller and rating conditions × brands.
+func benchFeeds(n int) []config.Feed {
+	categories := []string{"Electronics/Phones", "Electronics/Laptops", "Home/Kitchen", "Fashion/Shoes", "Toys", "Sports/Bikes", "Books", "Garden/Tools", "Beauty", "Auto/Parts"}
+	bands := [][2]float64{{0, 50}, {50, 200}, {200, 1000}, {1000, 100000}}
+	sellers := []string{
+		`seller?.status == "ACTIVE"`,
+		`seller?.status == "ACTIVE" && (seller?.super_seller ?? false)`,
+		`seller?.status == "ACTIVE" && (rating?.average ?? 0) >= 4.0`,
+		`seller != nil && seller.country == "PL" && (rating?.positive_pct ?? 0) > 95.0`,
+	}
+	brands := []string{``, ` && offer.brand in ["Apple","Samsung","Xiaomi"]`, ` && offer.gtin != nil`, ` && (offer.attributes["colour"] ?? "") == "black"`}
+	templates := BuiltinTemplates()
+	out := make([]config.Feed, 0, n)
+	for i := 0; len(out) < n; i++ {
+		c := categories[i%len(categories)]
+		b := bands[(i/len(categories))%len(bands)]
+		s := sellers[(i/(len(categories)*len(bands)))%len(sellers)]
+		br := brands[(i/(len(categories)*len(bands)*len(sellers)))%len(brands)]
+		filter := fmt.Sprintf(`offer.status == "ACTIVE" && offer.stock > 0 && offer.category startsWith %q && offer.price >= %g && offer.price < %g && %s%s`, c, b[0], b[1], s, br)
+		out = append(out, config.Feed{
+			ID:           fmt.Sprintf("feed-%d", i),
+			Filter:       filter,
+			Template:     templates[i%len(templates)],
+			Destinations: []string{"d"},
+		})
+	}
+	return out
+}
+
+func BenchmarkMatch(b *testing.B) {
+	for _, n := range []int{10, 1300} {
+		b.Run(fmt.Sprintf("feeds=%d", n), func(b *testing.B) {
+			fs := benchFeeds(n)
+			s := mustCompile(b, fs, nil)
+			e := s.NewEvaluator()
+			v := &View{Offer: testOffer(), Seller: testSeller(), Rating: testRating()}
+			member := make([]bool, n)
+			b.ReportAllocs()
+			for b.Loop() {
+				e.Match(v, testNow, member)
+			}
+		})
+	}
+}
+
+func BenchmarkFingerprint(b *testing.B) {
+	s := mustCompile(b, []config.Feed{
+		{ID: "g", Filter: "true", Template: "google-merchant"},
+		{ID: "m", Filter: "true", Template: "meta-catalog"},
+		{ID: "c", Filter: "true", Template: "ceneo"},
+		{ID: "x", Filter: "true", Template: "partner-x"},
+	}, []config.Template{partnerX()})
+	v := &View{Offer: testOffer(), Seller: testSeller(), Rating: testRating()}
+	for _, t := range s.Templates() {
+		b.Run(t.ID, func(b *testing.B) {
+			e := s.NewEvaluator()
+			b.ReportAllocs()
+			for b.Loop() {
+				e.Fingerprint(t, v, testNow)
+			}
+		})
+	}
+}
