@@ -14,8 +14,8 @@ import (
 	"github.com/expr-lang/expr/checker"
 	exprcompiler "github.com/expr-lang/expr/compiler"
 	"github.com/expr-lang/expr/conf"
-	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/feedmill/feedmill/config"
