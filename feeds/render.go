@@ -140,12 +140,14 @@ func (r *renderer) element(dst []byte, n *node, i int) []byte {
 	mark := len(dst)
 	dst = append(dst, '<')
 	dst = append(dst, n.name...)
+	wrote := false
 	for _, a := range n.attrs {
 		var ok bool
 		r.attr, ok = a.value(r, i, r.attr[:0])
 		if !ok {
 			continue
 		}
+		wrote = true
 		dst = append(dst, ' ')
 		dst = append(dst, a.name...)
 		dst = append(dst, `="`...)
@@ -170,6 +172,9 @@ func (r *renderer) element(dst []byte, n *node, i int) []byte {
 			return dst[:mark]
 		}
 	default:
+		if len(n.attrs) > 0 && !wrote {
+			return dst[:mark] // an attribute-only element with no attribute
+		}
 		return append(dst, "/>"...)
 	}
 	dst = append(dst, "</"...)
