@@ -90,7 +90,13 @@ func goldenViews() []*View {
 		{Offer: testOffer(), Seller: testSeller(), Rating: testRating()},
 		{Offer: hostileOffer(), Seller: &records.Seller{Name: "Sklep <Ala> & \x02Kot"}},
 		{Offer: minimalOffer()},
-		{Offer: func() *records.Offer { o := minimalOffer(); o.Currency = "KWD"; o.PriceMinor = 5; records.DerivePrice(o); return o }(), Seller: testSeller()},
+		{Offer: func() *records.Offer {
+			o := minimalOffer()
+			o.Currency = "KWD"
+			o.PriceMinor = 5
+			records.DerivePrice(o)
+			return o
+		}(), Seller: testSeller()},
 	}
 }
 
