@@ -35,6 +35,11 @@
 // splitting "]]>"). Attribute maps are rendered in sorted key order, and no
 // template renders updated_at or version.
 //
+// A custom template value that fails at run time, or yields a type with no
+// text form, omits its element and counts in Evaluator.RenderErrors. A
+// custom value that reads `now` renders differently as time passes, and so
+// changes the item's fingerprint: that is the template author's choice.
+//
 // Fingerprint hashes (xxhash64) exactly the bytes AppendItem writes, so the
 // streaming processor emits UPDATE only when the rendered item changed, and
 // the full pass streams documents (AppendHeader, AppendItem per member,
