@@ -27,6 +27,8 @@ func (e *RejectError) Error() string {
 func (e *RejectError) Unwrap() error { return e.Err }
 
 // IsReject reports whether err is or wraps a *RejectError and returns it.
+// A *RejectError may be shared between calls (cached per schema id): treat
+// it as read-only.
 func IsReject(err error) (*RejectError, bool) {
 	var re *RejectError
 	if errors.As(err, &re) {

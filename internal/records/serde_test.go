@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hamba/avro/v2"
@@ -356,20 +357,27 @@ func TestRegistryServerError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fail := true
+	var status atomic.Int32
 	tr.reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
-		if fail {
-			w.WriteHeader(503)
+		if code := int(status.Load()); code != 0 {
+			w.WriteHeader(code)
 			return true
 		}
 		return false
 	})
-	var got Offer
-	err = s.DecodeOffer(bg, b, &got)
-	if _, ok := IsReject(err); ok || err == nil {
-		t.Fatalf("503: err = %v, want a non-reject error", err)
+	// A 5xx, or a 404 without the registry's "schema not found" error code
+	// (a wrong URL, a proxy), is a broken dependency, not a bad record, and
+	// is not cached.
+	for _, code := range []int{http.StatusServiceUnavailable, http.StatusInternalServerError, http.StatusNotFound} {
+		status.Store(int32(code))
+		var got Offer
+		err = s.DecodeOffer(bg, b, &got)
+		if _, ok := IsReject(err); ok || err == nil {
+			t.Fatalf("HTTP %d: err = %v, want a non-reject error", code, err)
+		}
 	}
-	fail = false
+	status.Store(0)
+	var got Offer
 	err = s.DecodeOffer(bg, b, &got)
 	if re, ok := IsReject(err); !ok || re.Reason != "unknown schema id "+itoa(id+1000) {
 		t.Fatalf("after recovery: err = %v, want unknown schema id reject", err)
