@@ -19,15 +19,18 @@ import (
 // Reject reasons of the decoders. Reasons that name a schema id are built
 // from these prefixes, e.g. "unknown schema id 42".
 const (
-	ReasonEmptyValue     = "empty value"
-	ReasonShortValue     = "value shorter than the 5-byte wire-format header"
-	ReasonBadMagic       = "bad magic byte"
-	ReasonUnknownSchema  = "unknown schema id"
-	ReasonNotAvro        = "not an avro schema: id"
-	ReasonBadWriter      = "unparsable writer schema id"
-	ReasonIncompatible   = "incompatible writer schema id"
-	ReasonUndecodable    = "undecodable avro body"
-	ReasonTrailingBytes  = "trailing bytes after avro body"
+	ReasonEmptyValue    = "empty value"
+	ReasonShortValue    = "value shorter than the 5-byte wire-format header"
+	ReasonBadMagic      = "bad magic byte"
+	ReasonUnknownSchema = "unknown schema id"
+	ReasonNotAvro       = "not an avro schema: id"
+	ReasonBadWriter     = "unparsable writer schema id"
+	ReasonIncompatible  = "incompatible writer schema id"
+	ReasonUndecodable   = "undecodable avro body"
+	ReasonTrailingBytes = "trailing bytes after avro body"
+)
+
+const (
 	headerLen            = 5
 	maxCachedUnknownIDs  = 1024
 	maxArrayElements     = 1 << 16
