@@ -121,7 +121,8 @@ func (p *Producer) Flush(ctx context.Context) error {
 // RunOptions configures Run.
 type RunOptions struct {
 	// Count is the number of stream changes after the initial catalog;
-	// 0 produces until ctx ends.
+	// 0 produces until ctx ends, a negative Count produces none (only the
+	// initial catalog).
 	Count int
 	// Rate limits stream changes per second; 0 is as fast as possible.
 	// The initial catalog is not rate limited.
@@ -201,6 +202,9 @@ func (p *Producer) run(ctx context.Context, g *Generator, o RunOptions, lim *rat
 		if err != nil {
 			return err
 		}
+	}
+	if o.Count < 0 {
+		return nil
 	}
 	for i := 0; o.Count == 0 || i < o.Count; i++ {
 		if lim != nil {

@@ -133,6 +133,10 @@ func TestProducerRunStopsOnCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Count < 0 sends only the initial catalog.
+	if err := p.Run(ctx, g, RunOptions{Initial: true, Count: -1}); err != nil {
+		t.Fatal(err)
+	}
 	// A rate-limited bounded run completes.
 	if err := p.Run(ctx, g, RunOptions{Count: 50, Rate: 1e5}); err != nil {
 		t.Fatal(err)
@@ -147,4 +151,28 @@ func TestProducerRunStopsOnCancel(t *testing.T) {
 			t.Fatalf("cancelled endless run %+v: %v", o, err)
 		}
 	}
+}
+
+// BenchmarkProducerInitial produces a 20k-offer catalog (plus sellers and
+// ratings) to the embedded broker per iteration.
+func BenchmarkProducerInitial(b *testing.B) {
+	topics := config.Topics{Offers: "offers", Sellers: "sellers", Ratings: "ratings"}
+	env := testenv.New(b, topics.Offers, topics.Sellers, topics.Ratings)
+	ctx := context.Background()
+	p, err := NewProducer(ctx, env.Client(b), records.NewSerde(env.Registry(b)), topics)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := New(1, Options{Offers: 20000, Now: fixedNow})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	sent := 0
+	for b.Loop() {
+		if err := p.Run(ctx, g, RunOptions{Initial: true, Count: -1, Progress: func(n int, _ float64) { sent = n }}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(sent)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
