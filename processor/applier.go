@@ -1,0 +1,557 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/feedmill/feedmill/config"
+	"github.com/feedmill/feedmill/feeds"
+	"github.com/feedmill/feedmill/internal/records"
+	"github.com/feedmill/feedmill/state"
+)
+
+// errRetry marks a failure that is not the data's fault (schema registry
+// unreachable): the batch is discarded and applied again.
+type errRetry struct{ err error }
+
+func (e errRetry) Error() string { return e.err.Error() }
+func (e errRetry) Unwrap() error { return e.err }
+
+// Applier turns input records into state changes and outgoing events. It is
+// the only writer of offer state and memberships: every method must be
+// called from one goroutine (the Pipeline's). Each applied input batch is
+// one state.Batch holding state, offsets and outbox records.
+type Applier struct {
+	store   *state.Store
+	set     *feeds.Set
+	serde   *records.Serde
+	topics  config.Topics
+	proc    config.Processor
+	retain  time.Duration
+	eventID int // schema id of FeedEvent
+	now     func() time.Time
+	metrics *Metrics
+	logger  *zap.Logger
+
+	eval    *feeds.Evaluator
+	member  []bool
+	oldIdx  []int32
+	fp      []uint64
+	fpValid []bool
+	counts  []int64
+	delta   []int64
+
+	mem, next state.Membership
+	offer     records.Offer
+	prev      records.Offer
+	view      feeds.View
+	hasher    *fieldHasher
+	hashes    []uint32
+	entries   []records.FeedEntry
+	changed   []string
+	headers   []state.Header
+	event     records.FeedEvent
+	enc       []byte
+	intern    state.Interner
+
+	sellers map[string]*records.Seller // nil value: known absent
+	ratings map[string]*records.Rating
+
+	partitions []int32               // owned offers partitions, sorted
+	jobs       map[string]*state.Job // pending seller jobs
+	jobOrder   []string
+	jobStarts  []state.Job // jobs started by the batch being built
+
+	pendingActions [4]int64
+	offsetsSeen    []tp
+}
+
+type tp struct {
+	topic     string
+	partition int32
+	next      int64
+}
+
+// ApplierDeps are what an Applier needs.
+type ApplierDeps struct {
+	Store         *state.Store
+	Feeds         *feeds.Set
+	Serde         *records.Serde
+	Topics        config.Topics
+	Processor     config.Processor
+	Retention     time.Duration
+	EventSchemaID int
+	Now           func() time.Time
+	Metrics       *Metrics
+	Logger        *zap.Logger
+}
+
+// NewApplier loads the live counts and pending jobs from the store.
+func NewApplier(d ApplierDeps) (*Applier, error) {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	n := len(d.Feeds.Feeds())
+	a := &Applier{
+		store: d.Store, set: d.Feeds, serde: d.Serde, topics: d.Topics, proc: d.Processor,
+		retain: d.Retention, eventID: d.EventSchemaID, now: d.Now, metrics: d.Metrics,
+		logger: d.Logger.Named("applier"),
+		eval:   d.Feeds.NewEvaluator(), member: make([]bool, n), oldIdx: make([]int32, n),
+		fp: make([]uint64, len(d.Feeds.Templates())), fpValid: make([]bool, len(d.Feeds.Templates())),
+		counts: make([]int64, n), delta: make([]int64, n),
+		hasher:  newFieldHasher(),
+		sellers: map[string]*records.Seller{}, ratings: map[string]*records.Rating{},
+		jobs: map[string]*state.Job{},
+	}
+	for i := range a.oldIdx {
+		a.oldIdx[i] = -1
+	}
+	names := map[string]string{}
+	for _, f := range d.Feeds.Feeds() {
+		names[f.ID] = f.ID
+		for _, dst := range f.Destinations {
+			names[dst] = dst
+		}
+	}
+	a.intern = func(b []byte) string {
+		if s, ok := names[string(b)]; ok {
+			return s
+		}
+		return string(b)
+	}
+	counts, err := d.Store.Counts()
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range d.Feeds.Feeds() {
+		a.counts[f.Index] = counts[f.ID]
+		a.metrics.members.WithLabelValues(f.ID).Set(float64(a.counts[f.Index]))
+	}
+	jobs, err := d.Store.Jobs()
+	if err != nil {
+		return nil, err
+	}
+	for i := range jobs {
+		a.putJob(jobs[i])
+	}
+	return a, nil
+}
+
+// SetPartitions sets the offers partitions this instance owns.
+func (a *Applier) SetPartitions(ps []int32) {
+	a.partitions = slices.Clone(ps)
+	slices.Sort(a.partitions)
+}
+
+// Counts returns the live member count per feed index (a copy).
+func (a *Applier) Counts() []int64 { return slices.Clone(a.counts) }
+
+// PendingJobs reports how many seller re-evaluation jobs are pending.
+func (a *Applier) PendingJobs() int { return len(a.jobOrder) }
+
+func (a *Applier) putJob(j state.Job) {
+	if _, ok := a.jobs[j.SellerID]; !ok {
+		a.jobOrder = append(a.jobOrder, j.SellerID)
+	}
+	jj := j
+	a.jobs[j.SellerID] = &jj
+}
+
+func (a *Applier) dropJob(seller string) {
+	delete(a.jobs, seller)
+	if i := slices.Index(a.jobOrder, seller); i >= 0 {
+		a.jobOrder = slices.Delete(a.jobOrder, i, i+1)
+	}
+}
+
+// resetCaches forgets everything derived from uncommitted writes.
+func (a *Applier) resetCaches() {
+	clear(a.sellers)
+	clear(a.ratings)
+	clear(a.delta)
+	a.jobStarts = a.jobStarts[:0]
+	a.pendingActions = [4]int64{}
+	a.offsetsSeen = a.offsetsSeen[:0]
+}
+
+// Apply applies recs (from any input topic) in batches of at most
+// Processor.MaxBatchRecords records, each committed atomically with its
+// offsets and outbox records. A registry outage is retried with backoff
+// until ctx ends; a state error is returned.
+func (a *Applier) Apply(ctx context.Context, recs []*kgo.Record) error {
+	max := a.proc.MaxBatchRecords
+	if max <= 0 {
+		max = 2000
+	}
+	for len(recs) > 0 {
+		n := min(len(recs), max)
+		if err := a.applyWithRetry(ctx, recs[:n]); err != nil {
+			return err
+		}
+		recs = recs[n:]
+	}
+	return nil
+}
+
+func (a *Applier) applyWithRetry(ctx context.Context, recs []*kgo.Record) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := a.applyOnce(ctx, recs)
+		if err == nil {
+			return nil
+		}
+		a.resetCaches()
+		var r errRetry
+		if !errors.As(err, &r) {
+			return err
+		}
+		if attempt == 0 || attempt%20 == 0 {
+			a.logger.Warn("input batch not applied, retrying", zap.Error(err), zap.Int("attempt", attempt))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+func (a *Applier) applyOnce(ctx context.Context, recs []*kgo.Record) error {
+	b := a.store.NewBatch()
+	defer b.Close()
+	now := a.now()
+	for _, r := range recs {
+		var err error
+		switch r.Topic {
+		case a.topics.Offers:
+			err = a.applyOffer(ctx, b, r, now)
+		case a.topics.Sellers:
+			err = a.applySeller(ctx, b, r, now)
+		case a.topics.Ratings:
+			err = a.applyRating(ctx, b, r, now)
+		default:
+			err = fmt.Errorf("record of unexpected topic %q", r.Topic)
+		}
+		if err != nil {
+			return err
+		}
+		a.noteOffset(r.Topic, r.Partition, r.Offset+1)
+	}
+	for _, o := range a.offsetsSeen {
+		if err := b.SetOffset(o.topic, o.partition, o.next); err != nil {
+			return err
+		}
+	}
+	for _, j := range a.jobStarts {
+		if err := b.PutJob(&j); err != nil {
+			return err
+		}
+	}
+	return a.commit(b, now)
+}
+
+func (a *Applier) noteOffset(topic string, p int32, next int64) {
+	for i := range a.offsetsSeen {
+		if a.offsetsSeen[i].partition == p && a.offsetsSeen[i].topic == topic {
+			a.offsetsSeen[i].next = next
+			return
+		}
+	}
+	a.offsetsSeen = append(a.offsetsSeen, tp{topic, p, next})
+}
+
+// commit writes the counts that changed, commits b durably, then publishes
+// what the batch did to memory and metrics.
+func (a *Applier) commit(b *state.Batch, now time.Time) error {
+	feedsList := a.set.Feeds()
+	for i, d := range a.delta {
+		if d != 0 {
+			if err := b.SetCount(feedsList[i].ID, a.counts[i]+d); err != nil {
+				return err
+			}
+		}
+	}
+	outboxN := b.OutboxLen()
+	if err := b.Commit(true); err != nil {
+		return err
+	}
+	for i, d := range a.delta {
+		if d != 0 {
+			a.counts[i] += d
+			a.metrics.members.WithLabelValues(feedsList[i].ID).Set(float64(a.counts[i]))
+		}
+	}
+	clear(a.delta)
+	for _, j := range a.jobStarts {
+		a.putJob(j)
+	}
+	a.jobStarts = a.jobStarts[:0]
+	for i, n := range a.pendingActions {
+		if n > 0 {
+			a.metrics.eventsEntries.WithLabelValues(actionNames[i]).Add(float64(n))
+		}
+	}
+	a.pendingActions = [4]int64{}
+	for _, o := range a.offsetsSeen {
+		a.metrics.committed.WithLabelValues(o.topic, strconv.Itoa(int(o.partition))).Set(float64(o.next))
+	}
+	a.offsetsSeen = a.offsetsSeen[:0]
+	if outboxN > 0 {
+		a.metrics.outboxAdded.Add(float64(outboxN))
+	}
+	return nil
+}
+
+var actionNames = [4]string{records.ActionAdd, records.ActionUpdate, records.ActionRemove, records.ActionRefresh}
+
+func actionIndex(action string) int {
+	switch action {
+	case records.ActionAdd:
+		return 0
+	case records.ActionUpdate:
+		return 1
+	case records.ActionRemove:
+		return 2
+	default:
+		return 3
+	}
+}
+
+// reject stages the original record for the rejects topic.
+func (a *Applier) reject(b *state.Batch, outboxPartition int32, r *kgo.Record, reason string) {
+	b.AddOutbox(outboxPartition, &state.OutboxRecord{
+		Topic: a.topics.Rejects,
+		Key:   r.Key,
+		Value: r.Value,
+		Headers: []state.Header{
+			{Key: "error", Value: []byte(reason)},
+			{Key: "source-topic", Value: []byte(r.Topic)},
+			{Key: "source-partition", Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
+			{Key: "source-offset", Value: strconv.AppendInt(nil, r.Offset, 10)},
+		},
+		SourceTimeMs: r.Timestamp.UnixMilli(),
+	})
+	a.metrics.rejected.WithLabelValues(r.Topic).Inc()
+}
+
+// decodeErr sorts a decode error: reject (true), retry, or nil.
+func (a *Applier) decodeErr(b *state.Batch, p int32, r *kgo.Record, err error) (bool, error) {
+	if err == nil {
+		return false, nil
+	}
+	if rej, ok := records.IsReject(err); ok {
+		a.reject(b, p, r, rej.Error())
+		return true, nil
+	}
+	return false, errRetry{fmt.Errorf("decode %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)}
+}
+
+func (a *Applier) applyOffer(ctx context.Context, b *state.Batch, r *kgo.Record, now time.Time) error {
+	a.metrics.consumed.WithLabelValues(r.Topic).Inc()
+	p := r.Partition
+	id := string(r.Key)
+	if len(r.Key) == 0 {
+		a.reject(b, p, r, "missing key")
+		return nil
+	}
+	if r.Value == nil {
+		pres, _, err := b.GetOffer(p, id, &a.prev)
+		if err != nil || pres != state.Live {
+			return err
+		}
+		if err := b.DeleteIndex(p, a.prev.SellerID, id); err != nil {
+			return err
+		}
+		if err := b.DeleteOffer(p, id, a.prev.Version, now); err != nil {
+			return err
+		}
+		return a.evaluate(b, p, id, nil, records.CauseChange, r.Timestamp.UnixMilli(), now)
+	}
+	a.offer = records.Offer{}
+	if rejected, err := a.decodeErr(b, p, r, a.serde.DecodeOffer(ctx, r.Value, &a.offer)); rejected || err != nil {
+		return err
+	}
+	if err := records.ValidateOffer(r.Key, &a.offer); err != nil {
+		a.reject(b, p, r, err.Error())
+		return nil
+	}
+	a.prev = records.Offer{}
+	pres, tomb, err := b.GetOffer(p, id, &a.prev)
+	if err != nil {
+		return err
+	}
+	switch pres {
+	case state.Live:
+		if a.offer.Version <= a.prev.Version {
+			a.metrics.stale.WithLabelValues(r.Topic).Inc()
+			return nil
+		}
+	case state.Deleted:
+		if a.offer.Version <= tomb.Version && now.Sub(tomb.DeletedAt) < a.retain {
+			a.metrics.stale.WithLabelValues(r.Topic).Inc()
+			return nil
+		}
+	}
+	if err := b.PutOffer(p, &a.offer); err != nil {
+		return err
+	}
+	if pres != state.Live || a.prev.SellerID != a.offer.SellerID {
+		if pres == state.Live {
+			if err := b.DeleteIndex(p, a.prev.SellerID, id); err != nil {
+				return err
+			}
+		}
+		if err := b.PutIndex(p, a.offer.SellerID, id); err != nil {
+			return err
+		}
+	}
+	seller, err := a.seller(b, a.offer.SellerID)
+	if err != nil {
+		return err
+	}
+	rating, err := a.rating(b, a.offer.SellerID)
+	if err != nil {
+		return err
+	}
+	a.view = feeds.View{Offer: &a.offer, Seller: seller, Rating: rating}
+	return a.evaluate(b, p, id, &a.view, records.CauseChange, r.Timestamp.UnixMilli(), now)
+}
+
+func (a *Applier) seller(b *state.Batch, id string) (*records.Seller, error) {
+	if s, ok := a.sellers[id]; ok {
+		return s, nil
+	}
+	s := new(records.Seller)
+	pres, _, err := b.GetSeller(id, s)
+	if err != nil {
+		return nil, err
+	}
+	if pres != state.Live {
+		s = nil
+	}
+	a.sellers[id] = s
+	return s, nil
+}
+
+func (a *Applier) rating(b *state.Batch, sellerID string) (*records.Rating, error) {
+	if r, ok := a.ratings[sellerID]; ok {
+		return r, nil
+	}
+	r := new(records.Rating)
+	pres, _, err := b.GetRating(sellerID, r)
+	if err != nil {
+		return nil, err
+	}
+	if pres != state.Live {
+		r = nil
+	}
+	a.ratings[sellerID] = r
+	return r, nil
+}
+
+func (a *Applier) startJob(sellerID string, srcMs int64) {
+	j := state.Job{SellerID: sellerID, Partition: -1, SourceTimeMs: srcMs}
+	for i := range a.jobStarts {
+		if a.jobStarts[i].SellerID == sellerID {
+			a.jobStarts[i] = j
+			return
+		}
+	}
+	a.jobStarts = append(a.jobStarts, j)
+}
+
+func (a *Applier) applySeller(ctx context.Context, b *state.Batch, r *kgo.Record, now time.Time) error {
+	a.metrics.consumed.WithLabelValues(r.Topic).Inc()
+	id := string(r.Key)
+	if len(r.Key) == 0 {
+		a.reject(b, state.TablePartition, r, "missing key")
+		return nil
+	}
+	var cur records.Seller
+	pres, tomb, err := b.GetSeller(id, &cur)
+	if err != nil {
+		return err
+	}
+	if r.Value == nil {
+		if pres != state.Live {
+			return nil
+		}
+		if err := b.DeleteSeller(id, cur.Version, now); err != nil {
+			return err
+		}
+		a.sellers[id] = nil
+		a.startJob(id, r.Timestamp.UnixMilli())
+		return nil
+	}
+	s := new(records.Seller)
+	if rejected, err := a.decodeErr(b, state.TablePartition, r, a.serde.DecodeSeller(ctx, r.Value, s)); rejected || err != nil {
+		return err
+	}
+	if err := records.ValidateSeller(r.Key, s); err != nil {
+		a.reject(b, state.TablePartition, r, err.Error())
+		return nil
+	}
+	if (pres == state.Live && s.Version <= cur.Version) ||
+		(pres == state.Deleted && s.Version <= tomb.Version && now.Sub(tomb.DeletedAt) < a.retain) {
+		a.metrics.stale.WithLabelValues(r.Topic).Inc()
+		return nil
+	}
+	if err := b.PutSeller(s); err != nil {
+		return err
+	}
+	a.sellers[id] = s
+	a.startJob(id, r.Timestamp.UnixMilli())
+	return nil
+}
+
+func (a *Applier) applyRating(ctx context.Context, b *state.Batch, r *kgo.Record, now time.Time) error {
+	a.metrics.consumed.WithLabelValues(r.Topic).Inc()
+	id := string(r.Key)
+	if len(r.Key) == 0 {
+		a.reject(b, state.TablePartition, r, "missing key")
+		return nil
+	}
+	var cur records.Rating
+	pres, tomb, err := b.GetRating(id, &cur)
+	if err != nil {
+		return err
+	}
+	if r.Value == nil {
+		if pres != state.Live {
+			return nil
+		}
+		if err := b.DeleteRating(id, cur.Version, now); err != nil {
+			return err
+		}
+		a.ratings[id] = nil
+		a.startJob(id, r.Timestamp.UnixMilli())
+		return nil
+	}
+	v := new(records.Rating)
+	if rejected, err := a.decodeErr(b, state.TablePartition, r, a.serde.DecodeRating(ctx, r.Value, v)); rejected || err != nil {
+		return err
+	}
+	if err := records.ValidateRating(r.Key, v); err != nil {
+		a.reject(b, state.TablePartition, r, err.Error())
+		return nil
+	}
+	if (pres == state.Live && v.Version <= cur.Version) ||
+		(pres == state.Deleted && v.Version <= tomb.Version && now.Sub(tomb.DeletedAt) < a.retain) {
+		a.metrics.stale.WithLabelValues(r.Topic).Inc()
+		return nil
+	}
+	if err := b.PutRating(v); err != nil {
+		return err
+	}
+	a.ratings[id] = v
+	a.startJob(id, r.Timestamp.UnixMilli())
+	return nil
+}

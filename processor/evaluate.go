@@ -1,0 +1,270 @@
+package processor
+
+import (
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/feedmill/feedmill/feeds"
+	"github.com/feedmill/feedmill/internal/records"
+	"github.com/feedmill/feedmill/state"
+)
+
+// evaluate recomputes the feed memberships of one offer and stages the
+// resulting event (if any (feed, destination) changed) and membership in b.
+// view == nil means the offer no longer exists.
+func (a *Applier) evaluate(b *state.Batch, p int32, id string, view *feeds.View, cause string, srcMs int64, now time.Time) error {
+	if _, err := b.GetMembership(p, id, &a.mem, a.intern); err != nil {
+		return err
+	}
+	if view != nil {
+		a.eval.Match(view, now, a.member)
+	} else {
+		clear(a.member)
+	}
+	list := a.set.Feeds()
+	stale := false // a stored feed no longer configured
+	for i := range a.mem.Feeds {
+		if f, ok := a.set.Feed(a.mem.Feeds[i].FeedID); ok {
+			a.oldIdx[f.Index] = int32(i)
+		} else {
+			stale = true
+		}
+	}
+	clear(a.fpValid)
+	a.entries = a.entries[:0]
+	a.next.Reset()
+	a.next.Seq = a.mem.Seq
+	nowMs := now.UnixMilli()
+	changed := false
+	for i, f := range list {
+		oi := a.oldIdx[i]
+		if oi >= 0 {
+			a.oldIdx[i] = -1
+		}
+		if !a.member[i] {
+			if oi >= 0 {
+				changed = true
+				a.delta[i]--
+				for _, d := range a.mem.Feeds[oi].Destinations {
+					a.addEntry(f.ID, d, records.ActionRemove)
+				}
+			}
+			continue
+		}
+		fp := a.fingerprint(f.Template, view, now)
+		fm := state.FeedMembership{FeedID: f.ID, Fingerprint: fp, Destinations: f.Destinations}
+		before := len(a.entries)
+		if oi < 0 {
+			changed = true
+			a.delta[i]++
+			for _, d := range f.Destinations {
+				a.addEntry(f.ID, d, records.ActionAdd)
+			}
+		} else {
+			old := &a.mem.Feeds[oi]
+			fm.SentAtMs = old.SentAtMs
+			if old.Fingerprint != fp || !slices.Equal(old.Destinations, f.Destinations) {
+				changed = true
+			}
+			for _, d := range f.Destinations {
+				switch {
+				case !slices.Contains(old.Destinations, d):
+					a.addEntry(f.ID, d, records.ActionAdd)
+				case old.Fingerprint != fp:
+					a.addEntry(f.ID, d, records.ActionUpdate)
+				}
+			}
+			for _, d := range old.Destinations {
+				if !slices.Contains(f.Destinations, d) {
+					a.addEntry(f.ID, d, records.ActionRemove)
+				}
+			}
+		}
+		if len(a.entries) > before {
+			fm.SentAtMs = nowMs
+		}
+		a.next.Feeds = append(a.next.Feeds, fm)
+	}
+	if stale {
+		changed = true
+		for i := range a.mem.Feeds {
+			old := &a.mem.Feeds[i]
+			if _, ok := a.set.Feed(old.FeedID); !ok {
+				for _, d := range old.Destinations {
+					a.addEntry(old.FeedID, d, records.ActionRemove)
+				}
+			}
+		}
+	}
+	a.next.FieldHashes = append(a.next.FieldHashes, a.mem.FieldHashes...)
+	if len(a.entries) > 0 {
+		if err := a.emit(b, p, id, view, cause, srcMs, now); err != nil {
+			return err
+		}
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	return b.PutMembership(p, id, &a.next)
+}
+
+func (a *Applier) addEntry(feedID, dest, action string) {
+	a.entries = append(a.entries, records.FeedEntry{FeedID: feedID, Destination: dest, Action: action})
+}
+
+// fingerprint is computed at most once per template per evaluation.
+func (a *Applier) fingerprint(t *feeds.Template, v *feeds.View, now time.Time) uint64 {
+	if !a.fpValid[t.Index] {
+		a.fp[t.Index] = a.eval.Fingerprint(t, v, now)
+		a.fpValid[t.Index] = true
+	}
+	return a.fp[t.Index]
+}
+
+// nextSeq returns a seq greater than prev that also stays greater than any
+// seq used before the offer's state was forgotten (tombstone retention), by
+// never going below the current time in microseconds.
+func nextSeq(prev int64, now time.Time) int64 {
+	return max(prev+1, now.UnixMicro())
+}
+
+// emit encodes the event for a.entries and stages it in the outbox.
+func (a *Applier) emit(b *state.Batch, p int32, id string, view *feeds.View, cause string, srcMs int64, now time.Time) error {
+	seq := nextSeq(a.mem.Seq, now)
+	a.next.Seq = seq
+	a.changed = a.changed[:0]
+	if view != nil {
+		a.hashes = a.hasher.hashView(a.hashes[:0], view.Offer, view.Seller, view.Rating)
+		a.changed = appendChangedFields(a.changed, a.mem.FieldHashes, a.hashes)
+		a.next.FieldHashes = append(a.next.FieldHashes[:0], a.hashes...)
+	}
+	ev := &a.event
+	*ev = records.FeedEvent{
+		EventID:       id + "@" + strconv.FormatInt(seq, 10),
+		OfferID:       id,
+		Seq:           seq,
+		EmittedAt:     now,
+		Cause:         cause,
+		Entries:       a.entries,
+		ChangedFields: a.changed,
+	}
+	if ev.ChangedFields == nil {
+		ev.ChangedFields = []string{}
+	}
+	var ov records.OfferView
+	if view != nil {
+		ov = records.OfferView{Offer: *view.Offer, Seller: view.Seller, Rating: view.Rating}
+		ev.Offer = &ov
+	}
+	var err error
+	a.enc, err = a.serde.AppendFeedEvent(a.enc[:0], a.eventID, ev)
+	if err != nil {
+		return err
+	}
+	a.headers = a.headers[:0]
+	for _, e := range a.entries {
+		if !slices.ContainsFunc(a.headers, func(h state.Header) bool { return string(h.Value) == e.Destination }) {
+			a.headers = append(a.headers, state.Header{Key: "destination", Value: []byte(e.Destination)})
+		}
+		a.pendingActions[actionIndex(e.Action)]++
+	}
+	b.AddOutbox(p, &state.OutboxRecord{
+		Topic: a.topicsEvents(), Key: []byte(id), Value: a.enc, Headers: a.headers, SourceTimeMs: srcMs,
+	})
+	return nil
+}
+
+func (a *Applier) topicsEvents() string { return a.topics.Events }
+
+// RunJobChunk advances one pending seller job by up to
+// Processor.SellerChunk offers, in one committed batch. It reports whether
+// any job is pending afterwards.
+func (a *Applier) RunJobChunk() (bool, error) {
+	if len(a.jobOrder) == 0 || len(a.partitions) == 0 {
+		return len(a.jobOrder) > 0, nil
+	}
+	seller := a.jobOrder[0]
+	j := *a.jobs[seller]
+	budget := a.proc.SellerChunk
+	if budget <= 0 {
+		budget = 500
+	}
+	b := a.store.NewBatch()
+	defer b.Close()
+	now := a.now()
+	sel, err := a.seller(b, seller)
+	if err != nil {
+		return true, err
+	}
+	rat, err := a.rating(b, seller)
+	if err != nil {
+		return true, err
+	}
+	done := false
+	for budget > 0 {
+		pi, ok := slices.BinarySearch(a.partitions, j.Partition)
+		if j.Partition < 0 || (!ok && j.After == "") {
+			// start of the job, or a partition no longer owned: next owned one
+			if pi >= len(a.partitions) {
+				done = true
+				break
+			}
+			j.Partition, j.After = a.partitions[pi], ""
+		} else if !ok {
+			if pi >= len(a.partitions) {
+				done = true
+				break
+			}
+			j.Partition, j.After = a.partitions[pi], ""
+		}
+		var last string
+		n, err := b.ScanSellerOffers(j.Partition, seller, j.After, budget, func(offerID string) error {
+			last = offerID
+			var o records.Offer
+			pres, _, err := b.GetOffer(j.Partition, offerID, &o)
+			if err != nil || pres != state.Live {
+				return err
+			}
+			v := feeds.View{Offer: &o, Seller: sel, Rating: rat}
+			return a.evaluate(b, j.Partition, offerID, &v, records.CauseChange, j.SourceTimeMs, now)
+		})
+		if err != nil {
+			a.resetCaches()
+			return true, err
+		}
+		budget -= n
+		if n > 0 {
+			j.After = last
+		}
+		if budget > 0 { // partition exhausted
+			pi, _ = slices.BinarySearch(a.partitions, j.Partition+1)
+			if pi >= len(a.partitions) {
+				done = true
+				break
+			}
+			j.Partition, j.After = a.partitions[pi], ""
+		}
+	}
+	if done {
+		err = b.DeleteJob(seller)
+	} else {
+		err = b.PutJob(&j)
+	}
+	if err != nil {
+		return true, err
+	}
+	if err := a.commit(b, now); err != nil {
+		a.resetCaches()
+		return true, err
+	}
+	if done {
+		a.dropJob(seller)
+	} else {
+		*a.jobs[seller] = j
+		// round robin between sellers
+		a.jobOrder = append(a.jobOrder[1:], seller)
+	}
+	return len(a.jobOrder) > 0, nil
+}

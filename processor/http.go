@@ -1,0 +1,91 @@
+package processor
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/feedmill/feedmill/feeds"
+	"github.com/feedmill/feedmill/state"
+)
+
+// API serves the processor's HTTP endpoints (CONTRACT §5). Routes are
+// registered on a caller-supplied mux so other parts (the full pass) add
+// theirs to the same listener.
+type API struct {
+	Store    *state.Store
+	Feeds    *feeds.Set
+	Registry *prometheus.Registry
+	Ready    func() bool
+	Logger   *zap.Logger
+	// LastRun returns the id of the last run that published a feed, or "".
+	LastRun func(feedID string) string
+}
+
+// Register adds /healthz, /readyz, /metrics and GET /api/feeds to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n")) // a failed write means the client went away
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if a.Ready != nil && !a.Ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready: loading tables or restoring partitions\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.Registry, promhttp.HandlerOpts{Registry: a.Registry}))
+	mux.HandleFunc("GET /api/feeds", a.feeds)
+}
+
+type feedJSON struct {
+	ID           string   `json:"id"`
+	Template     string   `json:"template"`
+	Destinations []string `json:"destinations"`
+	File         bool     `json:"file"`
+	Members      int64    `json:"members"`
+	LastRun      *string  `json:"last_run"`
+}
+
+func (a *API) feeds(w http.ResponseWriter, _ *http.Request) {
+	counts, err := a.Store.Counts()
+	if err != nil {
+		a.Logger.Error("read member counts", zap.Error(err))
+		WriteError(w, http.StatusInternalServerError, "read member counts: "+err.Error())
+		return
+	}
+	out := make([]feedJSON, 0, len(a.Feeds.Feeds()))
+	for _, f := range a.Feeds.Feeds() {
+		fj := feedJSON{ID: f.ID, Template: f.Template.ID, Destinations: f.Destinations, File: f.File, Members: counts[f.ID]}
+		if fj.Destinations == nil {
+			fj.Destinations = []string{}
+		}
+		if a.LastRun != nil {
+			if id := a.LastRun(f.ID); id != "" {
+				fj.LastRun = &id
+			}
+		}
+		out = append(out, fj)
+	}
+	WriteJSON(w, http.StatusOK, out)
+}
+
+// WriteJSON writes v as JSON with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // a failed write means the client went away
+}
+
+// WriteError writes {"error": msg} with status.
+func WriteError(w http.ResponseWriter, status int, msg string) {
+	WriteJSON(w, status, map[string]string{"error": msg})
+}

@@ -1,0 +1,423 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kzap"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/feedmill/feedmill/config"
+	"github.com/feedmill/feedmill/feeds"
+	"github.com/feedmill/feedmill/internal/records"
+	"github.com/feedmill/feedmill/state"
+)
+
+// Pipeline is the streaming path of one instance: it consumes the offers
+// partitions assigned to it (consumer group) and every partition of the
+// sellers and ratings tables, applies them through one Applier goroutine and
+// relays the outbox to Kafka.
+type Pipeline struct {
+	cfg     *config.Config
+	store   *state.Store
+	set     *feeds.Set
+	serde   *records.Serde
+	metrics *Metrics
+	logger  *zap.Logger
+	kopts   []kgo.Opt
+	now     func() time.Time
+
+	applier *Applier
+	relay   *Relay
+	work    chan func() error
+
+	tablesLoaded atomic.Bool
+	assigned     atomic.Bool
+}
+
+// PipelineDeps are what a Pipeline needs. KafkaOpts hold the connection
+// options (brokers, TLS, SASL) shared by its clients.
+type PipelineDeps struct {
+	Config    *config.Config
+	Store     *state.Store
+	Feeds     *feeds.Set
+	Serde     *records.Serde
+	Metrics   *Metrics
+	Logger    *zap.Logger
+	KafkaOpts []kgo.Opt
+	Now       func() time.Time
+}
+
+// NewPipeline registers the FeedEvent schema and prepares the applier.
+func NewPipeline(ctx context.Context, d PipelineDeps) (*Pipeline, error) {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	id, err := d.Serde.Register(ctx, d.Config.Kafka.Topics.Events+"-value", records.KindFeedEvent)
+	if err != nil {
+		return nil, fmt.Errorf("register %s-value: %w", d.Config.Kafka.Topics.Events, err)
+	}
+	a, err := NewApplier(ApplierDeps{
+		Store: d.Store, Feeds: d.Feeds, Serde: d.Serde, Topics: d.Config.Kafka.Topics,
+		Processor: d.Config.Processor, Retention: d.Config.State.TombstoneRetention,
+		EventSchemaID: id, Now: d.Now, Metrics: d.Metrics, Logger: d.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Pipeline{
+		cfg: d.Config, store: d.Store, set: d.Feeds, serde: d.Serde, metrics: d.Metrics,
+		logger: d.Logger.Named("pipeline"), kopts: d.KafkaOpts, now: d.Now,
+		applier: a, work: make(chan func() error),
+	}, nil
+}
+
+// Ready reports whether the tables are loaded and offers partitions
+// assigned and restored.
+func (p *Pipeline) Ready() bool { return p.tablesLoaded.Load() && p.assigned.Load() }
+
+// Store returns the pipeline's state store.
+func (p *Pipeline) Store() *state.Store { return p.store }
+
+// Exec runs fn on the applier goroutine (the only writer of offer state)
+// and returns its error. It is how other parts (the full pass) change
+// memberships without racing the stream.
+func (p *Pipeline) Exec(ctx context.Context, fn func(a *Applier) error) error {
+	done := make(chan error, 1)
+	select {
+	case p.work <- func() error { err := fn(p.applier); done <- err; return nil }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Run consumes, applies and relays until ctx ends or a part fails.
+func (p *Pipeline) Run(ctx context.Context) error {
+	base := append([]kgo.Opt{kgo.WithLogger(kzap.New(p.logger.Named("kgo"), kzap.Level(kgo.LogLevelWarn)))}, p.kopts...)
+	producer, err := kgo.NewClient(append(slices.Clone(base),
+		kgo.ProducerLinger(5*time.Millisecond),
+		kgo.RecordRetries(10),
+		kgo.ProducerBatchMaxBytes(4<<20),
+		kgo.MaxBufferedRecords(50000),
+	)...)
+	if err != nil {
+		return fmt.Errorf("producer client: %w", err)
+	}
+	defer producer.Close()
+	p.relay = NewRelay(p.store, producer, p.metrics, p.logger)
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return p.runApplier(ctx) })
+	g.Go(func() error { return p.relay.Run(ctx) })
+	g.Go(func() error {
+		if err := p.runTables(ctx, base, func() error { return p.runOffers(ctx, base) }); err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+		return nil
+	})
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// runApplier executes work items and, between them, seller job chunks.
+func (p *Pipeline) runApplier(ctx context.Context) error {
+	for {
+		pending := p.applier.PendingJobs() > 0 && p.assigned.Load()
+		p.metrics.jobsPending.Set(float64(p.applier.PendingJobs()))
+		if pending {
+			select {
+			case <-ctx.Done():
+				return nil
+			case w := <-p.work:
+				if err := w(); err != nil {
+					return err
+				}
+			default:
+				if _, err := p.applier.RunJobChunk(); err != nil {
+					return fmt.Errorf("seller job: %w", err)
+				}
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case w := <-p.work:
+			if err := w(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// apply hands recs to the applier and waits.
+func (p *Pipeline) apply(ctx context.Context, recs []*kgo.Record) error {
+	done := make(chan error, 1)
+	w := func() error {
+		err := p.applier.Apply(ctx, recs)
+		done <- err
+		return err
+	}
+	select {
+	case p.work <- w:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *Pipeline) updateLag(fs kgo.Fetches) {
+	fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if len(fp.Records) == 0 {
+			return
+		}
+		next := fp.Records[len(fp.Records)-1].Offset + 1
+		p.metrics.lag.WithLabelValues(fp.Topic, strconv.Itoa(int(fp.Partition))).Set(float64(max(0, fp.HighWatermark-next)))
+	})
+}
+
+func logFetchErrors(logger *zap.Logger, fs kgo.Fetches) error {
+	var fatal error
+	fs.EachError(func(topic string, partition int32, err error) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+			fatal = err
+			return
+		}
+		logger.Warn("fetch error", zap.String("topic", topic), zap.Int32("partition", partition), zap.Error(err))
+	})
+	return fatal
+}
+
+// runTables loads the sellers and ratings tables up to their high
+// watermarks, then starts next (the offers consumer) and keeps consuming
+// the tables.
+func (p *Pipeline) runTables(ctx context.Context, base []kgo.Opt, next func() error) error {
+	topics := p.cfg.Kafka.Topics
+	admin, err := kgo.NewClient(base...)
+	if err != nil {
+		return fmt.Errorf("admin client: %w", err)
+	}
+	adm := kadm.NewClient(admin)
+	var ends kadm.ListedOffsets
+	for {
+		ends, err = adm.ListEndOffsets(ctx, topics.Sellers, topics.Ratings)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			break
+		}
+		p.logger.Warn("listing table partitions failed, retrying", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			admin.Close()
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	admin.Close()
+	parts := map[string]map[int32]kgo.Offset{}
+	need := map[string]map[int32]int64{}
+	for _, topic := range []string{topics.Sellers, topics.Ratings} {
+		stored, err := p.store.Offsets(topic)
+		if err != nil {
+			return err
+		}
+		parts[topic] = map[int32]kgo.Offset{}
+		need[topic] = map[int32]int64{}
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Topic != topic {
+				return
+			}
+			if off, ok := stored[o.Partition]; ok {
+				parts[topic][o.Partition] = kgo.NewOffset().At(off)
+				if o.Offset > off {
+					need[topic][o.Partition] = o.Offset
+				}
+			} else {
+				parts[topic][o.Partition] = kgo.NewOffset().AtStart()
+				if o.Offset > 0 {
+					need[topic][o.Partition] = o.Offset
+				}
+			}
+		})
+	}
+	cl, err := kgo.NewClient(append(slices.Clone(base), kgo.ConsumePartitions(parts), kgo.FetchMaxWait(200*time.Millisecond))...)
+	if err != nil {
+		return fmt.Errorf("tables client: %w", err)
+	}
+	defer cl.Close()
+
+	var g errgroup.Group
+	var once sync.Once
+	startOffers := func() {
+		once.Do(func() {
+			p.tablesLoaded.Store(true)
+			p.logger.Info("tables loaded")
+			g.Go(next)
+		})
+	}
+	caughtUp := func() bool {
+		for _, m := range need {
+			if len(m) > 0 {
+				return false
+			}
+		}
+		return true
+	}
+	if caughtUp() {
+		startOffers()
+	}
+	loopErr := func() error {
+		for {
+			fs := cl.PollRecords(ctx, 5000)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err := logFetchErrors(p.logger, fs); err != nil {
+				return err
+			}
+			recs := fs.Records()
+			if len(recs) == 0 {
+				continue
+			}
+			p.updateLag(fs)
+			if err := p.apply(ctx, recs); err != nil {
+				return err
+			}
+			if !p.tablesLoaded.Load() {
+				for _, r := range recs {
+					if hw, ok := need[r.Topic][r.Partition]; ok && r.Offset+1 >= hw {
+						delete(need[r.Topic], r.Partition)
+					}
+				}
+				if caughtUp() {
+					startOffers()
+				}
+			}
+		}
+	}()
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return loopErr
+}
+
+// runOffers consumes the offers topic in the consumer group, resuming every
+// assigned partition from the offset stored in Pebble.
+func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
+	topic := p.cfg.Kafka.Topics.Offers
+	opts := append(slices.Clone(base),
+		kgo.ConsumerGroup(p.cfg.Kafka.GroupID),
+		kgo.ConsumeTopics(topic),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchMaxWait(200*time.Millisecond),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AdjustFetchOffsetsFn(func(_ context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+			stored, err := p.store.Offsets(topic)
+			if err != nil {
+				return nil, err
+			}
+			for part := range offs[topic] {
+				if off, ok := stored[part]; ok {
+					offs[topic][part] = kgo.NewOffset().At(off)
+				}
+			}
+			return offs, nil
+		}),
+		// Partition callbacks use Run's ctx: the client may call them
+		// during Close with a context that never ends.
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			p.changePartitions(ctx, m[topic], nil)
+		}),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			p.changePartitions(ctx, nil, m[topic])
+		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			p.changePartitions(ctx, nil, m[topic])
+		}),
+	)
+	if p.cfg.Kafka.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(p.cfg.Kafka.InstanceID))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("offers client: %w", err)
+	}
+	defer cl.Close()
+	for {
+		fs := cl.PollRecords(ctx, p.maxPoll())
+		if ctx.Err() != nil {
+			cl.AllowRebalance()
+			return ctx.Err()
+		}
+		if err := logFetchErrors(p.logger, fs); err != nil {
+			cl.AllowRebalance()
+			return err
+		}
+		if recs := fs.Records(); len(recs) > 0 {
+			p.updateLag(fs)
+			if err := p.apply(ctx, recs); err != nil {
+				cl.AllowRebalance()
+				return err
+			}
+			// Pebble holds the truth; the group commit lets standard
+			// tools show lag. A failure here loses nothing.
+			if err := cl.CommitUncommittedOffsets(ctx); err != nil && ctx.Err() == nil {
+				p.logger.Warn("committing offsets to the group failed", zap.Error(err))
+			}
+		}
+		cl.AllowRebalance()
+	}
+}
+
+func (p *Pipeline) maxPoll() int {
+	if n := p.cfg.Processor.MaxBatchRecords; n > 0 {
+		return n
+	}
+	return 2000
+}
+
+// changePartitions updates the owned partitions on the applier goroutine.
+func (p *Pipeline) changePartitions(ctx context.Context, add, remove []int32) {
+	err := p.Exec(ctx, func(a *Applier) error {
+		ps := slices.Clone(a.partitions)
+		ps = append(ps, add...)
+		ps = slices.DeleteFunc(ps, func(x int32) bool { return slices.Contains(remove, x) })
+		slices.Sort(ps)
+		a.SetPartitions(slices.Compact(ps))
+		return nil
+	})
+	if err != nil {
+		return // ctx ended: shutting down
+	}
+	if len(add) > 0 || len(remove) > 0 {
+		p.logger.Info("offers partitions changed", zap.Int32s("assigned", add), zap.Int32s("revoked", remove))
+	}
+	p.assigned.Store(true)
+	p.metrics.ready.Set(1)
+}

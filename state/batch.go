@@ -1,0 +1,325 @@
+package state
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/feedmill/feedmill/internal/records"
+)
+
+// Presence says whether a key holds a live record, a tombstone or nothing.
+type Presence uint8
+
+// Presence values.
+const (
+	Absent Presence = iota
+	Live
+	Deleted
+)
+
+// Tombstone is what remains of a deleted record for tombstone_retention.
+type Tombstone struct {
+	Version   int64
+	DeletedAt time.Time
+}
+
+const (
+	tagLive      = 1
+	tagTombstone = 2
+)
+
+// Batch is one atomic write: state changes, consumed offsets and outbox
+// records, committed together by Commit. Reads through a Batch see its own
+// uncommitted writes. A Batch is not safe for concurrent use; Close it when
+// done (Commit does not close it).
+type Batch struct {
+	s      *Store
+	b      *pebble.Batch
+	key    []byte
+	val    []byte
+	outbox []pendingOutbox
+}
+
+type pendingOutbox struct {
+	p   int32
+	val []byte
+}
+
+// NewBatch starts an indexed batch.
+func (s *Store) NewBatch() *Batch {
+	return &Batch{s: s, b: s.db.NewIndexedBatch()}
+}
+
+// Close releases the batch; an uncommitted batch is discarded.
+func (b *Batch) Close() error { return b.b.Close() }
+
+// Empty reports whether the batch holds no writes.
+func (b *Batch) Empty() bool { return b.b.Empty() && len(b.outbox) == 0 }
+
+// Size returns the batch's encoded size in bytes.
+func (b *Batch) Size() int { return b.b.Len() }
+
+func (b *Batch) get(key []byte, fn func(v []byte) error) (bool, error) {
+	v, closer, err := b.b.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer closer.Close()
+	return true, fn(v)
+}
+
+func (b *Batch) set(key, val []byte) error { return b.b.Set(key, val, nil) }
+
+func decodeTombstone(v []byte) (Tombstone, error) {
+	r := reader{b: v[1:]}
+	t := Tombstone{Version: r.varint("tombstone version")}
+	t.DeletedAt = time.UnixMilli(r.varint("tombstone time"))
+	return t, r.err
+}
+
+func appendTombstone(dst []byte, version int64, at time.Time) []byte {
+	dst = append(dst, tagTombstone)
+	dst = binary.AppendVarint(dst, version)
+	return binary.AppendVarint(dst, at.UnixMilli())
+}
+
+// getRecord reads a live-or-tombstone value and decodes the live one with
+// unmarshal.
+func (b *Batch) getRecord(key []byte, what string, unmarshal func([]byte) error) (Presence, Tombstone, error) {
+	pres, tomb := Absent, Tombstone{}
+	_, err := b.get(key, func(v []byte) error {
+		if len(v) == 0 {
+			return fmt.Errorf("%w: empty %s", ErrCorrupt, what)
+		}
+		switch v[0] {
+		case tagLive:
+			pres = Live
+			return unmarshal(v[1:])
+		case tagTombstone:
+			pres = Deleted
+			var err error
+			tomb, err = decodeTombstone(v)
+			return err
+		default:
+			return fmt.Errorf("%w: %s tag %d", ErrCorrupt, what, v[0])
+		}
+	})
+	if err != nil {
+		return Absent, Tombstone{}, fmt.Errorf("read %s %q: %w", what, key[1:], err)
+	}
+	return pres, tomb, nil
+}
+
+// GetOffer reads offer id of partition p into dst (when Live).
+func (b *Batch) GetOffer(p int32, id string, dst *records.Offer) (Presence, Tombstone, error) {
+	b.key = offerKey(b.key[:0], p, id)
+	return b.getRecord(b.key, "offer", func(v []byte) error { return b.s.codec.UnmarshalOffer(v, dst) })
+}
+
+// PutOffer stores o as the live offer.
+func (b *Batch) PutOffer(p int32, o *records.Offer) error {
+	b.key = offerKey(b.key[:0], p, o.ID)
+	b.val = append(b.val[:0], tagLive)
+	var err error
+	if b.val, err = b.s.codec.MarshalOffer(b.val, o); err != nil {
+		return fmt.Errorf("encode offer %q: %w", o.ID, err)
+	}
+	return b.set(b.key, b.val)
+}
+
+// DeleteOffer replaces offer id with a tombstone.
+func (b *Batch) DeleteOffer(p int32, id string, version int64, at time.Time) error {
+	b.key = offerKey(b.key[:0], p, id)
+	b.val = appendTombstone(b.val[:0], version, at)
+	return b.set(b.key, b.val)
+}
+
+// GetSeller reads seller id into dst (when Live).
+func (b *Batch) GetSeller(id string, dst *records.Seller) (Presence, Tombstone, error) {
+	b.key = sellerKey(b.key[:0], id)
+	return b.getRecord(b.key, "seller", func(v []byte) error { return b.s.codec.UnmarshalSeller(v, dst) })
+}
+
+// PutSeller stores s as the live seller.
+func (b *Batch) PutSeller(s *records.Seller) error {
+	b.key = sellerKey(b.key[:0], s.ID)
+	b.val = append(b.val[:0], tagLive)
+	var err error
+	if b.val, err = b.s.codec.MarshalSeller(b.val, s); err != nil {
+		return fmt.Errorf("encode seller %q: %w", s.ID, err)
+	}
+	return b.set(b.key, b.val)
+}
+
+// DeleteSeller replaces seller id with a tombstone.
+func (b *Batch) DeleteSeller(id string, version int64, at time.Time) error {
+	b.key = sellerKey(b.key[:0], id)
+	b.val = appendTombstone(b.val[:0], version, at)
+	return b.set(b.key, b.val)
+}
+
+// GetRating reads the rating of seller id into dst (when Live).
+func (b *Batch) GetRating(sellerID string, dst *records.Rating) (Presence, Tombstone, error) {
+	b.key = ratingKey(b.key[:0], sellerID)
+	return b.getRecord(b.key, "rating", func(v []byte) error { return b.s.codec.UnmarshalRating(v, dst) })
+}
+
+// PutRating stores r as the live rating.
+func (b *Batch) PutRating(r *records.Rating) error {
+	b.key = ratingKey(b.key[:0], r.SellerID)
+	b.val = append(b.val[:0], tagLive)
+	var err error
+	if b.val, err = b.s.codec.MarshalRating(b.val, r); err != nil {
+		return fmt.Errorf("encode rating %q: %w", r.SellerID, err)
+	}
+	return b.set(b.key, b.val)
+}
+
+// DeleteRating replaces the rating of sellerID with a tombstone.
+func (b *Batch) DeleteRating(sellerID string, version int64, at time.Time) error {
+	b.key = ratingKey(b.key[:0], sellerID)
+	b.val = appendTombstone(b.val[:0], version, at)
+	return b.set(b.key, b.val)
+}
+
+// PutIndex records that offerID (partition p) belongs to sellerID.
+func (b *Batch) PutIndex(p int32, sellerID, offerID string) error {
+	b.key = indexKey(b.key[:0], p, sellerID, offerID)
+	return b.set(b.key, nil)
+}
+
+// DeleteIndex removes offerID from sellerID's index.
+func (b *Batch) DeleteIndex(p int32, sellerID, offerID string) error {
+	b.key = indexKey(b.key[:0], p, sellerID, offerID)
+	return b.b.Delete(b.key, nil)
+}
+
+// ScanSellerOffers calls fn with up to limit offer ids of sellerID in
+// partition p, greater than after, in order (seeing this batch's writes).
+func (b *Batch) ScanSellerOffers(p int32, sellerID, after string, limit int, fn func(offerID string) error) (int, error) {
+	prefix := indexPrefix(nil, p, sellerID)
+	lower := append(append([]byte(nil), prefix...), after...)
+	if after != "" {
+		lower = append(lower, 0) // strictly greater than after
+	}
+	it, err := b.b.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return 0, fmt.Errorf("scan offers of seller %q: %w", sellerID, err)
+	}
+	defer it.Close()
+	n := 0
+	for it.First(); it.Valid() && n < limit; it.Next() {
+		if err := fn(string(it.Key()[len(prefix):])); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, it.Error()
+}
+
+// GetMembership reads the membership of offer id into dst; false when none.
+func (b *Batch) GetMembership(p int32, id string, dst *Membership, intern Interner) (bool, error) {
+	b.key = membershipKey(b.key[:0], p, id)
+	found, err := b.get(b.key, func(v []byte) error { return DecodeMembership(v, dst, intern) })
+	if err != nil {
+		return false, fmt.Errorf("read membership %q: %w", id, err)
+	}
+	if !found {
+		dst.Reset()
+	}
+	return found, nil
+}
+
+// PutMembership stores m for offer id.
+func (b *Batch) PutMembership(p int32, id string, m *Membership) error {
+	b.key = membershipKey(b.key[:0], p, id)
+	b.val = AppendMembership(b.val[:0], m)
+	return b.set(b.key, b.val)
+}
+
+// DeleteMembership removes the membership of offer id.
+func (b *Batch) DeleteMembership(p int32, id string) error {
+	b.key = membershipKey(b.key[:0], p, id)
+	return b.b.Delete(b.key, nil)
+}
+
+// SetOffset records that partition p of topic is consumed up to next.
+func (b *Batch) SetOffset(topic string, p int32, next int64) error {
+	b.key = offsetKey(b.key[:0], topic, p)
+	b.val = binary.BigEndian.AppendUint64(b.val[:0], uint64(next))
+	return b.set(b.key, b.val)
+}
+
+// SetCount stores the live member count of feedID.
+func (b *Batch) SetCount(feedID string, n int64) error {
+	b.key = countKey(b.key[:0], feedID)
+	b.val = binary.BigEndian.AppendUint64(b.val[:0], uint64(n))
+	return b.set(b.key, b.val)
+}
+
+// PutJob stores (or restarts) a seller job.
+func (b *Batch) PutJob(j *Job) error {
+	b.key = jobKey(b.key[:0], j.SellerID)
+	b.val = appendJob(b.val[:0], j)
+	return b.set(b.key, b.val)
+}
+
+// DeleteJob removes the seller job of sellerID.
+func (b *Batch) DeleteJob(sellerID string) error {
+	b.key = jobKey(b.key[:0], sellerID)
+	return b.b.Delete(b.key, nil)
+}
+
+// AddOutbox stages r to be produced once the batch commits. Its outbox
+// sequence is assigned at Commit.
+func (b *Batch) AddOutbox(p int32, r *OutboxRecord) {
+	b.outbox = append(b.outbox, pendingOutbox{p: p, val: AppendOutboxRecord(nil, r)})
+}
+
+// OutboxLen returns how many outbox records the batch holds.
+func (b *Batch) OutboxLen() int { return len(b.outbox) }
+
+// Commit writes everything atomically; with sync it is durable on return.
+// Outbox sequence numbers are assigned under the store's commit lock, so
+// per partition they are committed in increasing order.
+func (b *Batch) Commit(sync bool) error {
+	s := b.s
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	next := make(map[int32]uint64, 4)
+	for _, o := range b.outbox {
+		seq, ok := next[o.p]
+		if !ok {
+			seq = s.nextOutbox[o.p]
+		}
+		b.key = outboxKey(b.key[:0], o.p, seq)
+		if err := b.set(b.key, o.val); err != nil {
+			return fmt.Errorf("stage outbox: %w", err)
+		}
+		next[o.p] = seq + 1
+	}
+	wo := pebble.NoSync
+	if sync {
+		wo = pebble.Sync
+	}
+	if err := b.b.Commit(wo); err != nil {
+		return fmt.Errorf("commit state batch: %w", err)
+	}
+	for p, n := range next {
+		s.nextOutbox[p] = n
+	}
+	if len(b.outbox) > 0 {
+		select {
+		case s.outboxNotify <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}

@@ -1,0 +1,106 @@
+package state
+
+import (
+	"encoding/binary"
+)
+
+// Key prefixes. One byte each; see docs/ARCHITECTURE.md.
+const (
+	prefixOffer      = 'o'
+	prefixSeller     = 's'
+	prefixRating     = 'r'
+	prefixIndex      = 'x'
+	prefixMembership = 'm'
+	prefixOffset     = 'c'
+	prefixOutbox     = 'q'
+	prefixJob        = 'j'
+	prefixCount      = 'n'
+	prefixRun        = 'u' // full-pass runs (owned by the full pass)
+	prefixMeta       = 'z' // small singletons
+)
+
+// TablePartition is the outbox partition used for records that do not belong
+// to an offers partition (rejects of the sellers and ratings topics).
+const TablePartition int32 = -1
+
+func appendPartition(dst []byte, p int32) []byte {
+	return binary.BigEndian.AppendUint32(dst, uint32(p))
+}
+
+func appendLenString(dst []byte, s string) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
+	return append(dst, s...)
+}
+
+// offerKey: 'o' p id
+func offerKey(dst []byte, p int32, id string) []byte {
+	dst = append(dst, prefixOffer)
+	dst = appendPartition(dst, p)
+	return append(dst, id...)
+}
+
+func membershipKey(dst []byte, p int32, id string) []byte {
+	dst = append(dst, prefixMembership)
+	dst = appendPartition(dst, p)
+	return append(dst, id...)
+}
+
+func sellerKey(dst []byte, id string) []byte {
+	dst = append(dst, prefixSeller)
+	return append(dst, id...)
+}
+
+func ratingKey(dst []byte, sellerID string) []byte {
+	dst = append(dst, prefixRating)
+	return append(dst, sellerID...)
+}
+
+// indexPrefix: 'x' p len(seller) seller
+func indexPrefix(dst []byte, p int32, sellerID string) []byte {
+	dst = append(dst, prefixIndex)
+	dst = appendPartition(dst, p)
+	return appendLenString(dst, sellerID)
+}
+
+func indexKey(dst []byte, p int32, sellerID, offerID string) []byte {
+	dst = indexPrefix(dst, p, sellerID)
+	return append(dst, offerID...)
+}
+
+func offsetKey(dst []byte, topic string, p int32) []byte {
+	dst = append(dst, prefixOffset)
+	dst = appendLenString(dst, topic)
+	return appendPartition(dst, p)
+}
+
+func outboxPrefix(dst []byte, p int32) []byte {
+	dst = append(dst, prefixOutbox)
+	return appendPartition(dst, p)
+}
+
+func outboxKey(dst []byte, p int32, seq uint64) []byte {
+	dst = outboxPrefix(dst, p)
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+func jobKey(dst []byte, sellerID string) []byte {
+	dst = append(dst, prefixJob)
+	return append(dst, sellerID...)
+}
+
+func countKey(dst []byte, feedID string) []byte {
+	dst = append(dst, prefixCount)
+	return append(dst, feedID...)
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix.
+func prefixEnd(prefix []byte) []byte {
+	end := append([]byte(nil), prefix...)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil // prefix is all 0xff: no upper bound
+}

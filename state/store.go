@@ -1,0 +1,299 @@
+package state
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.uber.org/zap"
+
+	"github.com/feedmill/feedmill/internal/records"
+)
+
+// Store is the Pebble database of one feedmill instance.
+//
+// Reads through Store methods are safe for concurrent use. Writes go through
+// Batch; Batch.Commit serialises outbox sequence assignment so that outbox
+// keys are committed in increasing order per partition, which the relay
+// relies on.
+type Store struct {
+	db     *pebble.DB
+	codec  Codec
+	logger *zap.Logger
+
+	commitMu sync.Mutex
+	// nextOutbox is the next outbox sequence number per partition.
+	nextOutbox map[int32]uint64
+	// outboxNotify is signalled (non-blocking) after every commit that
+	// added outbox records.
+	outboxNotify chan struct{}
+}
+
+// Codec encodes the records kept in state (a *records.Serde).
+type Codec interface {
+	MarshalOffer(dst []byte, o *records.Offer) ([]byte, error)
+	UnmarshalOffer(b []byte, o *records.Offer) error
+	MarshalSeller(dst []byte, s *records.Seller) ([]byte, error)
+	UnmarshalSeller(b []byte, s *records.Seller) error
+	MarshalRating(dst []byte, r *records.Rating) ([]byte, error)
+	UnmarshalRating(b []byte, r *records.Rating) error
+}
+
+// Options tunes Pebble; zero values take defaults.
+type Options struct {
+	// CacheBytes is the block cache size (default 256 MiB).
+	CacheBytes int64
+	// MemTableBytes is the memtable size (default 64 MiB).
+	MemTableBytes uint64
+}
+
+// Open opens (creating if needed) the state in dir.
+func Open(dir string, codec Codec, o Options, logger *zap.Logger) (*Store, error) {
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 256 << 20
+	}
+	if o.MemTableBytes == 0 {
+		o.MemTableBytes = 64 << 20
+	}
+	cache := pebble.NewCache(o.CacheBytes)
+	defer cache.Unref()
+	popts := &pebble.Options{
+		Cache:        cache,
+		MemTableSize: o.MemTableBytes,
+		Logger:       pebbleLogger{logger.Named("pebble").Sugar()},
+	}
+	db, err := pebble.Open(dir, popts)
+	if err != nil {
+		return nil, fmt.Errorf("open state %q: %w", dir, err)
+	}
+	s := &Store{db: db, codec: codec, logger: logger, nextOutbox: map[int32]uint64{}, outboxNotify: make(chan struct{}, 1)}
+	if err := s.loadOutboxHeads(); err != nil {
+		_ = db.Close() // the load error is what the caller needs
+		return nil, err
+	}
+	return s, nil
+}
+
+type pebbleLogger struct{ s *zap.SugaredLogger }
+
+func (l pebbleLogger) Infof(format string, args ...any)  { l.s.Debugf(format, args...) }
+func (l pebbleLogger) Errorf(format string, args ...any) { l.s.Errorf(format, args...) }
+func (l pebbleLogger) Fatalf(format string, args ...any) { l.s.Fatalf(format, args...) }
+
+// Close flushes and closes the database.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close state: %w", err)
+	}
+	return nil
+}
+
+// DB exposes the underlying Pebble database to state-package siblings in
+// other files (full pass snapshots, metrics). Callers outside state use the
+// typed methods.
+func (s *Store) DB() *pebble.DB { return s.db }
+
+// OutboxNotify is signalled after each commit that added outbox records.
+func (s *Store) OutboxNotify() <-chan struct{} { return s.outboxNotify }
+
+func (s *Store) loadOutboxHeads() error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixOutbox}, UpperBound: []byte{prefixOutbox + 1}})
+	if err != nil {
+		return fmt.Errorf("scan outbox: %w", err)
+	}
+	defer it.Close()
+	// Jump from partition to partition: SeekLT to the end of each one.
+	for valid := it.First(); valid; {
+		k := it.Key()
+		if len(k) != 13 {
+			return fmt.Errorf("%w: outbox key length %d", ErrCorrupt, len(k))
+		}
+		p := int32(binary.BigEndian.Uint32(k[1:5]))
+		end := outboxPrefix(nil, p)
+		end = prefixEnd(end)
+		if !it.SeekLT(end) {
+			break
+		}
+		last := binary.BigEndian.Uint64(it.Key()[5:13])
+		s.nextOutbox[p] = last + 1
+		valid = it.SeekGE(end)
+	}
+	return it.Error()
+}
+
+func (s *Store) get(key []byte, fn func(v []byte) error) (bool, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer closer.Close()
+	return true, fn(v)
+}
+
+// Offsets returns the stored next offset to consume per partition of topic.
+func (s *Store) Offsets(topic string) (map[int32]int64, error) {
+	prefix := append([]byte{prefixOffset}, binary.BigEndian.AppendUint16(nil, uint16(len(topic)))...)
+	prefix = append(prefix, topic...)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, fmt.Errorf("scan offsets of %q: %w", topic, err)
+	}
+	defer it.Close()
+	out := map[int32]int64{}
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()[len(prefix):]
+		v := it.Value()
+		if len(k) != 4 || len(v) != 8 {
+			return nil, fmt.Errorf("%w: offset of %q", ErrCorrupt, topic)
+		}
+		out[int32(binary.BigEndian.Uint32(k))] = int64(binary.BigEndian.Uint64(v))
+	}
+	return out, it.Error()
+}
+
+// Counts returns the stored live member count per feed id.
+func (s *Store) Counts() (map[string]int64, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixCount}, UpperBound: []byte{prefixCount + 1}})
+	if err != nil {
+		return nil, fmt.Errorf("scan counts: %w", err)
+	}
+	defer it.Close()
+	out := map[string]int64{}
+	for it.First(); it.Valid(); it.Next() {
+		v := it.Value()
+		if len(v) != 8 {
+			return nil, fmt.Errorf("%w: count of %q", ErrCorrupt, it.Key()[1:])
+		}
+		out[string(it.Key()[1:])] = int64(binary.BigEndian.Uint64(v))
+	}
+	return out, it.Error()
+}
+
+// Job is a pending re-evaluation of every offer of one seller, after a
+// seller or rating change. It advances in bounded chunks; each chunk's
+// progress is committed with the chunk's events.
+type Job struct {
+	SellerID string
+	// Partition is the offers partition being scanned.
+	Partition int32
+	// After is the last offer id done in Partition ("" = none yet).
+	After string
+	// SourceTimeMs is the timestamp of the change that started the job.
+	SourceTimeMs int64
+}
+
+func appendJob(dst []byte, j *Job) []byte {
+	dst = append(dst, 1)
+	dst = appendPartition(dst, j.Partition)
+	dst = appendString(dst, j.After)
+	return binary.AppendVarint(dst, j.SourceTimeMs)
+}
+
+func decodeJob(sellerID string, b []byte) (Job, error) {
+	if len(b) < 5 || b[0] != 1 {
+		return Job{}, fmt.Errorf("%w: job of seller %q", ErrCorrupt, sellerID)
+	}
+	r := reader{b: b[5:]}
+	j := Job{SellerID: sellerID, Partition: int32(binary.BigEndian.Uint32(b[1:5]))}
+	j.After = string(r.bytes("job cursor"))
+	j.SourceTimeMs = r.varint("job time")
+	return j, r.err
+}
+
+// Jobs returns every pending seller job.
+func (s *Store) Jobs() ([]Job, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixJob}, UpperBound: []byte{prefixJob + 1}})
+	if err != nil {
+		return nil, fmt.Errorf("scan jobs: %w", err)
+	}
+	defer it.Close()
+	var out []Job
+	for it.First(); it.Valid(); it.Next() {
+		j, err := decodeJob(string(it.Key()[1:]), it.Value())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, it.Error()
+}
+
+// OutboxPartitions lists the partitions that have outbox records.
+func (s *Store) OutboxPartitions() []int32 {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	out := make([]int32, 0, len(s.nextOutbox))
+	for p := range s.nextOutbox {
+		out = append(out, p)
+	}
+	return out
+}
+
+// ScanOutbox calls fn for up to max outbox records of partition p with a
+// sequence greater than or equal to from, in order. The record passed to fn
+// aliases iterator memory valid only during the call. It returns the number
+// of records visited.
+func (s *Store) ScanOutbox(p int32, from uint64, max int, fn func(seq uint64, r *OutboxRecord) error) (int, error) {
+	lower := outboxKey(nil, p, from)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(outboxPrefix(nil, p))})
+	if err != nil {
+		return 0, fmt.Errorf("scan outbox of partition %d: %w", p, err)
+	}
+	defer it.Close()
+	var rec OutboxRecord
+	n := 0
+	for it.First(); it.Valid() && n < max; it.Next() {
+		seq := binary.BigEndian.Uint64(it.Key()[5:13])
+		if err := DecodeOutboxRecord(it.Value(), &rec); err != nil {
+			return n, fmt.Errorf("outbox %d/%d: %w", p, seq, err)
+		}
+		if err := fn(seq, &rec); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, it.Error()
+}
+
+// DeleteOutbox deletes the outbox records of partition p with sequence in
+// [from, to] after they were acknowledged.
+func (s *Store) DeleteOutbox(p int32, from, to uint64) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.DeleteRange(outboxKey(nil, p, from), outboxKey(nil, p, to+1), nil); err != nil {
+		return fmt.Errorf("delete outbox %d [%d,%d]: %w", p, from, to, err)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("delete outbox %d [%d,%d]: %w", p, from, to, err)
+	}
+	return nil
+}
+
+// OutboxDepth estimates the number of records waiting in the outbox.
+func (s *Store) OutboxDepth(relayed map[int32]uint64) int64 {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	var n int64
+	for p, next := range s.nextOutbox {
+		if next > relayed[p] {
+			n += int64(next - relayed[p])
+		}
+	}
+	return n
+}
+
+// NextOutbox returns the next outbox sequence number of partition p: every
+// committed record of p has a smaller one.
+func (s *Store) NextOutbox(p int32) uint64 {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	return s.nextOutbox[p]
+}
+
+var _ io.Closer = (*pebble.Batch)(nil)
