@@ -126,6 +126,11 @@ type Options struct {
 	// Now is the clock for updated_at (default time.Now). Pass a fixed
 	// clock for fully reproducible output.
 	Now func() time.Time
+	// VersionBase is added to every initial version. A producer that
+	// restarts against state kept from an earlier run (feedmill dev) passes
+	// a base above any version it produced before, e.g. the start time in
+	// microseconds, so its changes are not ignored as late arrivals.
+	VersionBase int64
 	// HostileFraction is the share of offers and sellers carrying hostile
 	// text (default 0.01; negative disables it).
 	HostileFraction float64
@@ -224,7 +229,7 @@ func New(seed int64, o Options) (*Generator, error) {
 	}
 	for range o.Offers {
 		age := time.Duration(g.rng.Int64N(int64(90 * 24 * time.Hour)))
-		o := g.newOffer(g.allocOfferID(), 1+g.rng.Int64N(20), now.Add(-age).Truncate(time.Millisecond))
+		o := g.newOffer(g.allocOfferID(), g.o.VersionBase+1+g.rng.Int64N(20), now.Add(-age).Truncate(time.Millisecond))
 		g.putOffer(o)
 	}
 	return g, nil
@@ -422,7 +427,7 @@ func (g *Generator) updateOffer(op Op) Change {
 // a greater version.
 func (g *Generator) createOffer() *records.Offer {
 	if len(g.deleted) == 0 || g.rng.IntN(5) != 0 {
-		return g.newOffer(g.allocOfferID(), 1, g.now())
+		return g.newOffer(g.allocOfferID(), g.o.VersionBase+1, g.now())
 	}
 	i := g.rng.IntN(len(g.deleted))
 	id := g.deleted[i]
@@ -575,7 +580,7 @@ func (g *Generator) newSeller(n int, now time.Time) *records.Seller {
 		Status:      status,
 		SuperSeller: g.rng.IntN(100) < 15,
 		UpdatedAt:   now.Add(-time.Duration(g.rng.Int64N(int64(365 * 24 * time.Hour)))).Truncate(time.Millisecond),
-		Version:     1 + g.rng.Int64N(10),
+		Version:     g.o.VersionBase + 1 + g.rng.Int64N(10),
 	}
 }
 
@@ -589,7 +594,7 @@ func (g *Generator) newRating(sid string, now time.Time) *records.Rating {
 		Count:       int64(math.Exp(g.rng.Float64() * math.Log(20000))),
 		PositivePct: positivePct(g.rng, avg),
 		UpdatedAt:   now.Add(-time.Duration(g.rng.Int64N(int64(30 * 24 * time.Hour)))).Truncate(time.Millisecond),
-		Version:     1 + g.rng.Int64N(50),
+		Version:     g.o.VersionBase + 1 + g.rng.Int64N(50),
 	}
 }
 

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"go.uber.org/zap"
+
+	"github.com/feedmill/feedmill/config"
+	"github.com/feedmill/feedmill/feeds"
+	"github.com/feedmill/feedmill/internal/app"
+)
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
+	fl := flag.NewFlagSet("run", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	path := fl.String("config", "feedmill.yaml", "config file (CONTRACT §4); FEEDMILL_* env vars override it")
+	level := fl.String("log-level", "info", "debug, info, warn or error")
+	if err := fl.Parse(args); err != nil {
+		return errUsage
+	}
+	cfg, err := config.Load(*path, os.Environ())
+	if err != nil {
+		return err
+	}
+	if _, err := feeds.Compile(cfg.Feeds, cfg.Templates); err != nil {
+		return fmt.Errorf("config %s: %w", *path, err)
+	}
+	logger, err := newLogger(*level, false, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = logger.Sync() }() // nothing to do if stderr cannot sync
+	if err := app.Run(ctx, cfg, logger, app.Options{}); err != nil {
+		logger.Error("processor failed", zap.Error(err))
+		return err
+	}
+	return nil
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	path := fl.String("config", "feedmill.yaml", "config file to check")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := config.Load(*path, os.Environ())
+	problems := 0
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		problems++
+		if cfg == nil {
+			return 1
+		}
+	}
+	if _, err := feeds.Compile(cfg.Feeds, cfg.Templates); err != nil {
+		fmt.Fprintln(stderr, err)
+		problems++
+	}
+	if problems > 0 {
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d feeds, %d custom templates)\n", *path, len(cfg.Feeds), len(cfg.Templates))
+	return 0
+}
