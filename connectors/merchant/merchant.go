@@ -1,0 +1,267 @@
+package merchant
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/jwt"
+
+	"github.com/feedmill/feedmill/config"
+	"github.com/feedmill/feedmill/connectors"
+	"github.com/feedmill/feedmill/internal/records"
+)
+
+// Scope is the OAuth2 scope of the Merchant API.
+const Scope = "https://www.googleapis.com/auth/content"
+
+// SeqAttribute is the custom attribute carrying the feedmill seq of the
+// state sent, for support and reconciliation.
+const SeqAttribute = "feedmill_seq"
+
+// defaultTokenURL is used when the key file has no token_uri.
+const defaultTokenURL = "https://oauth2.googleapis.com/token"
+
+// ProductInput is the body of productInputs.insert (the fields feedmill sets).
+type ProductInput struct {
+	OfferID           string            `json:"offerId"`
+	ContentLanguage   string            `json:"contentLanguage"`
+	FeedLabel         string            `json:"feedLabel"`
+	ProductAttributes ProductAttributes `json:"productAttributes"`
+	CustomAttributes  []CustomAttribute `json:"customAttributes,omitempty"`
+}
+
+// ProductAttributes are the product's attributes.
+type ProductAttributes struct {
+	Title                string   `json:"title"`
+	Description          string   `json:"description,omitempty"`
+	Link                 string   `json:"link"`
+	ImageLink            string   `json:"imageLink,omitempty"`
+	AdditionalImageLinks []string `json:"additionalImageLinks,omitempty"`
+	Availability         string   `json:"availability"`
+	Condition            string   `json:"condition,omitempty"`
+	Price                Price    `json:"price"`
+	Brand                string   `json:"brand,omitempty"`
+	Gtins                []string `json:"gtins,omitempty"`
+	ProductTypes         []string `json:"productTypes,omitempty"`
+}
+
+// Price is a Merchant API price: micros of the currency's major unit,
+// as a decimal string (int64 in proto JSON).
+type Price struct {
+	AmountMicros string `json:"amountMicros"`
+	CurrencyCode string `json:"currencyCode"`
+}
+
+// CustomAttribute is a name/value attribute.
+type CustomAttribute struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// apiError is Google's error body.
+type apiError struct {
+	Error struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+		Status  string `json:"status"`
+	} `json:"error"`
+}
+
+// Partner calls the Merchant API. Safe for concurrent use.
+type Partner struct {
+	base       string
+	account    string
+	dataSource string
+	language   string
+	feedLabel  string
+	client     *http.Client
+	now        func() time.Time
+}
+
+// New builds the partner from cfg: it reads the service-account key in
+// merchant.credentials_file. base is the HTTP client used for the token
+// endpoint and the API (nil: http.DefaultClient's transport).
+func New(cfg config.Connector, base *http.Client) (*Partner, error) {
+	if err := cfg.ValidatePartner(config.PartnerMerchant); err != nil {
+		return nil, fmt.Errorf("merchant: %w", err)
+	}
+	key, err := os.ReadFile(cfg.Merchant.CredentialsFile)
+	if err != nil {
+		return nil, fmt.Errorf("merchant: read credentials: %w", err)
+	}
+	jc, err := JWTConfig(key)
+	if err != nil {
+		return nil, fmt.Errorf("merchant: credentials %s: %w", cfg.Merchant.CredentialsFile, err)
+	}
+	if base == nil {
+		base = &http.Client{}
+	}
+	tctx := context.WithValue(context.Background(), oauth2.HTTPClient, base)
+	return NewWithTokenSource(cfg, oauth2.ReuseTokenSource(nil, jc.TokenSource(tctx)), base), nil
+}
+
+// NewWithTokenSource builds the partner with an explicit token source.
+func NewWithTokenSource(cfg config.Connector, ts oauth2.TokenSource, base *http.Client) *Partner {
+	if base == nil {
+		base = &http.Client{}
+	}
+	m := cfg.Merchant
+	return &Partner{
+		base:       strings.TrimSuffix(m.BaseURL, "/"),
+		account:    m.AccountID,
+		dataSource: m.DataSource,
+		language:   m.ContentLanguage,
+		feedLabel:  m.FeedLabel,
+		client:     &http.Client{Transport: &oauth2.Transport{Source: ts, Base: base.Transport}},
+		now:        time.Now,
+	}
+}
+
+// JWTConfig parses a Google service-account key file (the fields
+// google.JWTConfigFromJSON reads) into a two-legged OAuth2 config for
+// Scope.
+func JWTConfig(key []byte) (*jwt.Config, error) {
+	var f struct {
+		Type         string `json:"type"`
+		ClientEmail  string `json:"client_email"`
+		PrivateKey   string `json:"private_key"`
+		PrivateKeyID string `json:"private_key_id"`
+		TokenURI     string `json:"token_uri"`
+	}
+	if err := json.Unmarshal(key, &f); err != nil {
+		return nil, fmt.Errorf("parse service account key: %w", err)
+	}
+	if f.Type != "service_account" {
+		return nil, fmt.Errorf("key type %q, want service_account", f.Type)
+	}
+	if f.ClientEmail == "" || f.PrivateKey == "" {
+		return nil, errors.New("service account key lacks client_email or private_key")
+	}
+	tokenURL := f.TokenURI
+	if tokenURL == "" {
+		tokenURL = defaultTokenURL
+	}
+	return &jwt.Config{
+		Email:        f.ClientEmail,
+		PrivateKey:   []byte(f.PrivateKey),
+		PrivateKeyID: f.PrivateKeyID,
+		Scopes:       []string{Scope},
+		TokenURL:     tokenURL,
+	}, nil
+}
+
+// MaxItems is 1: the Merchant API takes one product input per request.
+func (p *Partner) MaxItems() int { return 1 }
+
+// Send inserts or deletes each item, one request each.
+func (p *Partner) Send(ctx context.Context, items []connectors.Item) []connectors.Result {
+	out := make([]connectors.Result, len(items))
+	for i := range items {
+		out[i] = p.send(ctx, &items[i])
+	}
+	return out
+}
+
+func (p *Partner) dataSourceName() string {
+	return "accounts/" + p.account + "/dataSources/" + p.dataSource
+}
+
+func (p *Partner) send(ctx context.Context, it *connectors.Item) connectors.Result {
+	q := url.Values{"dataSource": {p.dataSourceName()}}.Encode()
+	var req *http.Request
+	var err error
+	switch it.Op {
+	case connectors.OpUpsert:
+		body, merr := json.Marshal(p.Input(it))
+		if merr != nil {
+			return connectors.Result{Outcome: connectors.Permanent, Message: "encode product input: " + merr.Error()}
+		}
+		u := p.base + "/products/v1/accounts/" + url.PathEscape(p.account) + "/productInputs:insert?" + q
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+		if req != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+	default:
+		name := p.language + "~" + p.feedLabel + "~" + it.OfferID
+		u := p.base + "/products/v1/accounts/" + url.PathEscape(p.account) + "/productInputs/" + url.PathEscape(name) + "?" + q
+		req, err = http.NewRequestWithContext(ctx, http.MethodDelete, u, nil)
+	}
+	if err != nil {
+		return connectors.ErrorResult(fmt.Errorf("build request: %w", err))
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return connectors.ErrorResult(fmt.Errorf("merchant api: %w", err))
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20)) // only for the error message
+	if it.Op == connectors.OpDelete && resp.StatusCode == http.StatusNotFound {
+		return connectors.Result{Outcome: connectors.Acked, Status: resp.StatusCode}
+	}
+	msg := ""
+	if resp.StatusCode >= 300 {
+		msg = resp.Status
+		var ae apiError
+		if json.Unmarshal(body, &ae) == nil && ae.Error.Message != "" {
+			msg = ae.Error.Status + ": " + ae.Error.Message
+		}
+	}
+	return connectors.StatusResult(resp.StatusCode, resp.Header, msg, p.now())
+}
+
+// Input maps an upsert item to the product input sent.
+func (p *Partner) Input(it *connectors.Item) *ProductInput {
+	o := &it.Offer.Offer
+	attrs := ProductAttributes{
+		Title:        o.Title,
+		Description:  o.Description,
+		Link:         o.URL,
+		Availability: "OUT_OF_STOCK",
+		Condition:    o.Condition,
+		Price:        Price{AmountMicros: strconv.FormatInt(Micros(o.PriceMinor, o.Currency), 10), CurrencyCode: o.Currency},
+	}
+	if o.Status == "ACTIVE" && o.Stock > 0 {
+		attrs.Availability = "IN_STOCK"
+	}
+	if len(o.Images) > 0 {
+		attrs.ImageLink = o.Images[0]
+		attrs.AdditionalImageLinks = o.Images[1:]
+	}
+	if o.Brand != nil {
+		attrs.Brand = *o.Brand
+	}
+	if o.GTIN != nil {
+		attrs.Gtins = []string{*o.GTIN}
+	}
+	if o.Category != "" {
+		attrs.ProductTypes = []string{strings.ReplaceAll(o.Category, "/", " > ")}
+	}
+	return &ProductInput{
+		OfferID:           it.OfferID,
+		ContentLanguage:   p.language,
+		FeedLabel:         p.feedLabel,
+		ProductAttributes: attrs,
+		CustomAttributes:  []CustomAttribute{{Name: SeqAttribute, Value: strconv.FormatInt(it.Seq, 10)}},
+	}
+}
+
+// Micros converts a price in minor units of currency to micros of its
+// major unit (12999 PLN = 129990000).
+func Micros(priceMinor int, currency string) int64 {
+	m := int64(priceMinor)
+	for range 6 - records.MinorUnits(currency) {
+		m *= 10
+	}
+	return m
+}
