@@ -206,3 +206,18 @@ func TestStatusMapping(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkConnectorThroughput drains ADD events into a receiver that
+// answers after 10 ms, with the rate limit off and faults off.
+func BenchmarkConnectorThroughput(b *testing.B) {
+	recv := newFakeReceiver(b, &connectortest.Faults{Off: true})
+	recv.delay = 10 * time.Millisecond
+	srv := httptest.NewServer(recv)
+	defer srv.Close()
+	connectortest.Throughput(b, func(cfg config.Connector) (connectors.Partner, error) {
+		return webhook.New(cfg, srv.Client())
+	}, func(cfg *config.Connector) {
+		cfg.Webhook.URL = srv.URL + "/hook"
+		cfg.Webhook.Secret = secret
+	})
+}

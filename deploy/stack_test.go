@@ -1,0 +1,212 @@
+package deploy_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/feedmill/feedmill/config"
+	"github.com/feedmill/feedmill/feeds"
+)
+
+func loadProject(t *testing.T) *types.Project {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(root, "docker-compose.yml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := loader.LoadWithContext(context.Background(), types.ConfigDetails{
+		WorkingDir:  root,
+		ConfigFiles: []types.ConfigFile{{Filename: path, Content: data}},
+		Environment: types.Mapping{},
+	}, func(o *loader.Options) { o.SetProjectName("feedmill", true) })
+	if err != nil {
+		t.Fatalf("load docker-compose.yml: %v", err)
+	}
+	return p
+}
+
+func TestComposeServices(t *testing.T) {
+	p := loadProject(t)
+	type want struct {
+		ports       []uint32 // published host ports
+		healthcheck bool
+		dependsOn   map[string]string
+		imagePrefix string
+	}
+	wants := map[string]want{
+		"kafka":           {ports: []uint32{29092}, healthcheck: true, imagePrefix: "apache/kafka:"},
+		"schema-registry": {ports: []uint32{8081}, healthcheck: true, imagePrefix: "confluentinc/cp-schema-registry:", dependsOn: map[string]string{"kafka": "service_healthy"}},
+		"kafka-init":      {imagePrefix: "apache/kafka:", dependsOn: map[string]string{"kafka": "service_healthy"}},
+		"feedmill": {ports: []uint32{8080}, healthcheck: true, imagePrefix: "feedmill:",
+			dependsOn: map[string]string{"kafka-init": "service_completed_successfully", "schema-registry": "service_healthy"}},
+		"gen": {imagePrefix: "feedmill:",
+			dependsOn: map[string]string{"kafka-init": "service_completed_successfully", "schema-registry": "service_healthy"}},
+		"sink": {ports: []uint32{8099}, healthcheck: true, imagePrefix: "feedmill:"},
+		"connector-webhook": {ports: []uint32{8090}, healthcheck: true, imagePrefix: "feedmill:",
+			dependsOn: map[string]string{"feedmill": "service_healthy", "sink": "service_healthy"}},
+		"prometheus": {ports: []uint32{9090}, healthcheck: true, imagePrefix: "prom/prometheus:",
+			dependsOn: map[string]string{"feedmill": "service_healthy", "connector-webhook": "service_healthy"}},
+	}
+	for _, name := range p.ServiceNames() {
+		if _, ok := wants[name]; !ok {
+			t.Errorf("unexpected service %q", name)
+		}
+	}
+	for name, w := range wants {
+		t.Run(name, func(t *testing.T) {
+			s, err := p.GetService(name)
+			if err != nil {
+				t.Fatalf("service missing: %v", err)
+			}
+			if !strings.HasPrefix(s.Image, w.imagePrefix) {
+				t.Errorf("image %q, want %s*", s.Image, w.imagePrefix)
+			}
+			var published []uint32
+			for _, pc := range s.Ports {
+				published = append(published, uint32(atoi(t, pc.Published)))
+			}
+			if !slices.Equal(published, w.ports) {
+				t.Errorf("published ports %v, want %v", published, w.ports)
+			}
+			hc := s.HealthCheck != nil && len(s.HealthCheck.Test) > 1 && !s.HealthCheck.Disable
+			if hc != w.healthcheck {
+				t.Errorf("health check %v, want %v", hc, w.healthcheck)
+			}
+			if len(s.DependsOn) != len(w.dependsOn) {
+				t.Errorf("depends_on %v, want %v", s.DependsOn, w.dependsOn)
+			}
+			for dep, cond := range w.dependsOn {
+				if got := s.DependsOn[dep].Condition; got != cond {
+					t.Errorf("depends_on %s condition %q, want %q", dep, got, cond)
+				}
+			}
+			if strings.HasPrefix(w.imagePrefix, "feedmill:") && (s.Build == nil || s.Build.Dockerfile != "Dockerfile") {
+				t.Errorf("feedmill service not built from the Dockerfile")
+			}
+		})
+	}
+	gen, _ := p.GetService("gen")
+	if cmd := strings.Join(gen.Command, " "); !strings.Contains(cmd, "feedmill gen -brokers kafka:9092 -registry http://schema-registry:8081") ||
+		!strings.Contains(cmd, "-rate 200") {
+		t.Errorf("gen command %q", cmd)
+	}
+}
+
+// TestComposeConfigs checks that every config the stack mounts passes the
+// checks `feedmill validate` and the connectors' start-up run, with the
+// service's environment.
+func TestComposeConfigs(t *testing.T) {
+	p := loadProject(t)
+	mounted := 0
+	for _, name := range p.ServiceNames() {
+		s, _ := p.GetService(name)
+		env := environ(s)
+		for _, v := range s.Volumes {
+			if v.Type != types.VolumeTypeBind {
+				continue
+			}
+			if _, err := os.Stat(v.Source); err != nil {
+				t.Errorf("%s mounts missing %s: %v", name, v.Source, err)
+				continue
+			}
+			switch {
+			case v.Target == "/etc/feedmill/feedmill.yaml":
+				mounted++
+				cfg, err := config.Load(v.Source, env)
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+					continue
+				}
+				if _, err := feeds.Compile(cfg.Feeds, cfg.Templates); err != nil {
+					t.Errorf("%s: feeds: %v", name, err)
+				}
+				if !hasArgs(s.Command, "-config", v.Target) {
+					t.Errorf("%s does not run with -config %s: %v", name, v.Target, s.Command)
+				}
+			case v.Target == "/etc/feedmill/connector.yaml":
+				mounted++
+				cfg, err := config.LoadConnector(v.Source, env)
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+					continue
+				}
+				partner := strings.TrimPrefix(filepath.Base(s.Command[0]), "feedmill-connector-")
+				if err := cfg.ValidatePartner(partner); err != nil {
+					t.Errorf("%s: %v", name, err)
+				}
+			}
+		}
+	}
+	if mounted != 2 {
+		t.Errorf("%d feedmill configs mounted, want 2 (processor and webhook connector)", mounted)
+	}
+	// The example configs of the connectors not started by the stack
+	// parse too (their partner sections name secret files that exist
+	// only in production, so only the generic part is validated).
+	for _, f := range []string{"connectors/merchant.example.yaml", "connectors/meta.example.yaml"} {
+		if _, err := config.LoadConnector(f, nil); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestPrometheusTargets(t *testing.T) {
+	data, err := os.ReadFile("prometheus/prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"feedmill:8080", "connector-webhook:8090", "sink:8099"} {
+		if !strings.Contains(string(data), target) {
+			t.Errorf("prometheus does not scrape %s", target)
+		}
+	}
+	rules, err := os.ReadFile("prometheus/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, metric := range []string{"feedmill_consumer_lag", "feedmill_change_to_event_seconds_bucket", "feedmill_runs_held",
+		"feedmill_connector_dead_letters_total", "feedmill_connector_consumer_lag"} {
+		if !strings.Contains(string(rules), metric) {
+			t.Errorf("no alert rule on %s", metric)
+		}
+	}
+}
+
+func environ(s types.ServiceConfig) []string {
+	var env []string
+	for k, v := range s.Environment {
+		if v != nil {
+			env = append(env, k+"="+*v)
+		}
+	}
+	return env
+}
+
+func hasArgs(cmd []string, flag, value string) bool {
+	i := slices.Index(cmd, flag)
+	return i >= 0 && i+1 < len(cmd) && cmd[i+1] == value
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n := 0
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			t.Fatalf("port %q", s)
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
