@@ -53,7 +53,8 @@ type Set struct {
 	feeds     []*Feed
 	byID      map[string]*Feed
 	templates []*Template
-	filterUse usage // environment leaves read by any filter
+	filterUse usage   // environment leaves read by any filter
+	engine    *engine // shared-atom matching structure (engine.go)
 }
 
 // Feed is one compiled feed. Index is its position in Set.Feeds and in the
@@ -65,7 +66,8 @@ type Feed struct {
 	Destinations []string
 	File         bool
 
-	filter *vm.Program
+	filter       *vm.Program
+	filterFields FieldMask
 }
 
 // Feeds returns the feeds in config order; Feed.Index == position. The
@@ -94,6 +96,7 @@ func BuiltinTemplates() []string {
 // template names or values).
 func Compile(feeds []config.Feed, templates []config.Template) (*Set, error) {
 	c := compiler{bits: newFieldBits()}
+	eb := newEngineBuilder(c.bits)
 	custom := make(map[string]*Template, len(templates))
 	for i := range templates {
 		t := c.customTemplate(i, &templates[i])
@@ -152,14 +155,21 @@ func Compile(feeds []config.Feed, templates []config.Template) (*Set, error) {
 				c.add(path+".filter", err.Error())
 			} else {
 				f.filter = prog
+				f.filterFields = u.mask()
 				s.filterUse.add(u)
 			}
+		}
+		if f.filter == nil {
+			eb.skip()
+		} else if err := eb.add(f.filter.Node(), fc.Filter); err != nil {
+			c.add(path+".filter", err.Error())
 		}
 		s.feeds = append(s.feeds, f)
 	}
 	if len(c.problems) > 0 {
 		return nil, &CompileError{Problems: c.problems}
 	}
+	s.engine = eb.finish()
 	return s, nil
 }
 
@@ -277,14 +287,7 @@ func (c *compiler) program(src string, boolean bool) (*vm.Program, usage, error)
 // string- or int-specialised comparison for `seller?.status == "ACTIVE"`
 // that fails at run time when seller is nil, instead of being false.
 func compileExpr(src string, opts []expr.Option) (*vm.Program, error) {
-	cfg := conf.CreateNew()
-	for _, op := range opts {
-		op(cfg)
-	}
-	for name := range cfg.Disabled {
-		delete(cfg.Builtins, name)
-	}
-	cfg.Check()
+	cfg := newConfig(opts)
 	tree, err := checker.ParseCheck(src, cfg)
 	if err != nil {
 		return nil, err
@@ -300,6 +303,19 @@ func compileExpr(src string, opts []expr.Option) (*vm.Program, error) {
 		}
 	}
 	return exprcompiler.Compile(tree, cfg)
+}
+
+// newConfig is what expr.Compile makes of opts.
+func newConfig(opts []expr.Option) *conf.Config {
+	cfg := conf.CreateNew()
+	for _, op := range opts {
+		op(cfg)
+	}
+	for name := range cfg.Disabled {
+		delete(cfg.Builtins, name)
+	}
+	cfg.Check()
+	return cfg
 }
 
 // nilCheckRewriter rewrites `seller == nil` to `seller?.id == nil` (and

@@ -28,6 +28,8 @@ type Evaluator struct {
 	buf          []byte
 	filterErrors []uint64
 	renderErrors []uint64
+	plain        bool      // evaluate every filter program (NewPlainEvaluator)
+	run          engineRun // the engine's per-offer state
 }
 
 // NewEvaluator returns an Evaluator for s.
@@ -37,20 +39,81 @@ func (s *Set) NewEvaluator() *Evaluator {
 		slots:        newSlots(),
 		filterErrors: make([]uint64, len(s.feeds)),
 		renderErrors: make([]uint64, len(s.templates)),
+		run:          newEngineRun(s.engine, len(s.feeds)),
 	}
 	e.r.e = e
+	return e
+}
+
+// NewPlainEvaluator returns an Evaluator whose Match runs every feed's
+// whole filter program for every View, without the shared-atom engine:
+// the reference the engine is tested and benchmarked against. Same
+// results, same concurrency rules.
+func (s *Set) NewPlainEvaluator() *Evaluator {
+	e := s.NewEvaluator()
+	e.plain = true
 	return e
 }
 
 // Match sets member[i] to whether feed i's filter holds for v at now;
 // len(member) must be len(Set.Feeds()). A filter that fails at run time
 // (a nil dereference, a type mismatch on an attribute, a memory budget
-// overrun) counts as false and in FilterErrors. Match does not allocate
-// per feed; it boxes the View's fields that any filter reads once per call.
+// overrun) counts as false and in FilterErrors. Match evaluates only the
+// feeds the engine's indexes make candidates, from atoms computed at most
+// once per call (see doc.go); the result and the error counts equal
+// running every filter program. It allocates nothing per feed; opaque
+// atoms box the View's fields they read once per call.
 func (e *Evaluator) Match(v *View, now time.Time, member []bool) {
+	if e.plain {
+		e.matchPlain(v, now, member, nil, 0)
+		return
+	}
+	clear(member[:len(e.set.feeds)])
+	e.run.begin(v, now)
+	e.candidates()
+	for _, f := range e.run.cand {
+		member[f] = e.evalFeed(f)
+	}
+	e.run.v = nil
+}
+
+// MatchChanged is Match for a change of the fields in changed (see
+// DiffFields): a feed whose filter reads none of them, and not now, keeps
+// prev[i] and is not evaluated; the others are evaluated as Match does.
+// prev and member have len(Set.Feeds()) and may be the same slice.
+func (e *Evaluator) MatchChanged(v *View, now time.Time, changed FieldMask, prev, member []bool) {
+	changed |= FieldNow
+	if e.plain {
+		e.matchPlain(v, now, member, prev, changed)
+		return
+	}
+	feeds := e.set.feeds
+	copy(member[:len(feeds)], prev[:len(feeds)])
+	for i, f := range feeds {
+		if f.filterFields&changed != 0 {
+			member[i] = false
+		}
+	}
+	e.run.begin(v, now)
+	e.candidates()
+	for _, f := range e.run.cand {
+		if feeds[f].filterFields&changed != 0 {
+			member[f] = e.evalFeed(f)
+		}
+	}
+	e.run.v = nil
+}
+
+// matchPlain runs every filter program; with prev != nil only those whose
+// filter reads a field in changed.
+func (e *Evaluator) matchPlain(v *View, now time.Time, member, prev []bool, changed FieldMask) {
 	e.slots.load(e.set.filterUse, v, now)
 	env := &e.slots.env
 	for i, f := range e.set.feeds {
+		if prev != nil && f.filterFields&changed == 0 {
+			member[i] = prev[i]
+			continue
+		}
 		out, err := e.vm.Run(f.filter, env)
 		b, ok := out.(bool)
 		if err != nil || !ok {
