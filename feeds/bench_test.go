@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/feedmill/feedmill/config"
+	"github.com/feedmill/feedmill/internal/synth"
 )
 
 // benchFeeds generates n realistic filters: category prefixes × price bands
@@ -71,3 +72,29 @@ func BenchmarkFingerprint(b *testing.B) {
 		})
 	}
 }
+
+// benchMatch measures the per-change cost of Match over synth.FeedSet(n)
+// and views of the synthetic catalog (20000 offers), one view per op.
+func benchMatch(b *testing.B, plain bool) {
+	views := synthViews(b, 1, 20000)
+	for _, n := range []int{10, 100, 1300, 5000} {
+		b.Run(fmt.Sprintf("feeds=%d", n), func(b *testing.B) {
+			s := mustCompile(b, synth.FeedSet(n, 1), nil)
+			e := s.NewEvaluator()
+			if plain {
+				e = s.NewPlainEvaluator()
+			}
+			member := make([]bool, n)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				e.Match(views[i%len(views)], testNow, member)
+				i++
+			}
+		})
+	}
+}
+
+func BenchmarkMatchEngine(b *testing.B) { benchMatch(b, false) }
+
+func BenchmarkMatchPlain(b *testing.B) { benchMatch(b, true) }

@@ -20,10 +20,46 @@
 // ranges. Filters must be boolean.
 //
 // An Evaluator (one per goroutine) owns one expr VM and one environment.
-// Match boxes the View's fields that some filter reads once per call, then
-// runs every filter without allocating per feed (see env.go for how).
 // A filter that fails at run time is false and counted (FilterErrors).
-// The evaluation strategy is internal: callers depend only on Match.
+//
+// # Matching engine
+//
+// Match's cost follows the offer, not the number of feeds. Compile walks
+// each filter's checked, optimised expr AST into a tree of and/or/not over
+// atoms: a field of offer, seller or rating (plain, `?.`, or with a
+// `?? constant` default) or one attributes key compared with a constant
+// (==, !=, <, <=, >, >=), startsWith/endsWith/contains a constant, `in`
+// a constant list, or a bare boolean operand. Anything else (len, now
+// arithmetic, matches, function calls, arithmetic on fields) becomes an
+// opaque atom: the sub-expression compiled alone and run by expr. Equal
+// atoms (canonical key) are shared by all feeds.
+//
+// Atoms that can be indexed are: equality and `in` by value (hash maps per
+// operand; the offer's attributes are iterated once), startsWith by a
+// radix tree per operand (the offer's category is walked once), and
+// numeric comparisons by sorted bounds (binary search). An atom is
+// indexed only when "not reported by its index" implies false. Each feed
+// gets a required set: for a conjunction, its most selective indexed
+// conjunct among those preceded only by conjuncts that cannot be nil or
+// fail; for a disjunction, the union of both sides. Match asks the
+// indexes once per View, evaluates only the feeds they report plus those
+// without a required set, and computes each atom at most once per View
+// (memoised by a generation counter; nothing is cleared per call). The
+// result equals running every program, error counts included: the
+// boolean nodes follow expr's VM (&& and || need a bool on the left and
+// yield their right side as is, nil is false only at the top), and the
+// atoms follow runtime.Equal/Less, nil handling and the optimiser's
+// constant `in` maps (where nil looks up ""). TestEngineEqualsPlain and
+// FuzzMatch check this against NewPlainEvaluator, which runs every
+// program and stays available as the reference.
+//
+// FieldMask names the joined view's fields (offer.*, seller.*, rating.*,
+// now). Feed.FilterFields and Template.RenderFields say what a feed
+// reads and renders; DiffFields gives the fields a change touched;
+// Set.Affected lists the feeds such a change can alter, and
+// Evaluator.MatchChanged keeps the previous membership of every feed
+// whose filter reads none of them. A filter that reads now is always
+// affected.
 //
 // A Template is data for one renderer: a document shell (RSS 2.0 with the
 // Google g: namespace, Ceneo offers, or a custom root element) and a tree

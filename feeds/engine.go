@@ -54,6 +54,13 @@ type engine struct {
 	lower  []rangeIndex // > and >= atoms: may hold when bound <= scalar
 
 	opaqueUse usage // leaves the opaque atoms read
+
+	// eqStr split by operand: field operands are read one by one; the
+	// offer's attributes are iterated once and looked up by key, so the
+	// cost follows the offer's attributes, not the filters' keys.
+	strFields   []int32            // eqStr positions of field operands
+	strAttrs    map[string][]int32 // attribute key → eqStr positions
+	attrMissing []int32            // attribute operands whose ?? default is indexed
 }
 
 type eqStrIndex struct {
@@ -157,6 +164,18 @@ func (b *engineBuilder) skip() {
 func (b *engineBuilder) finish() *engine {
 	for len(b.e.reqFeeds) < len(b.e.atoms) {
 		b.e.reqFeeds = append(b.e.reqFeeds, nil)
+	}
+	b.e.strAttrs = make(map[string][]int32)
+	for i := range b.e.eqStr {
+		ix := &b.e.eqStr[i]
+		if ix.op.f != fieldAttr {
+			b.e.strFields = append(b.e.strFields, int32(i))
+			continue
+		}
+		b.e.strAttrs[ix.op.attr] = append(b.e.strAttrs[ix.op.attr], int32(i))
+		if ix.op.hasDef && ix.op.def.k == kString && len(ix.m[ix.op.def.s]) > 0 {
+			b.e.attrMissing = append(b.e.attrMissing, int32(i))
+		}
 	}
 	for i := range b.e.upper {
 		sortRange(&b.e.upper[i])
@@ -594,11 +613,28 @@ func (r *engineRun) addFeeds(feeds []int32) {
 func (e *Evaluator) candidates() {
 	eng, r := e.set.engine, &e.run
 	v := r.v
-	for i := range eng.eqStr {
+	for _, i := range eng.strFields {
 		ix := &eng.eqStr[i]
 		if x := ix.op.read(v); x.k == kString {
 			for _, a := range ix.m[x.s] {
 				r.addFeeds(eng.reqFeeds[a])
+			}
+		}
+	}
+	if len(eng.strAttrs) > 0 {
+		for k, val := range v.Offer.Attributes {
+			for _, i := range eng.strAttrs[k] {
+				for _, a := range eng.eqStr[i].m[val] {
+					r.addFeeds(eng.reqFeeds[a])
+				}
+			}
+		}
+		for _, i := range eng.attrMissing {
+			ix := &eng.eqStr[i]
+			if _, ok := v.Offer.Attributes[ix.op.attr]; !ok {
+				for _, a := range ix.m[ix.op.def.s] {
+					r.addFeeds(eng.reqFeeds[a])
+				}
 			}
 		}
 	}
