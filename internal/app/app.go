@@ -67,15 +67,28 @@ func Run(ctx context.Context, cfg *config.Config, logger *zap.Logger, o Options)
 	if err != nil {
 		return err
 	}
+	files, err := processor.NewFeedFiles(filepath.Join(cfg.State.Dir, "feeds"), set, logger)
+	if err != nil {
+		return err
+	}
+	pass, err := processor.NewFullPass(processor.FullPassDeps{
+		Config: cfg.FullPass, Store: store, Feeds: set, Files: files, Exec: pipe.Exec,
+		Registry: reg, Logger: logger, Now: o.Now, Ready: pipe.Ready,
+	})
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
-	api := &processor.API{Store: store, Feeds: set, Registry: reg, Ready: pipe.Ready, Logger: logger.Named("http")}
+	api := &processor.API{Store: store, Feeds: set, Registry: reg, Ready: pipe.Ready, Logger: logger.Named("http"), LastRun: pass.LastRun}
 	api.Register(mux)
+	files.Register(mux)
+	pass.Register(mux)
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: processor.AdminAuth(cfg.HTTP.AdminToken, mux), ReadHeaderTimeout: 10 * time.Second}
 	logger.Info("processor started", zap.String("http", ln.Addr().String()),
 		zap.Strings("brokers", cfg.Kafka.Brokers), zap.Int("feeds", len(set.Feeds())), zap.String("state", cfg.State.Dir))
 	if o.Listening != nil {
@@ -84,6 +97,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *zap.Logger, o Options)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return pipe.Run(gctx) })
+	g.Go(func() error { return pass.Run(gctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)

@@ -1,0 +1,119 @@
+package processor
+
+import (
+	"slices"
+	"time"
+
+	"github.com/feedmill/feedmill/feeds"
+	"github.com/feedmill/feedmill/internal/records"
+	"github.com/feedmill/feedmill/state"
+)
+
+// FixResult counts what ApplyFixes emitted.
+type FixResult struct {
+	// Corrections is the number of RECONCILE events (offers corrected).
+	Corrections int64
+	// Refreshes is the number of REFRESH events (offers refreshed).
+	Refreshes int64
+}
+
+// ApplyFixes applies the corrections and refreshes a full pass listed, in
+// one committed batch. It must run on the applier goroutine
+// (Pipeline.Exec). Each offer is re-read and re-evaluated against its
+// CURRENT state and membership, so a live change that already repaired it
+// emits nothing, and no UPDATE/REMOVE ever goes to a non-member. An offer
+// whose seller re-evaluation is still pending is left to that job; an offer
+// of a partition this instance does not own is skipped. With refresh,
+// entries due for refresh (refreshDue at the applier's clock) get a
+// REFRESH event after any correction.
+func (a *Applier) ApplyFixes(fixes []state.Fix, refreshAfter time.Duration) (FixResult, error) {
+	var res FixResult
+	b := a.store.NewBatch()
+	defer b.Close()
+	now := a.now()
+	for _, fx := range fixes {
+		if len(a.partitions) > 0 {
+			if _, ok := slices.BinarySearch(a.partitions, fx.Partition); !ok {
+				continue
+			}
+		}
+		a.offer = records.Offer{}
+		pres, _, err := b.GetOffer(fx.Partition, fx.OfferID, &a.offer)
+		if err != nil {
+			a.resetCaches()
+			return FixResult{}, err
+		}
+		var view *feeds.View
+		if pres == state.Live {
+			if _, pending := a.jobs[a.offer.SellerID]; pending {
+				continue
+			}
+			seller, err := a.seller(b, a.offer.SellerID)
+			if err != nil {
+				a.resetCaches()
+				return FixResult{}, err
+			}
+			rating, err := a.rating(b, a.offer.SellerID)
+			if err != nil {
+				a.resetCaches()
+				return FixResult{}, err
+			}
+			a.view = feeds.View{Offer: &a.offer, Seller: seller, Rating: rating}
+			view = &a.view
+		}
+		before := b.OutboxLen()
+		if err := a.evaluate(b, fx.Partition, fx.OfferID, view, records.CauseReconcile, 0, now); err != nil {
+			a.resetCaches()
+			return FixResult{}, err
+		}
+		if b.OutboxLen() > before {
+			res.Corrections++
+		}
+		if view == nil || fx.Flags&state.FixRefresh == 0 {
+			continue
+		}
+		n, err := a.refresh(b, fx.Partition, fx.OfferID, view, refreshAfter, now)
+		if err != nil {
+			a.resetCaches()
+			return FixResult{}, err
+		}
+		res.Refreshes += n
+	}
+	if err := a.commit(b, now); err != nil {
+		a.resetCaches()
+		return FixResult{}, err
+	}
+	return res, nil
+}
+
+// refresh emits one REFRESH event for the entries of offer id that are due
+// at now and records the new send time; it returns 1 when it emitted.
+func (a *Applier) refresh(b *state.Batch, p int32, id string, view *feeds.View, refreshAfter time.Duration, now time.Time) (int64, error) {
+	if _, err := b.GetMembership(p, id, &a.mem, a.intern); err != nil {
+		return 0, err
+	}
+	cycle := refreshAfter.Milliseconds()
+	phase := refreshPhaseMs(id, cycle)
+	nowMs := now.UnixMilli()
+	a.entries = a.entries[:0]
+	a.next.Reset()
+	a.next.Seq = a.mem.Seq
+	for i := range a.mem.Feeds {
+		fm := a.mem.Feeds[i]
+		if _, ok := a.set.Feed(fm.FeedID); ok && len(fm.Destinations) > 0 && refreshDue(phase, fm.SentAtMs, nowMs, cycle) {
+			for _, d := range fm.Destinations {
+				a.addEntry(fm.FeedID, d, records.ActionRefresh)
+			}
+			fm.SentAtMs = nowMs
+		}
+		a.next.Feeds = append(a.next.Feeds, fm)
+	}
+	if len(a.entries) == 0 {
+		return 0, nil
+	}
+	a.next.FieldHashes = append(a.next.FieldHashes, a.mem.FieldHashes...)
+	if err := a.emit(b, p, id, view, records.CauseRefresh, 0, now); err != nil {
+		return 0, err
+	}
+	return 1, b.PutMembership(p, id, &a.next)
+}

@@ -1,0 +1,112 @@
+package processor
+
+import (
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/feedmill/feedmill/state"
+)
+
+// Register adds the runs API (CONTRACT §5) to mux: GET /api/runs,
+// GET /api/runs/{id}, POST /api/runs, POST /api/runs/{id}/approve and
+// POST /api/runs/{id}/reject.
+func (fp *FullPass) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/runs", fp.listRuns)
+	mux.HandleFunc("GET /api/runs/{id}", fp.getRun)
+	mux.HandleFunc("POST /api/runs", fp.startRun)
+	mux.HandleFunc("POST /api/runs/{id}/approve", func(w http.ResponseWriter, r *http.Request) {
+		fp.decide(w, r, fp.Approve)
+	})
+	mux.HandleFunc("POST /api/runs/{id}/reject", func(w http.ResponseWriter, r *http.Request) {
+		fp.decide(w, r, fp.Reject)
+	})
+}
+
+func (fp *FullPass) listRuns(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			WriteError(w, http.StatusBadRequest, "limit must be a positive integer")
+			return
+		}
+		limit = n
+	}
+	out := []state.Run{}
+	if err := fp.store.Runs(func(run *state.Run) bool {
+		out = append(out, *run)
+		return len(out) < limit
+	}); err != nil {
+		fp.logger.Error("list runs", zap.Error(err))
+		WriteError(w, http.StatusInternalServerError, "list runs: "+err.Error())
+		return
+	}
+	WriteJSON(w, http.StatusOK, out)
+}
+
+func (fp *FullPass) getRun(w http.ResponseWriter, r *http.Request) {
+	run, err := fp.store.GetRun(r.PathValue("id"))
+	if err != nil {
+		fp.runError(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, run)
+}
+
+func (fp *FullPass) startRun(w http.ResponseWriter, _ *http.Request) {
+	id, _, err := fp.Start()
+	if err != nil {
+		fp.logger.Error("start full pass", zap.Error(err))
+		WriteError(w, http.StatusInternalServerError, "start full pass: "+err.Error())
+		return
+	}
+	w.Header().Set("Location", "/api/runs/"+id)
+	WriteJSON(w, http.StatusAccepted, map[string]string{"id": id})
+}
+
+func (fp *FullPass) decide(w http.ResponseWriter, r *http.Request, fn func(id string) (state.Run, error)) {
+	run, err := fn(r.PathValue("id"))
+	if err != nil {
+		fp.runError(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, run)
+}
+
+func (fp *FullPass) runError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, state.ErrRunNotFound):
+		WriteError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, ErrRunNotHeld):
+		WriteError(w, http.StatusConflict, err.Error())
+	default:
+		fp.logger.Error("runs api", zap.Error(err))
+		WriteError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+// AdminAuth protects every /api/ path of next with the bearer token: a
+// request without "Authorization: Bearer <token>" gets 401 with a JSON
+// error. The comparison is constant-time. An empty token disables it.
+func AdminAuth(token string, next http.Handler) http.Handler {
+	if token == "" {
+		return next
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/") {
+			got := []byte(r.Header.Get("Authorization"))
+			if subtle.ConstantTimeCompare(got, want) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="feedmill"`)
+				WriteError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
