@@ -40,18 +40,20 @@ type Applier struct {
 	metrics *Metrics
 	logger  *zap.Logger
 
-	eval    *feeds.Evaluator
-	member  []bool
-	oldIdx  []int32
-	fp      []uint64
-	fpValid []bool
-	counts  []int64
-	delta   []int64
+	eval       *feeds.Evaluator
+	member     []bool
+	prevMember []bool
+	oldIdx     []int32
+	fp         []uint64
+	fpValid    []bool
+	counts     []int64
+	delta      []int64
 
 	mem, next state.Membership
 	offer     records.Offer
 	prev      records.Offer
 	view      feeds.View
+	prevView  feeds.View
 	hasher    *fieldHasher
 	hashes    []uint32
 	entries   []records.FeedEntry
@@ -103,7 +105,7 @@ func NewApplier(d ApplierDeps) (*Applier, error) {
 		store: d.Store, set: d.Feeds, serde: d.Serde, topics: d.Topics, proc: d.Processor,
 		retain: d.Retention, eventID: d.EventSchemaID, now: d.Now, metrics: d.Metrics,
 		logger: d.Logger.Named("applier"),
-		eval:   d.Feeds.NewEvaluator(), member: make([]bool, n), oldIdx: make([]int32, n),
+		eval:   d.Feeds.NewEvaluator(), member: make([]bool, n), prevMember: make([]bool, n), oldIdx: make([]int32, n),
 		fp: make([]uint64, len(d.Feeds.Templates())), fpValid: make([]bool, len(d.Feeds.Templates())),
 		counts: make([]int64, n), delta: make([]int64, n),
 		hasher:  newFieldHasher(),
@@ -422,7 +424,15 @@ func (a *Applier) applyOffer(ctx context.Context, b *state.Batch, r *kgo.Record,
 		return err
 	}
 	a.view = feeds.View{Offer: &a.offer, Seller: seller, Rating: rating}
-	return a.evaluate(b, p, id, &a.view, records.CauseChange, r.Timestamp.UnixMilli(), now)
+	changed := feeds.FieldsAll
+	if pres == state.Live {
+		// Only what the change touched is re-evaluated. The seller and
+		// rating are the current ones for both views: their own changes
+		// are re-evaluated by seller jobs.
+		a.prevView = feeds.View{Offer: &a.prev, Seller: seller, Rating: rating}
+		changed = feeds.DiffFields(&a.prevView, &a.view)
+	}
+	return a.evaluateChanged(b, p, id, &a.view, changed, records.CauseChange, r.Timestamp.UnixMilli(), now)
 }
 
 func (a *Applier) seller(b *state.Batch, id string) (*records.Seller, error) {

@@ -14,13 +14,16 @@ import (
 // resulting event (if any (feed, destination) changed) and membership in b.
 // view == nil means the offer no longer exists.
 func (a *Applier) evaluate(b *state.Batch, p int32, id string, view *feeds.View, cause string, srcMs int64, now time.Time) error {
+	return a.evaluateChanged(b, p, id, view, feeds.FieldsAll, cause, srcMs, now)
+}
+
+// evaluateChanged is evaluate for a change that touched only the fields in
+// changed: feeds whose filter reads none of them keep their stored
+// membership, and members whose template renders none of them keep their
+// stored fingerprint. FieldsAll re-evaluates everything.
+func (a *Applier) evaluateChanged(b *state.Batch, p int32, id string, view *feeds.View, changed feeds.FieldMask, cause string, srcMs int64, now time.Time) error {
 	if _, err := b.GetMembership(p, id, &a.mem, a.intern); err != nil {
 		return err
-	}
-	if view != nil {
-		a.eval.Match(view, now, a.member)
-	} else {
-		clear(a.member)
 	}
 	list := a.set.Feeds()
 	stale := false // a stored feed no longer configured
@@ -31,12 +34,23 @@ func (a *Applier) evaluate(b *state.Batch, p int32, id string, view *feeds.View,
 			stale = true
 		}
 	}
+	switch {
+	case view == nil:
+		clear(a.member)
+	case changed == feeds.FieldsAll:
+		a.eval.Match(view, now, a.member)
+	default:
+		for i := range a.prevMember {
+			a.prevMember[i] = a.oldIdx[i] >= 0
+		}
+		a.eval.MatchChanged(view, now, changed, a.prevMember, a.member)
+	}
 	clear(a.fpValid)
 	a.entries = a.entries[:0]
 	a.next.Reset()
 	a.next.Seq = a.mem.Seq
 	nowMs := now.UnixMilli()
-	changed := false
+	dirty := false
 	for i, f := range list {
 		oi := a.oldIdx[i]
 		if oi >= 0 {
@@ -44,7 +58,7 @@ func (a *Applier) evaluate(b *state.Batch, p int32, id string, view *feeds.View,
 		}
 		if !a.member[i] {
 			if oi >= 0 {
-				changed = true
+				dirty = true
 				a.delta[i]--
 				for _, d := range a.mem.Feeds[oi].Destinations {
 					a.addEntry(f.ID, d, records.ActionRemove)
@@ -52,11 +66,16 @@ func (a *Applier) evaluate(b *state.Batch, p int32, id string, view *feeds.View,
 			}
 			continue
 		}
-		fp := a.fingerprint(f.Template, view, now)
+		var fp uint64
+		if oi >= 0 && changed&f.Template.RenderFields() == 0 {
+			fp = a.mem.Feeds[oi].Fingerprint // nothing it renders changed
+		} else {
+			fp = a.fingerprint(f.Template, view, now)
+		}
 		fm := state.FeedMembership{FeedID: f.ID, Fingerprint: fp, Destinations: f.Destinations}
 		before := len(a.entries)
 		if oi < 0 {
-			changed = true
+			dirty = true
 			a.delta[i]++
 			for _, d := range f.Destinations {
 				a.addEntry(f.ID, d, records.ActionAdd)
@@ -65,7 +84,7 @@ func (a *Applier) evaluate(b *state.Batch, p int32, id string, view *feeds.View,
 			old := &a.mem.Feeds[oi]
 			fm.SentAtMs = old.SentAtMs
 			if old.Fingerprint != fp || !slices.Equal(old.Destinations, f.Destinations) {
-				changed = true
+				dirty = true
 			}
 			for _, d := range f.Destinations {
 				switch {
@@ -87,7 +106,7 @@ func (a *Applier) evaluate(b *state.Batch, p int32, id string, view *feeds.View,
 		a.next.Feeds = append(a.next.Feeds, fm)
 	}
 	if stale {
-		changed = true
+		dirty = true
 		for i := range a.mem.Feeds {
 			old := &a.mem.Feeds[i]
 			if _, ok := a.set.Feed(old.FeedID); !ok {
@@ -102,9 +121,9 @@ func (a *Applier) evaluate(b *state.Batch, p int32, id string, view *feeds.View,
 		if err := a.emit(b, p, id, view, cause, srcMs, now); err != nil {
 			return err
 		}
-		changed = true
+		dirty = true
 	}
-	if !changed {
+	if !dirty {
 		return nil
 	}
 	return b.PutMembership(p, id, &a.next)
@@ -228,7 +247,7 @@ func (a *Applier) RunJobChunk() (bool, error) {
 				return err
 			}
 			v := feeds.View{Offer: &o, Seller: sel, Rating: rat}
-			return a.evaluate(b, j.Partition, offerID, &v, records.CauseChange, j.SourceTimeMs, now)
+			return a.evaluateChanged(b, j.Partition, offerID, &v, feeds.FieldsSeller|feeds.FieldsRating, records.CauseChange, j.SourceTimeMs, now)
 		})
 		if err != nil {
 			a.resetCaches()

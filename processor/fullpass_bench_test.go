@@ -1,0 +1,246 @@
+package processor_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/feedmill/feedmill/config"
+	"github.com/feedmill/feedmill/feeds"
+	"github.com/feedmill/feedmill/internal/records"
+	"github.com/feedmill/feedmill/internal/synth"
+	"github.com/feedmill/feedmill/processor"
+	"github.com/feedmill/feedmill/state"
+)
+
+// benchFeeds returns n feeds plus "all-gmc", a google-merchant file feed of
+// every active offer (the large document the serve figure uses).
+func benchFeeds(n int) []config.Feed {
+	fs := []config.Feed{{ID: "all-gmc", Filter: `offer.status == "ACTIVE"`, Template: synth.TemplateGoogle, Destinations: []string{synth.DestinationGMC}, File: true}}
+	return append(fs, synth.FeedSet(n-1, 5)...)
+}
+
+const benchPartitions = 16
+
+// benchState builds (once, cached in dir) a state of offers offers as the
+// streaming path would have left it: offers, sellers, ratings and
+// drift-free memberships with fingerprints, written straight to Pebble.
+func benchState(b *testing.B, dir string, offers int, set *feeds.Set, now time.Time) {
+	done := filepath.Join(dir, "complete")
+	if _, err := os.Stat(done); err == nil {
+		return
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		b.Fatal(err)
+	}
+	store, err := state.Open(filepath.Join(dir, "state"), records.NewSerde(nil), state.Options{}, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := set.NewEvaluator()
+	member := make([]bool, len(set.Feeds()))
+	const chunk = 100_000
+	var buf []byte
+	for c := 0; c*chunk < offers; c++ {
+		gen, err := synth.New(int64(100+c), synth.Options{Offers: min(chunk, offers-c*chunk), Sellers: 2000, Now: func() time.Time { return now }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		st := gen.State()
+		bt := store.NewBatch()
+		n := 0
+		if c == 0 {
+			for _, s := range st.Sellers {
+				if err := bt.PutSeller(s); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for _, r := range st.Ratings {
+				if err := bt.PutRating(r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		for _, o := range st.Offers {
+			oc := *o
+			oc.ID = "c" + strconv.Itoa(c) + "-" + o.ID
+			h := fnv.New32a()
+			h.Write([]byte(oc.ID))
+			p := int32(h.Sum32() % benchPartitions)
+			if err := bt.PutOffer(p, &oc); err != nil {
+				b.Fatal(err)
+			}
+			v := feeds.View{Offer: &oc, Seller: st.Sellers[oc.SellerID], Rating: st.Ratings[oc.SellerID]}
+			ev.Match(&v, now, member)
+			var m state.Membership
+			for i, f := range set.Feeds() {
+				if member[i] {
+					buf = ev.AppendItem(buf[:0], f.Template, &v, now)
+					m.Feeds = append(m.Feeds, state.FeedMembership{FeedID: f.ID, Fingerprint: xxhash.Sum64(buf), SentAtMs: now.UnixMilli(), Destinations: f.Destinations})
+				}
+			}
+			if len(m.Feeds) > 0 {
+				m.Seq = 1
+				if err := bt.PutMembership(p, oc.ID, &m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if n++; n%10_000 == 0 {
+				if err := bt.Commit(false); err != nil {
+					b.Fatal(err)
+				}
+				bt.Close()
+				bt = store.NewBatch()
+			}
+		}
+		if err := bt.Commit(false); err != nil {
+			b.Fatal(err)
+		}
+		bt.Close()
+	}
+	if err := store.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(done, nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// peakRSSMiB reads VmHWM of this process.
+func peakRSSMiB() float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// BenchmarkFullPass runs full passes over a state of FEEDMILL_BENCH_OFFERS
+// offers (default 1M) with 10 and 1300 feeds. The state is built once per
+// size under FEEDMILL_BENCH_DIR (default the temp dir) and reused, so run
+// it twice: the second run's peak_rss_MiB is the pass alone. It reports
+// offers/s, the peak RSS, the time to serve the 1M-item all-gmc feed
+// gzipped and bytes per item of the documents.
+//
+//	go test ./processor -run '^$' -bench BenchmarkFullPass -benchtime 1x -timeout 60m
+func BenchmarkFullPass(b *testing.B) {
+	offers := 1_000_000
+	if s := os.Getenv("FEEDMILL_BENCH_OFFERS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		offers = n
+	}
+	root := os.Getenv("FEEDMILL_BENCH_DIR")
+	if root == "" {
+		root = os.TempDir()
+	}
+	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	for _, nf := range []int{10, 1300} {
+		b.Run("feeds="+strconv.Itoa(nf)+"/offers="+strconv.Itoa(offers), func(b *testing.B) {
+			set, err := feeds.Compile(benchFeeds(nf), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			dir := filepath.Join(root, "feedmill-fullpass-"+strconv.Itoa(nf)+"-"+strconv.Itoa(offers))
+			benchState(b, dir, offers, set, now)
+			store, err := state.Open(filepath.Join(dir, "state"), records.NewSerde(nil), state.Options{}, zap.NewNop())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer store.Close()
+			files, err := processor.NewFeedFiles(filepath.Join(dir, "feeds"), set, zap.NewNop())
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg := config.Default().FullPass
+			cfg.Guard.MinSize = 1 << 30
+			fp, err := processor.NewFullPass(processor.FullPassDeps{
+				Config: cfg, Store: store, Feeds: set, Files: files,
+				Exec: func(context.Context, func(*processor.Applier) error) error {
+					return errors.New("a drift-free state needs no corrections")
+				},
+				Registry: prometheus.NewRegistry(), Logger: zap.NewNop(), Now: func() time.Time { return now },
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			var r state.Run
+			for range b.N {
+				r, err = fp.RunOnce(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if r.Status != state.RunPublished || r.Listed != 0 {
+					b.Fatalf("run %+v", r)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(r.Scanned)*float64(b.N)/b.Elapsed().Seconds(), "offers/s")
+			b.ReportMetric(peakRSSMiB(), "peak_rss_MiB")
+
+			// Serve the big feed gzipped.
+			mux := http.NewServeMux()
+			files.Register(mux)
+			srv := httptest.NewServer(mux)
+			defer srv.Close()
+			req, _ := http.NewRequest("GET", srv.URL+"/feeds/all-gmc.xml", nil)
+			req.Header.Set("Accept-Encoding", "gzip")
+			start := time.Now()
+			resp, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			gz, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			serve := time.Since(start)
+			var items, plain int64
+			for _, f := range r.Feeds {
+				if f.ID == "all-gmc" {
+					items = f.Members
+				}
+			}
+			_ = filepath.WalkDir(filepath.Join(dir, "feeds", "all-gmc", r.ID), func(_ string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), "part-") {
+					if fi, err := d.Info(); err == nil {
+						plain += fi.Size()
+					}
+				}
+				return nil
+			})
+			b.ReportMetric(serve.Seconds(), "serve_all_gmc_gzip_s")
+			b.ReportMetric(float64(items), "all_gmc_items")
+			if items > 0 {
+				b.ReportMetric(float64(plain)/float64(items), "bytes/item")
+				b.ReportMetric(float64(gz)/float64(items), "gzip_bytes/item")
+			}
+		})
+	}
+}
