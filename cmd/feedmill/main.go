@@ -23,6 +23,7 @@ Usage:
   feedmill broker [flags]          the embedded Kafka-protocol broker and schema registry alone
   feedmill gen [flags]             produce a synthetic catalog and change stream to any Kafka
   feedmill validate -config FILE   check config, filters and templates
+  feedmill bench [flags]           the performance harness (matching, drain, latency, full pass, RSS)
 
 Run "feedmill <command> -h" for a command's flags.
 `
@@ -48,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdBroker(ctx, args[1:], stdout, stderr)
 	case "gen":
 		err = cmdGen(ctx, args[1:], stdout, stderr)
+	case "bench":
+		err = cmdBench(ctx, args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
