@@ -79,8 +79,9 @@ func (ff *FeedFiles) versionDir(feedID, runID string) string {
 	return filepath.Join(ff.dir, feedID, runID)
 }
 
-// FeedWriter streams one run's documents to part files. It holds at most
-// flushBytes per feed in memory. Not safe for concurrent use.
+// FeedWriter streams one run's documents to part files: one file per
+// (feed, partition), kept open while its partition is scanned. It holds at
+// most flushBytes per feed in memory. Not safe for concurrent use.
 type FeedWriter struct {
 	ff    *FeedFiles
 	run   string
@@ -89,9 +90,10 @@ type FeedWriter struct {
 	bufs  [][]byte
 	parts [][]string // per feed: part file names in partition order
 	items []int64
-	open  []bool // the feed's part file of the current partition exists
-	dirty []int  // feeds written in the current partition
+	fds   []*os.File // the feed's part file of the current partition
+	dirty []int      // feeds written in the current partition
 	part  int32
+	dirs  []string
 }
 
 const flushBytes = 32 << 10
@@ -100,15 +102,17 @@ const flushBytes = 32 << 10
 func (ff *FeedFiles) NewWriter(runID string, now time.Time) (*FeedWriter, error) {
 	n := len(ff.set.Feeds())
 	w := &FeedWriter{ff: ff, run: runID, now: now, files: make([]*feeds.Feed, n), bufs: make([][]byte, n),
-		parts: make([][]string, n), items: make([]int64, n), open: make([]bool, n), part: -1}
+		parts: make([][]string, n), items: make([]int64, n), fds: make([]*os.File, n), part: -1}
 	for _, f := range ff.set.Feeds() {
 		if !f.File {
 			continue
 		}
 		w.files[f.Index] = f
-		if err := os.MkdirAll(ff.versionDir(f.ID, runID), 0o755); err != nil {
+		dir := ff.versionDir(f.ID, runID)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("feed %q version dir: %w", f.ID, err)
 		}
+		w.dirs = append(w.dirs, dir)
 	}
 	return w, nil
 }
@@ -125,13 +129,13 @@ func (w *FeedWriter) Item(i int, p int32, item []byte) error {
 	if w.files[i] == nil {
 		return nil
 	}
-	if !w.open[i] && len(w.bufs[i]) == 0 {
+	if w.fds[i] == nil && len(w.bufs[i]) == 0 {
 		w.dirty = append(w.dirty, i)
 	}
 	w.bufs[i] = append(w.bufs[i], item...)
 	w.items[i]++
 	if len(w.bufs[i]) >= flushBytes {
-		return w.flush(i, false)
+		return w.flush(i)
 	}
 	return nil
 }
@@ -141,49 +145,56 @@ func (w *FeedWriter) partName() string {
 	return "part-" + strings.Repeat("0", max(0, 6-len(s))) + s + ".xml"
 }
 
-func (w *FeedWriter) flush(i int, sync bool) error {
+func (w *FeedWriter) flush(i int) error {
 	f := w.files[i]
-	name := w.partName()
-	path := filepath.Join(w.ff.versionDir(f.ID, w.run), name)
-	fl, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("feed %q part: %w", f.ID, err)
-	}
-	if !w.open[i] {
-		w.open[i] = true
+	if w.fds[i] == nil {
+		name := w.partName()
+		fl, err := os.OpenFile(filepath.Join(w.ff.versionDir(f.ID, w.run), name), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+		if err != nil {
+			return fmt.Errorf("feed %q part: %w", f.ID, err)
+		}
+		w.fds[i] = fl
 		w.parts[i] = append(w.parts[i], name)
 	}
-	_, err = fl.Write(w.bufs[i])
-	if err == nil && sync {
-		err = fl.Sync()
-	}
-	if cerr := fl.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("feed %q part %s: %w", f.ID, name, err)
+	if _, err := w.fds[i].Write(w.bufs[i]); err != nil {
+		return fmt.Errorf("feed %q part of partition %d: %w", f.ID, w.part, err)
 	}
 	w.bufs[i] = w.bufs[i][:0]
 	return nil
 }
 
-// EndPartition writes and syncs the current partition's parts.
+// EndPartition writes and closes the current partition's parts.
 func (w *FeedWriter) EndPartition() error {
 	for _, i := range w.dirty {
-		if err := w.flush(i, true); err != nil {
+		if err := w.flush(i); err != nil {
 			return err
 		}
-		w.open[i] = false
+		err := w.fds[i].Close()
+		w.fds[i] = nil
+		if err != nil {
+			return fmt.Errorf("feed %q part of partition %d: %w", w.files[i].ID, w.part, err)
+		}
 	}
 	w.dirty = w.dirty[:0]
 	return nil
 }
 
+// Close releases any open part file (after an error); a finished writer
+// has none.
+func (w *FeedWriter) Close() {
+	for i, fl := range w.fds {
+		if fl != nil {
+			_ = fl.Close() // the version is abandoned
+			w.fds[i] = nil
+		}
+	}
+}
+
 // Items returns the item count written for feed index i.
 func (w *FeedWriter) Items(i int) int64 { return w.items[i] }
 
-// Finish writes headers, footers and manifests and syncs them. The
-// version is complete but not published.
+// Finish writes headers, footers and manifests and makes the whole version
+// durable (syncFiles). The version is complete but not published.
 func (w *FeedWriter) Finish() error {
 	if err := w.EndPartition(); err != nil {
 		return err
@@ -195,12 +206,12 @@ func (w *FeedWriter) Finish() error {
 		}
 		dir := w.ff.versionDir(f.ID, w.run)
 		buf = f.Template.AppendHeader(buf[:0], f, w.now)
-		if err := writeSynced(filepath.Join(dir, "header.xml"), buf); err != nil {
-			return err
+		if err := os.WriteFile(filepath.Join(dir, "header.xml"), buf, 0o644); err != nil {
+			return fmt.Errorf("feed %q header: %w", f.ID, err)
 		}
 		buf = f.Template.AppendFooter(buf[:0])
-		if err := writeSynced(filepath.Join(dir, "footer.xml"), buf); err != nil {
-			return err
+		if err := os.WriteFile(filepath.Join(dir, "footer.xml"), buf, 0o644); err != nil {
+			return fmt.Errorf("feed %q footer: %w", f.ID, err)
 		}
 		m := manifest{Run: w.run, Feed: f.ID, Items: w.items[i], Parts: w.parts[i]}
 		if m.Parts == nil {
@@ -210,14 +221,11 @@ func (w *FeedWriter) Finish() error {
 		if err != nil {
 			return fmt.Errorf("feed %q manifest: %w", f.ID, err)
 		}
-		if err := writeSynced(filepath.Join(dir, "manifest.json"), mb); err != nil {
-			return err
-		}
-		if err := syncDir(dir); err != nil {
-			return err
+		if err := os.WriteFile(filepath.Join(dir, "manifest.json"), mb, 0o644); err != nil {
+			return fmt.Errorf("feed %q manifest: %w", f.ID, err)
 		}
 	}
-	return nil
+	return syncFiles(w.ff.dir, w.dirs)
 }
 
 func writeSynced(path string, b []byte) error {

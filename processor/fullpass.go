@@ -669,6 +669,7 @@ func (fp *FullPass) scan(ctx context.Context, r *state.Run, now time.Time) error
 	if err != nil {
 		return err
 	}
+	defer w.Close()
 	fixes := fp.store.NewFixWriter(r.ID)
 	defer fixes.Close()
 	ev := fp.set.NewEvaluator()
