@@ -565,3 +565,24 @@ func (a *Applier) applyRating(ctx context.Context, b *state.Batch, r *kgo.Record
 	a.startJob(id, r.Timestamp.UnixMilli())
 	return nil
 }
+
+// SweepTombstones forgets deleted keys older than the tombstone retention,
+// in committed batches of at most 1000. It returns how many it forgot.
+func (a *Applier) SweepTombstones() (int, error) {
+	total := 0
+	for {
+		b := a.store.NewBatch()
+		n, err := b.SweepTombstones(a.now().Add(-a.retain), 1000)
+		if err == nil && n > 0 {
+			err = b.Commit(false)
+		}
+		_ = b.Close() // committed or discarded
+		if err != nil {
+			return total, fmt.Errorf("sweep tombstones: %w", err)
+		}
+		total += n
+		if n < 1000 {
+			return total, nil
+		}
+	}
+}

@@ -137,9 +137,19 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return err
 }
 
-// runApplier executes work items and, between them, seller job chunks.
+// runApplier executes work items and, between them, seller job chunks
+// and (once a minute) the tombstone sweep.
 func (p *Pipeline) runApplier(ctx context.Context) error {
+	sweep := time.NewTicker(time.Minute)
+	defer sweep.Stop()
 	for {
+		select {
+		case <-sweep.C:
+			if err := p.sweep(); err != nil {
+				return err
+			}
+		default:
+		}
 		pending := p.applier.PendingJobs() > 0 && p.assigned.Load()
 		p.metrics.jobsPending.Set(float64(p.applier.PendingJobs()))
 		if pending {
@@ -160,12 +170,27 @@ func (p *Pipeline) runApplier(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-sweep.C:
+			if err := p.sweep(); err != nil {
+				return err
+			}
 		case w := <-p.work:
 			if err := w(); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+func (p *Pipeline) sweep() error {
+	n, err := p.applier.SweepTombstones()
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		p.logger.Info("forgot expired tombstones", zap.Int("count", n))
+	}
+	return nil
 }
 
 // apply hands recs to the applier and waits.

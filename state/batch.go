@@ -137,8 +137,66 @@ func (b *Batch) PutOffer(p int32, o *records.Offer) error {
 // DeleteOffer replaces offer id with a tombstone.
 func (b *Batch) DeleteOffer(p int32, id string, version int64, at time.Time) error {
 	b.key = offerKey(b.key[:0], p, id)
+	return b.putTombstone(version, at)
+}
+
+// putTombstone writes a tombstone at b.key and indexes it by time.
+func (b *Batch) putTombstone(version int64, at time.Time) error {
 	b.val = appendTombstone(b.val[:0], version, at)
-	return b.set(b.key, b.val)
+	if err := b.set(b.key, b.val); err != nil {
+		return err
+	}
+	b.val = tombstoneIndexKey(b.val[:0], at.UnixMilli(), b.key)
+	return b.set(b.val, nil)
+}
+
+// SweepTombstones forgets up to limit tombstones deleted before cutoff
+// (and the memberships of those offers), so a late record for them is
+// accepted again as new. It returns how many it removed.
+func (b *Batch) SweepTombstones(cutoff time.Time, limit int) (int, error) {
+	upper := tombstoneIndexKey(nil, cutoff.UnixMilli(), nil)
+	it, err := b.b.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixTombIndex}, UpperBound: upper})
+	if err != nil {
+		return 0, fmt.Errorf("scan tombstones: %w", err)
+	}
+	defer it.Close()
+	n := 0
+	for it.First(); it.Valid() && n < limit; it.Next() {
+		idx := it.Key()
+		if len(idx) < 10 {
+			return n, fmt.Errorf("%w: tombstone index key", ErrCorrupt)
+		}
+		at := int64(binary.BigEndian.Uint64(idx[1:9]))
+		key := append([]byte(nil), idx[9:]...)
+		// Only a key that still holds this tombstone is forgotten: a
+		// record re-created (or deleted again) since keeps its value.
+		stillTomb := false
+		if _, err := b.get(key, func(v []byte) error {
+			if len(v) > 0 && v[0] == tagTombstone {
+				t, err := decodeTombstone(v)
+				stillTomb = err == nil && t.DeletedAt.UnixMilli() == at
+			}
+			return nil
+		}); err != nil {
+			return n, err
+		}
+		if stillTomb {
+			if err := b.b.Delete(key, nil); err != nil {
+				return n, err
+			}
+			if key[0] == prefixOffer {
+				mk := append([]byte{prefixMembership}, key[1:]...)
+				if err := b.b.Delete(mk, nil); err != nil {
+					return n, err
+				}
+			}
+		}
+		if err := b.b.Delete(append([]byte(nil), idx...), nil); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, it.Error()
 }
 
 // GetSeller reads seller id into dst (when Live).
@@ -161,8 +219,7 @@ func (b *Batch) PutSeller(s *records.Seller) error {
 // DeleteSeller replaces seller id with a tombstone.
 func (b *Batch) DeleteSeller(id string, version int64, at time.Time) error {
 	b.key = sellerKey(b.key[:0], id)
-	b.val = appendTombstone(b.val[:0], version, at)
-	return b.set(b.key, b.val)
+	return b.putTombstone(version, at)
 }
 
 // GetRating reads the rating of seller id into dst (when Live).
@@ -185,8 +242,7 @@ func (b *Batch) PutRating(r *records.Rating) error {
 // DeleteRating replaces the rating of sellerID with a tombstone.
 func (b *Batch) DeleteRating(sellerID string, version int64, at time.Time) error {
 	b.key = ratingKey(b.key[:0], sellerID)
-	b.val = appendTombstone(b.val[:0], version, at)
-	return b.set(b.key, b.val)
+	return b.putTombstone(version, at)
 }
 
 // PutIndex records that offerID (partition p) belongs to sellerID.

@@ -17,6 +17,7 @@ const (
 	prefixCount      = 'n'
 	prefixRun        = 'u' // full-pass runs (owned by the full pass)
 	prefixMeta       = 'z' // small singletons
+	prefixTombIndex  = 't' // tombstones by deletion time
 )
 
 // TablePartition is the outbox partition used for records that do not belong
@@ -103,4 +104,12 @@ func prefixEnd(prefix []byte) []byte {
 		}
 	}
 	return nil // prefix is all 0xff: no upper bound
+}
+
+// tombstoneIndexKey: 't' deletedAtMs(8) key — deleted keys in the order
+// their retention ends, so the sweep reads only expired ones.
+func tombstoneIndexKey(dst []byte, deletedAtMs int64, key []byte) []byte {
+	dst = append(dst, prefixTombIndex)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(deletedAtMs))
+	return append(dst, key...)
 }
