@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -48,20 +50,28 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
+	// Config problems and filter/template problems, every one once.
+	var lines []string
+	add := func(err error) {
+		for _, l := range strings.Split(err.Error(), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !slices.Contains(lines, l) {
+				lines = append(lines, l)
+			}
+		}
+	}
 	cfg, err := config.Load(*path, os.Environ())
-	problems := 0
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		problems++
+		add(err)
 		if cfg == nil {
+			fmt.Fprintln(stderr, strings.Join(lines, "\n"))
 			return 1
 		}
 	}
 	if _, err := feeds.Compile(cfg.Feeds, cfg.Templates); err != nil {
-		fmt.Fprintln(stderr, err)
-		problems++
+		add(err)
 	}
-	if problems > 0 {
+	if len(lines) > 0 {
+		fmt.Fprintln(stderr, strings.Join(lines, "\n"))
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d feeds, %d custom templates)\n", *path, len(cfg.Feeds), len(cfg.Templates))
