@@ -551,7 +551,7 @@ func TestConnectorDefaults(t *testing.T) {
 		},
 		SchemaRegistry:  SchemaRegistry{URL: "http://127.0.0.1:8081"},
 		Destinations:    []string{"gmc-main"},
-		DeadLetterTopic: "feedmill-dead-letters",
+		DeadLetterTopic: "feedmill-rejects",
 		StateDir:        "./connector-data",
 		HTTP:            ConnectorHTTP{Listen: "127.0.0.1:8090"},
 		Batch:           Batch{MaxItems: 500, MaxWait: time.Second},
@@ -563,6 +563,32 @@ func TestConnectorDefaults(t *testing.T) {
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("got  %+v\nwant %+v", *c, want)
+	}
+}
+
+func TestConnectorDeadLetterTopic(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		env        []string
+		want       string
+	}{
+		{"default is the CONTRACT rejects topic", "destinations: [a]\n", nil, "feedmill-rejects"},
+		{"yaml", "destinations: [a]\ndead_letter_topic: partner-dlq\n", nil, "partner-dlq"},
+		{"env", "destinations: [a]\n", []string{"FEEDMILL_DEAD_LETTER_TOPIC=env-dlq"}, "env-dlq"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := ParseConnector([]byte(tt.yaml), tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.DeadLetterTopic != tt.want {
+				t.Fatalf("dead_letter_topic %q, want %q", c.DeadLetterTopic, tt.want)
+			}
+		})
+	}
+	if DefaultDeadLetterTopic != DefaultConnector().Kafka.Topics.Rejects {
+		t.Fatalf("DefaultDeadLetterTopic %q differs from kafka.topics.rejects %q", DefaultDeadLetterTopic, DefaultConnector().Kafka.Topics.Rejects)
 	}
 }
 

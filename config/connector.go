@@ -16,9 +16,12 @@ type Connector struct {
 	SchemaRegistry SchemaRegistry `yaml:"schema_registry"`
 	// Destinations are the FeedEvent destinations this connector
 	// delivers; required.
-	Destinations    []string      `yaml:"destinations"`
-	DeadLetterTopic string        `yaml:"dead_letter_topic"` // default feedmill-dead-letters
-	StateDir        string        `yaml:"state_dir"`         // default ./connector-data
+	Destinations []string `yaml:"destinations"`
+	// DeadLetterTopic receives the records the partner refused for good
+	// and the undecodable ones, in the CONTRACT §1 rejects layout;
+	// default feedmill-rejects, the topic the processor writes too.
+	DeadLetterTopic string        `yaml:"dead_letter_topic"`
+	StateDir        string        `yaml:"state_dir"` // default ./connector-data
 	HTTP            ConnectorHTTP `yaml:"http"`
 	Batch           Batch         `yaml:"batch"`
 	RateLimit       RateLimit     `yaml:"rate_limit"`
@@ -81,6 +84,10 @@ type Webhook struct {
 	SecretFile string `yaml:"secret_file"`
 }
 
+// DefaultDeadLetterTopic is the default dead_letter_topic: the rejects
+// topic of CONTRACT §1, which the processor and the connectors share.
+const DefaultDeadLetterTopic = "feedmill-rejects"
+
 // Partner section names accepted by ValidatePartner.
 const (
 	PartnerMerchant = "merchant"
@@ -130,7 +137,7 @@ func DefaultConnector() Connector {
 func (c *Connector) applyDefaults(p presence) {
 	applyKafkaDefaults(p, "kafka", &c.Kafka, "feedmill-connector")
 	setDefault(p, "schema_registry.url", &c.SchemaRegistry.URL, "http://127.0.0.1:8081")
-	setDefault(p, "dead_letter_topic", &c.DeadLetterTopic, "feedmill-dead-letters")
+	setDefault(p, "dead_letter_topic", &c.DeadLetterTopic, DefaultDeadLetterTopic)
 	setDefault(p, "state_dir", &c.StateDir, "./connector-data")
 	setDefault(p, "http.listen", &c.HTTP.Listen, "127.0.0.1:8090")
 	setDefault(p, "batch.max_items", &c.Batch.MaxItems, 500)

@@ -16,6 +16,7 @@ type metrics struct {
 	failed      *prometheus.CounterVec // {action}: retryable failures
 	deadLetters *prometheus.CounterVec // {action}
 	retries     prometheus.Counter
+	abandoned   prometheus.Counter
 	status      *prometheus.CounterVec // {code}
 	skipped     *prometheus.CounterVec // {reason}
 	batch       prometheus.Histogram
@@ -41,6 +42,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "feedmill_connector_retries_total",
 			Help: "Items sent again after a transient failure.",
 		}),
+		abandoned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "feedmill_connector_partner_calls_abandoned_total",
+			Help: "Partner calls still running long after retry.timeout, given up on (their items are retried); a partner bug.",
+		}),
 		status: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "feedmill_connector_partner_status_total",
 			Help: "Per-item partner answers by HTTP status code (0 = no response).",
@@ -64,7 +69,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"topic", "partition"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.sent, m.failed, m.deadLetters, m.retries, m.status, m.skipped, m.batch, m.lag, m.committed)
+		reg.MustRegister(m.sent, m.failed, m.deadLetters, m.retries, m.abandoned, m.status, m.skipped, m.batch, m.lag, m.committed)
 	}
 	return m
 }

@@ -107,9 +107,12 @@ type Result struct {
 //
 // Send must return exactly one Result per item, in order. It is called
 // from up to Concurrency goroutines at once, so it must be safe for
-// concurrent use. ctx carries the per-call timeout; a call that runs out of
-// time reports Retryable for the items it could not confirm. Send never
-// retries by itself: the Runtime owns retries, backoff and the rate limit.
+// concurrent use. ctx carries the per-call timeout (retry.timeout) and
+// must bound every request Send makes, token fetches and status polls
+// included; a call that runs out of time reports Retryable for the items
+// it could not confirm. A Send still running well after its deadline is
+// abandoned by the Runtime (its items are retried). Send never retries by
+// itself: the Runtime owns retries, backoff and the rate limit.
 type Partner interface {
 	Send(ctx context.Context, items []Item) []Result
 }

@@ -41,6 +41,18 @@ const (
 // commit that follow a cancelled Run.
 const shutdownTimeout = 30 * time.Second
 
+// minCallGrace is the least time a partner call may overrun its
+// retry.timeout before the Runtime abandons it (see callGrace).
+const minCallGrace = 5 * time.Second
+
+// callGrace is how long a Send may go on after its context ended before
+// the Runtime stops waiting for it: retry.timeout, at least minCallGrace.
+// A partner that honours ctx returns well within it; one that does not
+// (a blocking call without a deadline) must not hang the connector.
+func callGrace(timeout time.Duration) time.Duration {
+	return max(timeout, minCallGrace)
+}
+
 // Deps are a Runtime's dependencies besides its config and partner.
 type Deps struct {
 	// Logger is named per component by the Runtime; nil means no logs.
@@ -78,6 +90,7 @@ type Runtime struct {
 	events  Events
 	limiter *rate.Limiter
 	perCall int
+	grace   time.Duration // callGrace of retry.timeout
 	topic   string
 	dests   []string
 	hwm     map[int32]int64 // guarded by mu
@@ -132,6 +145,7 @@ func New(cfg config.Connector, p Partner, deps Deps) (*Runtime, error) {
 		events:  deps.Events,
 		limiter: rate.NewLimiter(limit, max(cfg.RateLimit.Burst, 1)),
 		perCall: perCall,
+		grace:   callGrace(cfg.Retry.Timeout),
 		topic:   cfg.Kafka.Topics.Events,
 		dests:   slices.Clone(cfg.Destinations),
 		hwm:     make(map[int32]int64),
@@ -527,11 +541,11 @@ func (r *Runtime) sendChunk(ctx context.Context, todo []*offerWork) {
 		for _, w := range todo {
 			items = append(items, w.item)
 		}
-		// A call in flight is allowed to finish after ctx ends, so the
-		// partner never applies an item the connector did not record.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Retry.Timeout)
-		res := r.partner.Send(sctx, items)
-		cancel()
+		res, returned := r.call(ctx, items)
+		if !returned {
+			// The abandoned call may still read items: never reuse it.
+			items = make([]Item, 0, len(todo))
+		}
 		var wait time.Duration
 		next := todo[:0:0]
 		for i, w := range todo {
@@ -575,6 +589,38 @@ func (r *Runtime) sendChunk(ctx context.Context, todo []*offerWork) {
 	}
 }
 
+// call runs one partner Send bounded by retry.timeout. A call in flight
+// is allowed to finish after ctx ends, so the partner never applies an
+// item the connector did not record; but a Send that has not returned
+// callGrace after its deadline is abandoned: call returns every item
+// Retryable and false, and the stray call's results are ignored (the
+// items are sent again, at least once).
+func (r *Runtime) call(ctx context.Context, items []Item) ([]Result, bool) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Retry.Timeout)
+	defer cancel()
+	done := make(chan []Result, 1)
+	go func() { done <- r.partner.Send(sctx, items) }()
+	select {
+	case res := <-done:
+		return res, true
+	case <-sctx.Done():
+	}
+	grace := time.NewTimer(r.grace)
+	defer grace.Stop()
+	select {
+	case res := <-done:
+		return res, true
+	case <-grace.C:
+	}
+	r.m.abandoned.Inc()
+	r.log.Error("partner call ignored its deadline; abandoned",
+		zap.Int("items", len(items)),
+		zap.Duration("timeout", r.cfg.Retry.Timeout),
+		zap.Duration("grace", r.grace))
+	return All(len(items), Result{Outcome: Retryable,
+		Message: "partner call did not return within retry.timeout " + r.cfg.Retry.Timeout.String()}), false
+}
+
 func abandon(ws []*offerWork) {
 	for _, w := range ws {
 		w.state = itemAbandoned
@@ -613,11 +659,19 @@ func (b *batch) deadLetter(ctx context.Context) error {
 	return nil
 }
 
-// deadLetterRecord copies rec for the dead-letter topic with the error and
-// source headers added.
+// deadLetterRecord copies rec for the dead-letter topic in the CONTRACT
+// §1 rejects layout: the original key and value bytes, the original
+// headers, and error, source-topic, source-partition and source-offset
+// (replacing any the record already had, so each appears once).
 func deadLetterRecord(topic string, rec *kgo.Record, msg string) *kgo.Record {
 	hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+4)
-	hs = append(hs, rec.Headers...)
+	for _, h := range rec.Headers {
+		switch h.Key {
+		case HeaderError, HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset:
+			continue
+		}
+		hs = append(hs, h)
+	}
 	hs = append(hs,
 		kgo.RecordHeader{Key: HeaderError, Value: []byte(msg)},
 		kgo.RecordHeader{Key: HeaderSourceTopic, Value: []byte(rec.Topic)},

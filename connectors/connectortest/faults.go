@@ -1,9 +1,17 @@
 package connectortest
 
 import (
+	"context"
 	"strings"
 	"sync"
+	"time"
 )
+
+// StallLimit bounds how long Stall holds a request whose client does not
+// give up. The suite's clients give up after retry.timeout (300ms); a
+// request still open after StallLimit means a partner call without a
+// deadline, which the suite reports (Faults.Overdue) instead of hanging.
+const StallLimit = 15 * time.Second
 
 // Fault is what a fake partner does with one request.
 type Fault uint8
@@ -36,6 +44,60 @@ type Faults struct {
 	n        int
 	injected map[Fault]int
 	items    int
+	overdue  int
+	released chan struct{} // closed by Release; made lazily under mu
+}
+
+// Stall is what a fake does for FaultTimeout: it answers nothing until
+// the client gives up (ctx, the request's context, ends), Release is
+// called (the test server is closing), or StallLimit has passed. In the
+// last case the call counts as overdue and Stall returns false.
+func (f *Faults) Stall(ctx context.Context) bool {
+	t := time.NewTimer(StallLimit)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return true
+	case <-f.releasedCh():
+		return true
+	case <-t.C:
+		f.mu.Lock()
+		f.overdue++
+		f.mu.Unlock()
+		return false
+	}
+}
+
+// Release makes every Stall in progress and to come return at once. Call
+// it before closing the fake's server: httptest.Server.Close waits for
+// handlers, and a stalled handler must not wait for a client that is
+// gone. Safe to call more than once.
+func (f *Faults) Release() {
+	ch := f.releasedCh()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+}
+
+func (f *Faults) releasedCh() chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.released == nil {
+		f.released = make(chan struct{})
+	}
+	return f.released
+}
+
+// Overdue returns how many stalled requests outlived StallLimit: partner
+// calls whose client never gave up.
+func (f *Faults) Overdue() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.overdue
 }
 
 // Next returns the fault for the next request.
@@ -83,12 +145,14 @@ func IsPoison(title string) bool { return strings.HasPrefix(title, "POISON") }
 // Applied tracks what a fake partner holds and how often each state was
 // applied. Safe for concurrent use.
 type Applied struct {
-	mu      sync.Mutex
-	catalog map[string]State
-	seen    map[stateKey]int
-	dups    int
-	back    int
-	applied int
+	mu          sync.Mutex
+	catalog     map[string]State
+	seen        map[stateKey]int
+	unconfirmed map[stateKey]int
+	dups        int
+	back        int
+	excused     int
+	applied     int
 }
 
 // State is what a fake partner holds for one offer.
@@ -124,6 +188,19 @@ func (a *Applied) Delete(offer string, seq int64) {
 	delete(a.catalog, offer)
 }
 
+// Unconfirmed records that a call carrying offer's state at seq ended
+// without an answer (a timeout or a network error: the client cannot know
+// whether the partner applied it), so the state may be applied once more
+// without counting as a duplicate. The suite calls it; fakes need not.
+func (a *Applied) Unconfirmed(offer string, seq int64, del bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.unconfirmed == nil {
+		a.unconfirmed = make(map[stateKey]int)
+	}
+	a.unconfirmed[stateKey{offer, seq, del}]++
+}
+
 func (a *Applied) count(offer string, seq int64, del bool) {
 	if a.seen == nil {
 		a.seen = make(map[stateKey]int)
@@ -132,7 +209,12 @@ func (a *Applied) count(offer string, seq int64, del bool) {
 	k := stateKey{offer, seq, del}
 	a.seen[k]++
 	if seq != 0 && a.seen[k] > 1 {
-		a.dups++
+		if a.unconfirmed[k] > 0 {
+			a.unconfirmed[k]--
+			a.excused++
+		} else {
+			a.dups++
+		}
 	}
 	if cur, ok := a.catalog[offer]; ok && seq != 0 && seq < cur.Seq {
 		a.back++
@@ -151,10 +233,18 @@ func (a *Applied) Catalog() map[string]State {
 }
 
 // Counts returns the states applied, the duplicates (a state applied more
-// than once) and the out-of-order applications (an older seq after a
-// newer one).
+// than once, except re-sends of a call that got no answer) and the
+// out-of-order applications (an older seq after a newer one).
 func (a *Applied) Counts() (applied, duplicates, outOfOrder int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.applied, a.dups, a.back
+}
+
+// Excused returns how many repeated applications followed a call that got
+// no answer (see Unconfirmed) and were not counted as duplicates.
+func (a *Applied) Excused() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.excused
 }

@@ -1,10 +1,12 @@
 package connectortest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,7 +26,7 @@ import (
 // Topics the suite uses.
 const (
 	EventsTopic     = "feed-events"
-	DeadLetterTopic = "feedmill-dead-letters"
+	DeadLetterTopic = config.DefaultDeadLetterTopic
 )
 
 // runTimeout guards a whole suite run against a hung connector; it is a
@@ -60,6 +62,7 @@ type Report struct {
 	Records, Distinct  int
 	Applied            int
 	Duplicates         int
+	Excused            int // repeats of states whose call got no answer
 	OutOfOrder         int
 	Retries            float64
 	DeadLetters        int
@@ -87,6 +90,11 @@ func Run(t *testing.T, o Options) Report {
 	env := testenv.New(t, EventsTopic, DeadLetterTopic)
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
+	if o.Faults != nil {
+		// Every partner call has returned once Run returns; release any
+		// stalled handler so the caller's server Close cannot wait on it.
+		defer o.Faults.Release()
+	}
 
 	sc := Generate(o.Seed, o.Offers, o.Steps)
 	serde := records.NewSerde(env.Registry(t))
@@ -137,10 +145,11 @@ func Run(t *testing.T, o Options) Report {
 	if o.Configure != nil {
 		o.Configure(&cfg)
 	}
-	inner, err := o.Build(cfg)
+	built, err := o.Build(cfg)
 	if err != nil {
 		t.Fatalf("build partner: %v", err)
 	}
+	inner := &unanswered{Partner: built, applied: o.Applied}
 	sleeps := &sleepRecorder{}
 	reg1, reg2 := prometheus.NewRegistry(), prometheus.NewRegistry()
 	var rep Report
@@ -216,6 +225,7 @@ func Run(t *testing.T, o Options) Report {
 		t.Errorf("partner catalog differs from the membership of %s (%d offers expected, %d held):\n%v", Destination, len(sc.Expected), len(got), diffs)
 	}
 	rep.Applied, rep.Duplicates, rep.OutOfOrder = o.Applied.Counts()
+	rep.Excused = o.Applied.Excused()
 	if rep.Duplicates != 0 {
 		t.Errorf("%d states applied more than once", rep.Duplicates)
 	}
@@ -224,12 +234,17 @@ func Run(t *testing.T, o Options) Report {
 	}
 
 	// Dead letters: exactly the refused and the undecodable records.
-	rep.DeadLetters = checkDeadLetters(t, ctx, env, sc)
+	rep.DeadLetters = checkDeadLetters(t, ctx, env, sc, recs)
 	rep.Records, rep.Distinct = len(recs), sc.Distinct
 	rep.Retries = counterValue(t, reg1, "feedmill_connector_retries_total") + counterValue(t, reg2, "feedmill_connector_retries_total")
 	rep.LongestWait = sleeps.longest()
 	if o.Faults != nil {
 		rep.Faults = o.Faults.Injected()
+	}
+	if o.Faults != nil {
+		if n := o.Faults.Overdue(); n > 0 {
+			t.Errorf("%d stalled partner requests were still open after %s: a partner call without a deadline (retry.timeout %s)", n, StallLimit, cfg.Retry.Timeout)
+		}
 	}
 	if o.WantRetryAfter > 0 && rep.LongestWait < o.WantRetryAfter {
 		t.Errorf("longest retry wait %s, want at least the Retry-After %s", rep.LongestWait, o.WantRetryAfter)
@@ -252,7 +267,7 @@ func newRuntime(t *testing.T, cfg config.Connector, p connectors.Partner, reg *p
 	return rt
 }
 
-func checkDeadLetters(t *testing.T, ctx context.Context, env *testenv.Env, sc *Scenario) int {
+func checkDeadLetters(t *testing.T, ctx context.Context, env *testenv.Env, sc *Scenario, produced []*kgo.Record) int {
 	t.Helper()
 	cl := env.Client(t, kgo.ConsumeTopics(DeadLetterTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	// Read up to the end offsets of the dead-letter topic.
@@ -273,6 +288,10 @@ func checkDeadLetters(t *testing.T, ctx context.Context, env *testenv.Env, sc *S
 		}
 		fs.EachRecord(func(r *kgo.Record) { got = append(got, r) })
 	}
+	bySource := make(map[sourcePos]*kgo.Record, len(produced))
+	for _, p := range produced {
+		bySource[sourcePos{p.Partition, p.Offset}] = p
+	}
 	allowed := map[string]bool{}
 	for k := range sc.Poison {
 		allowed[k] = true
@@ -291,6 +310,7 @@ func checkDeadLetters(t *testing.T, ctx context.Context, env *testenv.Env, sc *S
 			header(r, connectors.HeaderSourceOffset) == "" || header(r, connectors.HeaderSourcePartition) == "" {
 			t.Errorf("dead letter for %q lacks error/source headers: %v", k, r.Headers)
 		}
+		checkRejectLayout(t, r, bySource)
 	}
 	for _, k := range sc.GarbageMine {
 		if !seen[k] {
@@ -308,6 +328,70 @@ func checkDeadLetters(t *testing.T, ctx context.Context, env *testenv.Env, sc *S
 		}
 	}
 	return len(got)
+}
+
+type sourcePos struct {
+	partition int32
+	offset    int64
+}
+
+// checkRejectLayout checks a dead letter against CONTRACT §1's rejects
+// layout: each of error, source-topic, source-partition, source-offset
+// exactly once, naming a produced record whose key and value bytes the
+// dead letter carries unchanged.
+func checkRejectLayout(t *testing.T, r *kgo.Record, bySource map[sourcePos]*kgo.Record) {
+	t.Helper()
+	for _, h := range []string{connectors.HeaderError, connectors.HeaderSourceTopic, connectors.HeaderSourcePartition, connectors.HeaderSourceOffset} {
+		n := 0
+		for _, rh := range r.Headers {
+			if rh.Key == h {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("dead letter for %q has %d %q headers, want 1", r.Key, n, h)
+		}
+	}
+	part, perr := strconv.ParseInt(header(r, connectors.HeaderSourcePartition), 10, 32)
+	off, oerr := strconv.ParseInt(header(r, connectors.HeaderSourceOffset), 10, 64)
+	if perr != nil || oerr != nil {
+		t.Errorf("dead letter for %q: source-partition %q, source-offset %q are not numbers", r.Key,
+			header(r, connectors.HeaderSourcePartition), header(r, connectors.HeaderSourceOffset))
+		return
+	}
+	src := bySource[sourcePos{int32(part), off}]
+	switch {
+	case src == nil:
+		t.Errorf("dead letter for %q names %s/%d@%d, which was not produced", r.Key, EventsTopic, part, off)
+	case !bytes.Equal(src.Key, r.Key) || !bytes.Equal(src.Value, r.Value):
+		t.Errorf("dead letter for %q (%d/%d): key or value differs from the original record's bytes", r.Key, part, off)
+	}
+}
+
+// unanswered reports to Applied every item whose call got no answer
+// (status 0, retryable: a timeout or network error), so that the partner
+// applying it again on the re-send does not count as a duplicate.
+type unanswered struct {
+	connectors.Partner
+	applied *Applied
+}
+
+func (p *unanswered) Send(ctx context.Context, items []connectors.Item) []connectors.Result {
+	res := p.Partner.Send(ctx, items)
+	for i := range items {
+		if i < len(res) && res[i].Outcome == connectors.Retryable && res[i].Status == 0 {
+			p.applied.Unconfirmed(items[i].OfferID, items[i].Seq, items[i].Op == connectors.OpDelete)
+		}
+	}
+	return res
+}
+
+// MaxItems keeps the wrapped partner's batch limit.
+func (p *unanswered) MaxItems() int {
+	if bl, ok := p.Partner.(connectors.BatchLimiter); ok {
+		return bl.MaxItems()
+	}
+	return 0
 }
 
 func header(r *kgo.Record, key string) string {
@@ -332,6 +416,14 @@ func (p *interrupting) Send(ctx context.Context, items []connectors.Item) []conn
 		p.cancel()
 	}
 	return p.Partner.Send(ctx, items)
+}
+
+// MaxItems keeps the wrapped partner's batch limit.
+func (p *interrupting) MaxItems() int {
+	if bl, ok := p.Partner.(connectors.BatchLimiter); ok {
+		return bl.MaxItems()
+	}
+	return 0
 }
 
 // sleepRecorder replaces the runtime's retry waits: it records them and

@@ -91,7 +91,9 @@ type Partner struct {
 
 // New builds the partner from cfg: it reads the service-account key in
 // merchant.credentials_file. base is the HTTP client used for the token
-// endpoint and the API (nil: http.DefaultClient's transport).
+// endpoint and the API (nil: http.DefaultClient's transport). Every
+// token fetch is bounded by retry.timeout, and a Send waits for one no
+// longer than its own context allows.
 func New(cfg config.Connector, base *http.Client) (*Partner, error) {
 	if err := cfg.ValidatePartner(config.PartnerMerchant); err != nil {
 		return nil, fmt.Errorf("merchant: %w", err)
@@ -107,14 +109,26 @@ func New(cfg config.Connector, base *http.Client) (*Partner, error) {
 	if base == nil {
 		base = &http.Client{}
 	}
-	tctx := context.WithValue(context.Background(), oauth2.HTTPClient, base)
+	// The JWT grant runs outside any request's context (oauth2's
+	// TokenSource takes none): give its client a timeout of its own so a
+	// token endpoint that never answers cannot hold the fetch forever.
+	tokenClient := *base
+	if tokenClient.Timeout <= 0 || tokenClient.Timeout > cfg.Retry.Timeout {
+		tokenClient.Timeout = cfg.Retry.Timeout
+	}
+	tctx := context.WithValue(context.Background(), oauth2.HTTPClient, &tokenClient)
 	return NewWithTokenSource(cfg, oauth2.ReuseTokenSource(nil, jc.TokenSource(tctx)), base), nil
 }
 
 // NewWithTokenSource builds the partner with an explicit token source.
+// A request waits for a token no longer than its context allows.
 func NewWithTokenSource(cfg config.Connector, ts oauth2.TokenSource, base *http.Client) *Partner {
 	if base == nil {
 		base = &http.Client{}
+	}
+	rt := base.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
 	}
 	m := cfg.Merchant
 	return &Partner{
@@ -123,8 +137,55 @@ func NewWithTokenSource(cfg config.Connector, ts oauth2.TokenSource, base *http.
 		dataSource: m.DataSource,
 		language:   m.ContentLanguage,
 		feedLabel:  m.FeedLabel,
-		client:     &http.Client{Transport: &oauth2.Transport{Source: ts, Base: base.Transport}},
+		client:     &http.Client{Transport: &authTransport{src: ts, base: rt}},
 		now:        time.Now,
+	}
+}
+
+// authTransport sets the bearer token of src on every request. Unlike
+// oauth2.Transport it stops waiting for a token when the request's
+// context ends: a token fetch in progress goes on in the background
+// (bounded by the token client's timeout) and a later request reuses it.
+type authTransport struct {
+	src  oauth2.TokenSource
+	base http.RoundTripper
+}
+
+type tokenResult struct {
+	tok *oauth2.Token
+	err error
+}
+
+func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	tok, err := t.token(req.Context())
+	if err != nil {
+		if req.Body != nil {
+			_ = req.Body.Close() // RoundTrip must close the body, even on errors
+		}
+		return nil, err
+	}
+	req2 := req.Clone(req.Context()) // RoundTrip must not modify req
+	tok.SetAuthHeader(req2)
+	return t.base.RoundTrip(req2)
+}
+
+func (t *authTransport) token(ctx context.Context) (*oauth2.Token, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("access token: %w", err)
+	}
+	ch := make(chan tokenResult, 1)
+	go func() {
+		tok, err := t.src.Token()
+		ch <- tokenResult{tok, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, fmt.Errorf("access token: %w", r.err)
+		}
+		return r.tok, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("access token: %w", ctx.Err())
 	}
 }
 

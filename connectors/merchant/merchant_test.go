@@ -2,6 +2,7 @@ package merchant_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -76,11 +77,14 @@ func (f *fakeMerchant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":{"code":500,"message":"internal","status":"INTERNAL"}}`, http.StatusInternalServerError)
 		return
 	case connectortest.FaultTimeout:
-		<-r.Context().Done()
+		f.faults.Stall(r.Context()) // the suite reports a client that never gives up
 		return
 	}
 	f.mu <- struct{}{}
 	defer func() { <-f.mu }()
+	if r.Context().Err() != nil {
+		return // the client gave up while the request waited its turn
+	}
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == prefix+":insert":
 		var in merchant.ProductInput
@@ -196,6 +200,7 @@ func TestMerchantConformance(t *testing.T) {
 	fake := newFake(t, faults)
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
+	defer faults.Release() // before Close: no handler may wait for a client that is gone
 	keyFile := writeKey(t, srv.URL+"/token")
 	rep := connectortest.Run(t, connectortest.Options{
 		Applied:   fake.applied,
@@ -228,5 +233,54 @@ func TestMicros(t *testing.T) {
 		if got := merchant.Micros(tc.minor, tc.currency); got != tc.want {
 			t.Errorf("Micros(%d, %s) = %d, want %d", tc.minor, tc.currency, got, tc.want)
 		}
+	}
+}
+
+// TestTokenEndpointNeverAnswers: a token endpoint that holds the request
+// must not hold Send past its context, nor the token fetch past
+// retry.timeout.
+func TestTokenEndpointNeverAnswers(t *testing.T) {
+	faults := &connectortest.Faults{}
+	var tokenCalls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			tokenCalls.Add(1)
+			faults.Stall(r.Context())
+			return
+		}
+		t.Errorf("API request %s %s without a token", r.Method, r.URL)
+	}))
+	defer srv.Close()
+	defer faults.Release()
+	cfg := config.DefaultConnector()
+	cfg.Destinations = []string{"d"}
+	cfg.Retry.Timeout = 200 * time.Millisecond
+	configure(srv, writeKey(t, srv.URL+"/token"))(&cfg)
+	p, err := merchant.New(cfg, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration
+	}{
+		{"send deadline before the token client's", 50 * time.Millisecond},
+		{"token client's timeout first", time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), tc.timeout)
+			defer cancel()
+			start := time.Now()
+			res := p.Send(ctx, []connectors.Item{{OfferID: "o-1", Op: connectors.OpDelete, Action: "REMOVE"}})
+			if took := time.Since(start); took > 10*time.Second {
+				t.Fatalf("Send took %s", took)
+			}
+			if len(res) != 1 || res[0].Outcome != connectors.Retryable || res[0].Status != 0 {
+				t.Fatalf("results %+v, want one Retryable without status", res)
+			}
+		})
+	}
+	if faults.Overdue() != 0 || tokenCalls.Load() == 0 {
+		t.Fatalf("token requests %d, overdue %d: the token fetch must give up after retry.timeout", tokenCalls.Load(), faults.Overdue())
 	}
 }
