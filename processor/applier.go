@@ -467,10 +467,30 @@ func (a *Applier) rating(b *state.Batch, sellerID string) (*records.Rating, erro
 	return r, nil
 }
 
-func (a *Applier) startJob(sellerID string, srcMs int64) {
-	j := state.Job{SellerID: sellerID, Partition: -1, SourceTimeMs: srcMs}
+// startJob schedules the re-evaluation of sellerID's offers for a change
+// of the fields in changed, unless no feed reads or renders any of them.
+// A job already pending for the seller restarts with both changes.
+func (a *Applier) startJob(sellerID string, srcMs int64, changed feeds.FieldMask) {
+	changed &^= feeds.FieldNow
+	relevant := false
+	for _, f := range a.set.Feeds() {
+		if (f.FilterFields()|f.Template.RenderFields())&changed != 0 {
+			relevant = true
+			break
+		}
+	}
+	if !relevant {
+		return
+	}
+	j := state.Job{SellerID: sellerID, Partition: -1, SourceTimeMs: srcMs, Changed: uint64(changed)}
+	if pending, ok := a.jobs[sellerID]; ok {
+		j.Changed |= pending.Changed
+		j.SourceTimeMs = min(j.SourceTimeMs, pending.SourceTimeMs)
+	}
 	for i := range a.jobStarts {
 		if a.jobStarts[i].SellerID == sellerID {
+			j.Changed |= a.jobStarts[i].Changed
+			j.SourceTimeMs = min(j.SourceTimeMs, a.jobStarts[i].SourceTimeMs)
 			a.jobStarts[i] = j
 			return
 		}
@@ -498,7 +518,7 @@ func (a *Applier) applySeller(ctx context.Context, b *state.Batch, r *kgo.Record
 			return err
 		}
 		a.sellers[id] = nil
-		a.startJob(id, r.Timestamp.UnixMilli())
+		a.startJob(id, r.Timestamp.UnixMilli(), feeds.FieldsSeller)
 		return nil
 	}
 	s := new(records.Seller)
@@ -518,7 +538,11 @@ func (a *Applier) applySeller(ctx context.Context, b *state.Batch, r *kgo.Record
 		return err
 	}
 	a.sellers[id] = s
-	a.startJob(id, r.Timestamp.UnixMilli())
+	var old *records.Seller
+	if pres == state.Live {
+		old = &cur
+	}
+	a.startJob(id, r.Timestamp.UnixMilli(), feeds.DiffFields(&feeds.View{Seller: old}, &feeds.View{Seller: s}))
 	return nil
 }
 
@@ -542,7 +566,7 @@ func (a *Applier) applyRating(ctx context.Context, b *state.Batch, r *kgo.Record
 			return err
 		}
 		a.ratings[id] = nil
-		a.startJob(id, r.Timestamp.UnixMilli())
+		a.startJob(id, r.Timestamp.UnixMilli(), feeds.FieldsRating)
 		return nil
 	}
 	v := new(records.Rating)
@@ -562,7 +586,11 @@ func (a *Applier) applyRating(ctx context.Context, b *state.Batch, r *kgo.Record
 		return err
 	}
 	a.ratings[id] = v
-	a.startJob(id, r.Timestamp.UnixMilli())
+	var old *records.Rating
+	if pres == state.Live {
+		old = &cur
+	}
+	a.startJob(id, r.Timestamp.UnixMilli(), feeds.DiffFields(&feeds.View{Rating: old}, &feeds.View{Rating: v}))
 	return nil
 }
 

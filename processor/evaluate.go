@@ -247,7 +247,7 @@ func (a *Applier) RunJobChunk() (bool, error) {
 				return err
 			}
 			v := feeds.View{Offer: &o, Seller: sel, Rating: rat}
-			return a.evaluateChanged(b, j.Partition, offerID, &v, feeds.FieldsSeller|feeds.FieldsRating, records.CauseChange, j.SourceTimeMs, now)
+			return a.evaluateChanged(b, j.Partition, offerID, &v, feeds.FieldMask(j.Changed), records.CauseChange, j.SourceTimeMs, now)
 		})
 		if err != nil {
 			a.resetCaches()

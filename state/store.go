@@ -186,23 +186,30 @@ type Job struct {
 	After string
 	// SourceTimeMs is the timestamp of the change that started the job.
 	SourceTimeMs int64
+	// Changed is the feeds.FieldMask of the joined-view fields the
+	// change(s) touched; only feeds reading them are re-evaluated.
+	Changed uint64
 }
 
 func appendJob(dst []byte, j *Job) []byte {
-	dst = append(dst, 1)
+	dst = append(dst, 2)
 	dst = appendPartition(dst, j.Partition)
 	dst = appendString(dst, j.After)
-	return binary.AppendVarint(dst, j.SourceTimeMs)
+	dst = binary.AppendVarint(dst, j.SourceTimeMs)
+	return binary.AppendUvarint(dst, j.Changed)
 }
 
 func decodeJob(sellerID string, b []byte) (Job, error) {
-	if len(b) < 5 || b[0] != 1 {
+	if len(b) < 5 || (b[0] != 1 && b[0] != 2) {
 		return Job{}, fmt.Errorf("%w: job of seller %q", ErrCorrupt, sellerID)
 	}
 	r := reader{b: b[5:]}
-	j := Job{SellerID: sellerID, Partition: int32(binary.BigEndian.Uint32(b[1:5]))}
+	j := Job{SellerID: sellerID, Partition: int32(binary.BigEndian.Uint32(b[1:5])), Changed: ^uint64(0)}
 	j.After = string(r.bytes("job cursor"))
 	j.SourceTimeMs = r.varint("job time")
+	if b[0] == 2 {
+		j.Changed = r.uvarint("job fields")
+	}
 	return j, r.err
 }
 
