@@ -55,6 +55,10 @@ func benchState(b *testing.B, dir string, offers int, set *feeds.Set, now time.T
 	member := make([]bool, len(set.Feeds()))
 	const chunk = 100_000
 	var buf []byte
+	// Every chunk generates its own sellers with the same ids; the first
+	// chunk's are the ones stored and joined.
+	var sellers map[string]*records.Seller
+	var ratings map[string]*records.Rating
 	for c := 0; c*chunk < offers; c++ {
 		gen, err := synth.New(int64(100+c), synth.Options{Offers: min(chunk, offers-c*chunk), Sellers: 2000, Now: func() time.Time { return now }})
 		if err != nil {
@@ -64,6 +68,7 @@ func benchState(b *testing.B, dir string, offers int, set *feeds.Set, now time.T
 		bt := store.NewBatch()
 		n := 0
 		if c == 0 {
+			sellers, ratings = st.Sellers, st.Ratings
 			for _, s := range st.Sellers {
 				if err := bt.PutSeller(s); err != nil {
 					b.Fatal(err)
@@ -84,7 +89,7 @@ func benchState(b *testing.B, dir string, offers int, set *feeds.Set, now time.T
 			if err := bt.PutOffer(p, &oc); err != nil {
 				b.Fatal(err)
 			}
-			v := feeds.View{Offer: &oc, Seller: st.Sellers[oc.SellerID], Rating: st.Ratings[oc.SellerID]}
+			v := feeds.View{Offer: &oc, Seller: sellers[oc.SellerID], Rating: ratings[oc.SellerID]}
 			ev.Match(&v, now, member)
 			var m state.Membership
 			for i, f := range set.Feeds() {
