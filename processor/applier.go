@@ -270,7 +270,7 @@ func (a *Applier) noteOffset(topic string, p int32, next int64) {
 	a.offsetsSeen = append(a.offsetsSeen, tp{topic, p, next})
 }
 
-// commit writes the counts that changed, commits b durably, then publishes
+// commit writes the counts that changed, commits b, then publishes
 // what the batch did to memory and metrics.
 func (a *Applier) commit(b *state.Batch, now time.Time) error {
 	feedsList := a.set.Feeds()
@@ -282,7 +282,11 @@ func (a *Applier) commit(b *state.Batch, now time.Time) error {
 		}
 	}
 	outboxN := b.OutboxLen()
-	if err := b.Commit(true); err != nil {
+	// A batch that emits something is durable before the relay can send
+	// it. One that emits nothing need not wait for the disk: if a crash
+	// loses it, re-applying its input gives the same state and emits
+	// nothing either (and a later synced commit makes it durable too).
+	if err := b.Commit(outboxN > 0); err != nil {
 		return err
 	}
 	for i, d := range a.delta {

@@ -153,6 +153,11 @@ func (p *Pipeline) runApplier(ctx context.Context) error {
 		pending := p.applier.PendingJobs() > 0 && p.assigned.Load()
 		p.metrics.jobsPending.Set(float64(p.applier.PendingJobs()))
 		if pending {
+			// One job chunk per input batch: seller changes progress
+			// under sustained input instead of waiting for an idle moment.
+			if _, err := p.applier.RunJobChunk(); err != nil {
+				return fmt.Errorf("seller job: %w", err)
+			}
 			select {
 			case <-ctx.Done():
 				return nil
@@ -161,9 +166,6 @@ func (p *Pipeline) runApplier(ctx context.Context) error {
 					return err
 				}
 			default:
-				if _, err := p.applier.RunJobChunk(); err != nil {
-					return fmt.Errorf("seller job: %w", err)
-				}
 			}
 			continue
 		}
