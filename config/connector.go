@@ -1,9 +1,7 @@
 package config
 
 import (
-	"fmt"
 	"math"
-	"os"
 	"time"
 )
 
@@ -100,30 +98,13 @@ const (
 // Connector alongside a validation error). It does not check a partner
 // section; call ValidatePartner for that.
 func ParseConnector(data []byte, environ []string) (*Connector, error) {
-	var c Connector
-	present, err := decode(data, environ, &c)
-	if err != nil {
-		return nil, err
-	}
-	c.applyDefaults(present)
-	if err := c.Validate(); err != nil {
-		return &c, err
-	}
-	return &c, nil
+	return parseAs[Connector](data, environ)
 }
 
 // LoadConnector reads the file at path and parses it as ParseConnector
 // does. Errors are wrapped with the file name.
 func LoadConnector(path string, environ []string) (*Connector, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read connector config: %w", err)
-	}
-	c, err := ParseConnector(data, environ)
-	if err != nil {
-		return c, fmt.Errorf("connector config %s: %w", path, err)
-	}
-	return c, nil
+	return loadAs[Connector](path, environ, "connector config")
 }
 
 // DefaultConnector returns a Connector holding every default and nothing

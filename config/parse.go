@@ -17,31 +17,51 @@ import (
 // other error comes with a nil Config. The returned Config is the
 // caller's.
 func Parse(data []byte, environ []string) (*Config, error) {
-	var c Config
+	return parseAs[Config](data, environ)
+}
+
+// loadable is a config type with defaults and validation (Config,
+// Connector).
+type loadable[T any] interface {
+	*T
+	applyDefaults(presence)
+	Validate() error
+}
+
+// parseAs decodes strictly with env overrides, applies defaults and
+// validates; a validation error comes with the decoded value.
+func parseAs[T any, P loadable[T]](data []byte, environ []string) (*T, error) {
+	var c T
 	present, err := decode(data, environ, &c)
 	if err != nil {
 		return nil, err
 	}
-	c.applyDefaults(present)
-	if err := c.Validate(); err != nil {
+	P(&c).applyDefaults(present)
+	if err := P(&c).Validate(); err != nil {
 		return &c, err
 	}
 	return &c, nil
+}
+
+// loadAs reads path and parses it with parseAs; what names the kind of
+// config in errors.
+func loadAs[T any, P loadable[T]](path string, environ []string, what string) (*T, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	c, err := parseAs[T, P](data, environ)
+	if err != nil {
+		return c, fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	return c, nil
 }
 
 // Load reads the config file at path and parses it as Parse does,
 // including returning the Config alongside a validation error. Errors are
 // wrapped with the file name.
 func Load(path string, environ []string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
-	}
-	c, err := Parse(data, environ)
-	if err != nil {
-		return c, fmt.Errorf("config %s: %w", path, err)
-	}
-	return c, nil
+	return loadAs[Config](path, environ, "config")
 }
 
 // Default returns a Config holding every default and nothing else (no
