@@ -223,15 +223,9 @@ func (a *Applier) RunJobChunk() (bool, error) {
 	}
 	done := false
 	for budget > 0 {
-		pi, ok := slices.BinarySearch(a.partitions, j.Partition)
-		if j.Partition < 0 || (!ok && j.After == "") {
-			// start of the job, or a partition no longer owned: next owned one
-			if pi >= len(a.partitions) {
-				done = true
-				break
-			}
-			j.Partition, j.After = a.partitions[pi], ""
-		} else if !ok {
+		if pi, owned := slices.BinarySearch(a.partitions, j.Partition); !owned {
+			// Start of the job (Partition -1) or a partition no longer
+			// owned: go on with the next owned one.
 			if pi >= len(a.partitions) {
 				done = true
 				break
@@ -258,7 +252,7 @@ func (a *Applier) RunJobChunk() (bool, error) {
 			j.After = last
 		}
 		if budget > 0 { // partition exhausted
-			pi, _ = slices.BinarySearch(a.partitions, j.Partition+1)
+			pi, _ := slices.BinarySearch(a.partitions, j.Partition+1)
 			if pi >= len(a.partitions) {
 				done = true
 				break
