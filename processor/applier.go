@@ -66,10 +66,12 @@ type Applier struct {
 	sellers map[string]*records.Seller // nil value: known absent
 	ratings map[string]*records.Rating
 
-	partitions []int32               // owned offers partitions, sorted
-	jobs       map[string]*state.Job // pending seller jobs
-	jobOrder   []string
-	jobStarts  []state.Job // jobs started by the batch being built
+	partitions  []int32 // owned offers partitions, sorted
+	storedParts []int32 // partitions with a stored offset at start (lazily read)
+	partsBuf    []int32
+	jobs        map[string]*state.Job // pending seller jobs
+	jobOrder    []string
+	jobStarts   []state.Job // jobs started by the batch being built
 
 	pendingActions [4]int64
 	offsetsSeen    []tp
@@ -474,8 +476,25 @@ func (a *Applier) rating(b *state.Batch, sellerID string) (*records.Rating, erro
 // startJob schedules the re-evaluation of sellerID's offers for a change
 // of the fields in changed, unless no feed reads or renders any of them.
 // A job already pending for the seller restarts with both changes.
-func (a *Applier) startJob(sellerID string, srcMs int64, changed feeds.FieldMask) {
+func (a *Applier) startJob(b *state.Batch, sellerID string, srcMs int64, changed feeds.FieldMask) error {
 	changed &^= feeds.FieldNow
+	// A seller with no offers in state has nothing to re-evaluate (on a
+	// cold start the tables load before any offer): its offers will be
+	// evaluated with the current seller when they arrive.
+	has := false
+	for _, p := range a.knownPartitions() {
+		ok, err := b.HasSellerOffers(p, sellerID)
+		if err != nil {
+			return err
+		}
+		if ok {
+			has = true
+			break
+		}
+	}
+	if !has {
+		return nil
+	}
 	relevant := false
 	for _, f := range a.set.Feeds() {
 		if (f.FilterFields()|f.Template.RenderFields())&changed != 0 {
@@ -484,7 +503,7 @@ func (a *Applier) startJob(sellerID string, srcMs int64, changed feeds.FieldMask
 		}
 	}
 	if !relevant {
-		return
+		return nil
 	}
 	j := state.Job{SellerID: sellerID, Partition: -1, SourceTimeMs: srcMs, Changed: uint64(changed)}
 	if pending, ok := a.jobs[sellerID]; ok {
@@ -496,10 +515,33 @@ func (a *Applier) startJob(sellerID string, srcMs int64, changed feeds.FieldMask
 			j.Changed |= a.jobStarts[i].Changed
 			j.SourceTimeMs = min(j.SourceTimeMs, a.jobStarts[i].SourceTimeMs)
 			a.jobStarts[i] = j
-			return
+			return nil
 		}
 	}
 	a.jobStarts = append(a.jobStarts, j)
+	return nil
+}
+
+// knownPartitions are the offers partitions that may hold state: the
+// owned ones and those with a stored offset.
+func (a *Applier) knownPartitions() []int32 {
+	if a.storedParts == nil {
+		offs, err := a.store.Offsets(a.topics.Offers)
+		a.storedParts = []int32{}
+		if err == nil {
+			for p := range offs {
+				a.storedParts = append(a.storedParts, p)
+			}
+		}
+	}
+	out := append(a.partsBuf[:0], a.partitions...)
+	for _, p := range a.storedParts {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	a.partsBuf = out
+	return out
 }
 
 func (a *Applier) applySeller(ctx context.Context, b *state.Batch, r *kgo.Record, now time.Time) error {
@@ -522,8 +564,7 @@ func (a *Applier) applySeller(ctx context.Context, b *state.Batch, r *kgo.Record
 			return err
 		}
 		a.sellers[id] = nil
-		a.startJob(id, r.Timestamp.UnixMilli(), feeds.FieldsSeller)
-		return nil
+		return a.startJob(b, id, r.Timestamp.UnixMilli(), feeds.FieldsSeller)
 	}
 	s := new(records.Seller)
 	if rejected, err := a.decodeErr(b, state.TablePartition, r, a.serde.DecodeSeller(ctx, r.Value, s)); rejected || err != nil {
@@ -546,8 +587,7 @@ func (a *Applier) applySeller(ctx context.Context, b *state.Batch, r *kgo.Record
 	if pres == state.Live {
 		old = &cur
 	}
-	a.startJob(id, r.Timestamp.UnixMilli(), feeds.DiffFields(&feeds.View{Seller: old}, &feeds.View{Seller: s}))
-	return nil
+	return a.startJob(b, id, r.Timestamp.UnixMilli(), feeds.DiffFields(&feeds.View{Seller: old}, &feeds.View{Seller: s}))
 }
 
 func (a *Applier) applyRating(ctx context.Context, b *state.Batch, r *kgo.Record, now time.Time) error {
@@ -570,8 +610,7 @@ func (a *Applier) applyRating(ctx context.Context, b *state.Batch, r *kgo.Record
 			return err
 		}
 		a.ratings[id] = nil
-		a.startJob(id, r.Timestamp.UnixMilli(), feeds.FieldsRating)
-		return nil
+		return a.startJob(b, id, r.Timestamp.UnixMilli(), feeds.FieldsRating)
 	}
 	v := new(records.Rating)
 	if rejected, err := a.decodeErr(b, state.TablePartition, r, a.serde.DecodeRating(ctx, r.Value, v)); rejected || err != nil {
@@ -594,8 +633,7 @@ func (a *Applier) applyRating(ctx context.Context, b *state.Batch, r *kgo.Record
 	if pres == state.Live {
 		old = &cur
 	}
-	a.startJob(id, r.Timestamp.UnixMilli(), feeds.DiffFields(&feeds.View{Rating: old}, &feeds.View{Rating: v}))
-	return nil
+	return a.startJob(b, id, r.Timestamp.UnixMilli(), feeds.DiffFields(&feeds.View{Rating: old}, &feeds.View{Rating: v}))
 }
 
 // SweepTombstones forgets deleted keys older than the tombstone retention,

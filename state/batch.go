@@ -280,6 +280,21 @@ func (b *Batch) ScanSellerOffers(p int32, sellerID, after string, limit int, fn 
 	return n, it.Error()
 }
 
+// HasSellerOffers reports whether sellerID has any offer in partition p
+// (seeing this batch's writes).
+func (b *Batch) HasSellerOffers(p int32, sellerID string) (bool, error) {
+	prefix := indexPrefix(nil, p, sellerID)
+	it, err := b.b.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return false, fmt.Errorf("scan offers of seller %q: %w", sellerID, err)
+	}
+	found := it.First()
+	if err := it.Close(); err != nil {
+		return false, err
+	}
+	return found, nil
+}
+
 // GetMembership reads the membership of offer id into dst; false when none.
 func (b *Batch) GetMembership(p int32, id string, dst *Membership, intern Interner) (bool, error) {
 	b.key = membershipKey(b.key[:0], p, id)
