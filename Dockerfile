@@ -6,9 +6,7 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" -o /out/ \
-      ./cmd/... ./deploy/sink ./deploy/healthcheck \
- && mv /out/sink /out/feedmill-sink && mv /out/healthcheck /out/feedmill-healthcheck \
+RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" -o /out/ ./cmd/... \
  && mkdir -p /data/feedmill
 
 FROM gcr.io/distroless/static-debian12:nonroot
