@@ -396,17 +396,8 @@ func (a *Applier) applyOffer(ctx context.Context, b *state.Batch, r *kgo.Record,
 	if err != nil {
 		return err
 	}
-	switch pres {
-	case state.Live:
-		if a.offer.Version <= a.prev.Version {
-			a.metrics.stale.WithLabelValues(r.Topic).Inc()
-			return nil
-		}
-	case state.Deleted:
-		if a.offer.Version <= tomb.Version && now.Sub(tomb.DeletedAt) < a.retain {
-			a.metrics.stale.WithLabelValues(r.Topic).Inc()
-			return nil
-		}
+	if a.stale(r.Topic, pres, a.prev.Version, tomb, a.offer.Version, now) {
+		return nil
 	}
 	if err := b.PutOffer(p, &a.offer); err != nil {
 		return err
@@ -439,6 +430,18 @@ func (a *Applier) applyOffer(ctx context.Context, b *state.Batch, r *kgo.Record,
 		changed = feeds.DiffFields(&a.prevView, &a.view)
 	}
 	return a.evaluateChanged(b, p, id, &a.view, changed, records.CauseChange, r.Timestamp.UnixMilli(), now)
+}
+
+// stale applies the ordering rule (CONTRACT §2): a record whose version is
+// not greater than the stored one, or than a deleted key's remembered one
+// within tombstone_retention, changes nothing. It counts what it ignores.
+func (a *Applier) stale(topic string, pres state.Presence, liveVersion int64, tomb state.Tombstone, version int64, now time.Time) bool {
+	ignore := (pres == state.Live && version <= liveVersion) ||
+		(pres == state.Deleted && version <= tomb.Version && now.Sub(tomb.DeletedAt) < a.retain)
+	if ignore {
+		a.metrics.stale.WithLabelValues(topic).Inc()
+	}
+	return ignore
 }
 
 func (a *Applier) seller(b *state.Batch, id string) (*records.Seller, error) {
@@ -574,9 +577,7 @@ func (a *Applier) applySeller(ctx context.Context, b *state.Batch, r *kgo.Record
 		a.reject(b, state.TablePartition, r, err.Error())
 		return nil
 	}
-	if (pres == state.Live && s.Version <= cur.Version) ||
-		(pres == state.Deleted && s.Version <= tomb.Version && now.Sub(tomb.DeletedAt) < a.retain) {
-		a.metrics.stale.WithLabelValues(r.Topic).Inc()
+	if a.stale(r.Topic, pres, cur.Version, tomb, s.Version, now) {
 		return nil
 	}
 	if err := b.PutSeller(s); err != nil {
@@ -620,9 +621,7 @@ func (a *Applier) applyRating(ctx context.Context, b *state.Batch, r *kgo.Record
 		a.reject(b, state.TablePartition, r, err.Error())
 		return nil
 	}
-	if (pres == state.Live && v.Version <= cur.Version) ||
-		(pres == state.Deleted && v.Version <= tomb.Version && now.Sub(tomb.DeletedAt) < a.retain) {
-		a.metrics.stale.WithLabelValues(r.Topic).Inc()
+	if a.stale(r.Topic, pres, cur.Version, tomb, v.Version, now) {
 		return nil
 	}
 	if err := b.PutRating(v); err != nil {

@@ -24,7 +24,7 @@ import (
 // unit is an Applier on a temp Pebble store and an in-memory registry,
 // with a settable clock; events are read back from the outbox.
 type unit struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	a       *processor.Applier
 	store   *state.Store
@@ -42,6 +42,12 @@ var unitFeeds = []config.Feed{
 }
 
 func newUnit(t *testing.T) *unit {
+	return newApplierEnv(t, unitFeeds, config.Processor{MaxBatchRecords: 100, SellerChunk: 2})
+}
+
+// newApplierEnv builds a unit with feeds fs and processor settings proc
+// (shared by the unit tests and BenchmarkApplyChange).
+func newApplierEnv(t testing.TB, fs []config.Feed, proc config.Processor) *unit {
 	t.Helper()
 	ctx := context.Background()
 	reg := srfake.New()
@@ -60,18 +66,18 @@ func newUnit(t *testing.T) *unit {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := feeds.Compile(unitFeeds, nil)
+	set, err := feeds.Compile(fs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.store, err = state.Open(filepath.Join(t.TempDir(), "state"), u.serde, state.Options{CacheBytes: 1 << 20, MemTableBytes: 1 << 20}, zap.NewNop())
+	u.store, err = state.Open(filepath.Join(t.TempDir(), "state"), u.serde, state.Options{}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = u.store.Close() })
 	cfg := config.Default()
 	u.a, err = processor.NewApplier(processor.ApplierDeps{
-		Store: u.store, Feeds: set, Serde: u.serde, Topics: cfg.Kafka.Topics, Processor: config.Processor{MaxBatchRecords: 100, SellerChunk: 2},
+		Store: u.store, Feeds: set, Serde: u.serde, Topics: cfg.Kafka.Topics, Processor: proc,
 		Retention: time.Hour, EventSchemaID: evID, Now: func() time.Time { return u.now },
 		Metrics: processor.NewMetrics(prometheus.NewRegistry()), Logger: zap.NewNop(),
 	})

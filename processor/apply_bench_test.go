@@ -3,22 +3,13 @@ package processor_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
-	"go.uber.org/zap"
 
 	"github.com/feedmill/feedmill/config"
-	"github.com/feedmill/feedmill/feeds"
-	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/internal/synth"
-	"github.com/feedmill/feedmill/processor"
-	"github.com/feedmill/feedmill/state"
 )
 
 // BenchmarkApplyChange measures the per-change cost of the streaming path
@@ -35,38 +26,8 @@ func BenchmarkApplyChange(b *testing.B) {
 
 func benchApply(b *testing.B, nFeeds int) {
 	ctx := context.Background()
-	reg := srfake.New()
-	b.Cleanup(reg.Close)
-	cl, err := sr.NewClient(sr.URLs(reg.URL()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	serde := records.NewSerde(cl)
-	offerID, err := serde.Register(ctx, "offers-value", records.KindOffer)
-	if err != nil {
-		b.Fatal(err)
-	}
-	set, err := feeds.Compile(synth.FeedSet(nFeeds, 1), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	store, err := state.Open(filepath.Join(b.TempDir(), "state"), serde, state.Options{}, zap.NewNop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = store.Close() })
-	cfg := config.Default()
-	id, err := serde.Register(ctx, "feed-events-value", records.KindFeedEvent)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a, err := processor.NewApplier(processor.ApplierDeps{
-		Store: store, Feeds: set, Serde: serde, Topics: cfg.Kafka.Topics, Processor: cfg.Processor,
-		Retention: time.Hour, EventSchemaID: id, Metrics: processor.NewMetrics(prometheus.NewRegistry()), Logger: zap.NewNop(),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	u := newApplierEnv(b, synth.FeedSet(nFeeds, 1), config.Default().Processor)
+	a, serde, offerID := u.a, u.serde, u.ids[0]
 	a.SetPartitions([]int32{0})
 	gen, err := synth.New(1, synth.Options{Offers: 20000})
 	if err != nil {

@@ -248,29 +248,9 @@ func caughtUpOnDisk(t *testing.T, env *testenv.Env, cfg *config.Config) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok := true
-	ends.Each(func(o kadm.ListedOffset) {
-		stored, err := store.Offsets(o.Topic)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if o.Offset > 0 && stored[o.Partition] < o.Offset {
-			t.Logf("not caught up: %s/%d at %d of %d", o.Topic, o.Partition, stored[o.Partition], o.Offset)
-			ok = false
-		}
-	})
-	jobs, err := store.Jobs()
+	ok, err := store.CaughtUp(endMap(ends))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range store.OutboxPartitions() {
-		n, err := store.ScanOutbox(p, 0, 1, func(uint64, *state.OutboxRecord) error { return nil })
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
-			ok = false
-		}
-	}
-	return ok && len(jobs) == 0
+	return ok
 }

@@ -108,41 +108,27 @@ func waitCaughtUp(t testing.TB, env *testenv.Env, r *running, topics config.Topi
 		if err != nil {
 			t.Fatal(err)
 		}
-		ok := r.pipe.Ready()
-		for _, topic := range []string{topics.Offers, topics.Sellers, topics.Ratings} {
-			stored, err := r.store.Offsets(topic)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ends.Each(func(o kadm.ListedOffset) {
-				if o.Topic == topic && o.Offset > 0 && stored[o.Partition] < o.Offset {
-					ok = false
-				}
-			})
+		caught, err := r.store.CaughtUp(endMap(ends))
+		if err != nil {
+			t.Fatal(err)
 		}
-		if ok {
-			jobs, err := r.store.Jobs()
-			if err != nil {
-				t.Fatal(err)
-			}
-			ok = len(jobs) == 0
-		}
-		if ok {
-			for _, p := range r.store.OutboxPartitions() {
-				n, err := r.store.ScanOutbox(p, 0, 1, func(uint64, *state.OutboxRecord) error { return nil })
-				if err != nil {
-					t.Fatal(err)
-				}
-				if n > 0 {
-					ok = false
-				}
-			}
-		}
-		if ok {
+		if caught && r.pipe.Ready() {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// endMap turns listed end offsets into the form state.Store.CaughtUp takes.
+func endMap(ends kadm.ListedOffsets) map[string]map[int32]int64 {
+	out := map[string]map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if out[o.Topic] == nil {
+			out[o.Topic] = map[int32]int64{}
+		}
+		out[o.Topic][o.Partition] = o.Offset
+	})
+	return out
 }
 
 // consumeAll reads every record of topic from the start to its end offsets.

@@ -268,6 +268,41 @@ func (s *Store) ScanOutbox(p int32, from uint64, max int, fn func(seq uint64, r 
 	return n, it.Error()
 }
 
+// OutboxEmpty reports whether every committed outbox record has been
+// relayed and deleted.
+func (s *Store) OutboxEmpty() (bool, error) {
+	for _, p := range s.OutboxPartitions() {
+		n, err := s.ScanOutbox(p, 0, 1, func(uint64, *OutboxRecord) error { return nil })
+		if err != nil || n > 0 {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// CaughtUp reports whether the state has applied every input record below
+// ends (topic → partition → end offset), no seller job is pending and the
+// outbox is empty: everything the input caused has been produced. Tests,
+// the crash test and the bench harness wait on it.
+func (s *Store) CaughtUp(ends map[string]map[int32]int64) (bool, error) {
+	for topic, parts := range ends {
+		stored, err := s.Offsets(topic)
+		if err != nil {
+			return false, err
+		}
+		for p, end := range parts {
+			if end > 0 && stored[p] < end {
+				return false, nil
+			}
+		}
+	}
+	jobs, err := s.Jobs()
+	if err != nil || len(jobs) > 0 {
+		return false, err
+	}
+	return s.OutboxEmpty()
+}
+
 // DeleteOutbox deletes the outbox records of partition p with sequence in
 // [from, to] after they were acknowledged.
 func (s *Store) DeleteOutbox(p int32, from, to uint64) error {

@@ -368,39 +368,18 @@ func waitDrained(ctx context.Context, adm *kadm.Client, store *state.Store, topi
 		if err != nil {
 			return err
 		}
-		ok := true
-		for _, t := range []string{topics.Offers, topics.Sellers, topics.Ratings} {
-			stored, err := store.Offsets(t)
-			if err != nil {
-				return err
+		m := map[string]map[int32]int64{}
+		ends.Each(func(l kadm.ListedOffset) {
+			if m[l.Topic] == nil {
+				m[l.Topic] = map[int32]int64{}
 			}
-			ends.Each(func(l kadm.ListedOffset) {
-				if l.Topic == t && l.Offset > 0 && stored[l.Partition] < l.Offset {
-					ok = false
-				}
-			})
-		}
-		if !ok {
-			continue
-		}
-		jobs, err := store.Jobs()
+			m[l.Topic][l.Partition] = l.Offset
+		})
+		caught, err := store.CaughtUp(m)
 		if err != nil {
 			return err
 		}
-		if len(jobs) > 0 {
-			continue
-		}
-		empty := true
-		for _, p := range store.OutboxPartitions() {
-			n, err := store.ScanOutbox(p, 0, 1, func(uint64, *state.OutboxRecord) error { return nil })
-			if err != nil {
-				return err
-			}
-			if n > 0 {
-				empty = false
-			}
-		}
-		if empty {
+		if caught {
 			return nil
 		}
 	}
