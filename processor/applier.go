@@ -484,8 +484,12 @@ func (a *Applier) startJob(b *state.Batch, sellerID string, srcMs int64, changed
 	// A seller with no offers in state has nothing to re-evaluate (on a
 	// cold start the tables load before any offer): its offers will be
 	// evaluated with the current seller when they arrive.
+	parts, err := a.knownPartitions()
+	if err != nil {
+		return err
+	}
 	has := false
-	for _, p := range a.knownPartitions() {
+	for _, p := range parts {
 		ok, err := b.HasSellerOffers(p, sellerID)
 		if err != nil {
 			return err
@@ -526,15 +530,16 @@ func (a *Applier) startJob(b *state.Batch, sellerID string, srcMs int64, changed
 }
 
 // knownPartitions are the offers partitions that may hold state: the
-// owned ones and those with a stored offset.
-func (a *Applier) knownPartitions() []int32 {
+// owned ones and those with a stored offset (read once).
+func (a *Applier) knownPartitions() ([]int32, error) {
 	if a.storedParts == nil {
 		offs, err := a.store.Offsets(a.topics.Offers)
+		if err != nil {
+			return nil, err
+		}
 		a.storedParts = []int32{}
-		if err == nil {
-			for p := range offs {
-				a.storedParts = append(a.storedParts, p)
-			}
+		for p := range offs {
+			a.storedParts = append(a.storedParts, p)
 		}
 	}
 	out := append(a.partsBuf[:0], a.partitions...)
@@ -544,7 +549,7 @@ func (a *Applier) knownPartitions() []int32 {
 		}
 	}
 	a.partsBuf = out
-	return out
+	return out, nil
 }
 
 func (a *Applier) applySeller(ctx context.Context, b *state.Batch, r *kgo.Record, now time.Time) error {

@@ -119,7 +119,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return fmt.Errorf("producer client: %w", err)
 	}
 	defer producer.Close()
-	p.relay = NewRelay(p.store, producer, p.metrics, p.logger)
+	p.relay = NewRelay(p.store, producer, p.cfg.Kafka.Topics.Events, p.metrics, p.logger)
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.runApplier(ctx) })

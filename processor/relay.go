@@ -19,6 +19,7 @@ import (
 type Relay struct {
 	store   *state.Store
 	client  *kgo.Client
+	events  string // the events topic; other records are rejects
 	metrics *Metrics
 	logger  *zap.Logger
 	now     func() time.Time
@@ -30,8 +31,8 @@ type Relay struct {
 }
 
 // NewRelay creates a relay that produces with client (idempotent producer).
-func NewRelay(store *state.Store, client *kgo.Client, metrics *Metrics, logger *zap.Logger) *Relay {
-	return &Relay{store: store, client: client, metrics: metrics, logger: logger.Named("relay"),
+func NewRelay(store *state.Store, client *kgo.Client, eventsTopic string, metrics *Metrics, logger *zap.Logger) *Relay {
+	return &Relay{store: store, client: client, events: eventsTopic, metrics: metrics, logger: logger.Named("relay"),
 		now: time.Now, relayed: map[int32]uint64{}, MaxBatch: 5000}
 }
 
@@ -130,7 +131,7 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 				rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: slices.Clone(h.Value)})
 			}
 			src := o.SourceTimeMs
-			isEvent := len(o.Headers) == 0 || o.Headers[0].Key != "error"
+			isEvent := o.Topic == r.events
 			wg.Add(1)
 			r.client.Produce(ctx, rec, func(_ *kgo.Record, err error) {
 				defer wg.Done()
