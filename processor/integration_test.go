@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
-	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/feeds"
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/internal/synth"
@@ -240,5 +239,4 @@ func TestStreamEndToEnd(t *testing.T) {
 	if len(after) != before {
 		t.Errorf("restart emitted %d more events", len(after)-before)
 	}
-	_ = config.Default
 }
