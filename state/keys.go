@@ -28,8 +28,24 @@ func appendPartition(dst []byte, p int32) []byte {
 	return binary.BigEndian.AppendUint32(dst, uint32(p))
 }
 
+// longLen marks the long form of appendLenString's length.
+const longLen = 0xffff
+
+// appendLenString appends s with its length in front, so that what
+// follows s in a key can never be mistaken for part of it: the encoding
+// of a string is never a prefix of another string's. A length below
+// 0xffff is two bytes big-endian (the form every key written so far
+// uses); a longer string gets 0xffff followed by its length as a uvarint.
+// The length never wraps, so two distinct strings never encode alike,
+// whatever their length (the records validators bound ids to
+// records.MaxIDBytes long before this matters).
 func appendLenString(dst []byte, s string) []byte {
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
+	if len(s) < longLen {
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
+	} else {
+		dst = binary.BigEndian.AppendUint16(dst, longLen)
+		dst = binary.AppendUvarint(dst, uint64(len(s)))
+	}
 	return append(dst, s...)
 }
 
@@ -56,7 +72,7 @@ func ratingKey(dst []byte, sellerID string) []byte {
 	return append(dst, sellerID...)
 }
 
-// indexPrefix: 'x' p len(seller) seller
+// indexPrefix: 'x' p len(seller) seller (see appendLenString)
 func indexPrefix(dst []byte, p int32, sellerID string) []byte {
 	dst = append(dst, prefixIndex)
 	dst = appendPartition(dst, p)
