@@ -65,12 +65,18 @@ type SchemaRegistry struct {
 type State struct {
 	Dir                string        `yaml:"dir"`                 // default ./data
 	TombstoneRetention time.Duration `yaml:"tombstone_retention"` // default 168h
+	// MinFreeBytes is the free space Dir's file system must have at
+	// start, or the processor refuses to start; 0 disables the check.
+	MinFreeBytes int64 `yaml:"min_free_bytes"` // default 1073741824 (1 GiB)
 }
 
 // HTTP is the one listener for health, metrics, API and feed files.
 type HTTP struct {
 	Listen     string `yaml:"listen"`      // default 127.0.0.1:8080
 	AdminToken string `yaml:"admin_token"` // when set, /api/* needs it as a bearer token
+	// AllowAnonymousAdmin lets an empty AdminToken pass validation with a
+	// non-loopback Listen (/api/* open to anyone who reaches it).
+	AllowAnonymousAdmin bool `yaml:"allow_anonymous_admin"` // default false
 }
 
 // FullPass configures the periodic full pass.
@@ -94,6 +100,11 @@ type Processor struct {
 	// SellerChunk is how many offers one seller/rating re-evaluation
 	// step handles in one Pebble batch.
 	SellerChunk int `yaml:"seller_chunk"` // default 500
+	// MaxEventBytes bounds one outgoing record (key, value and headers).
+	// An offer whose event could exceed it is rejected with the reason and
+	// is in no feed until a smaller version arrives. It must fit the
+	// events and rejects topics' max.message.bytes (checked at start).
+	MaxEventBytes int `yaml:"max_event_bytes"` // default 1000000
 }
 
 // Feed is one marketing feed (CONTRACT §3).
@@ -103,6 +114,11 @@ type Feed struct {
 	Template     string   `yaml:"template"`
 	Destinations []string `yaml:"destinations"`
 	File         bool     `yaml:"file"`
+	// Unbounded lifts the compile-time rules against runaway filters and
+	// template values (nested loops over record data, large or
+	// non-constant ranges, string building in reduce/map). The per-run
+	// evaluation budget still applies.
+	Unbounded bool `yaml:"unbounded"` // default false
 }
 
 // Template is a custom XML template (CONTRACT §3).

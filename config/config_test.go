@@ -110,6 +110,7 @@ func TestValidateMessages(t *testing.T) {
 		{"min size", func(c *Config) { c.FullPass.Guard.MinSize = -1 }, "full_pass.guard.min_size", "must not be negative"},
 		{"max batch records", func(c *Config) { c.Processor.MaxBatchRecords = 0 }, "processor.max_batch_records", "must be greater than 0, got 0"},
 		{"seller chunk", func(c *Config) { c.Processor.SellerChunk = -5 }, "processor.seller_chunk", "must be greater than 0, got -5"},
+		{"max event bytes", func(c *Config) { c.Processor.MaxEventBytes = 100 }, "processor.max_event_bytes", "must be between 16384 and 67108864, got 100"},
 		{"feed id empty", func(c *Config) { c.Feeds[1].ID = "" }, "feeds[1].id", "must not be empty"},
 		{"feed id pattern", func(c *Config) { c.Feeds[1].ID = "Phones_GMC" }, "feeds[1].id", `invalid feed id "Phones_GMC": must match [a-z0-9][a-z0-9-]*`},
 		{"feed id leading dash", func(c *Config) { c.Feeds[1].ID = "-x" }, "feeds[1].id", "invalid feed id"},
@@ -196,13 +197,13 @@ func TestParseDefaults(t *testing.T) {
 			Topics:  Topics{Offers: "offers", Sellers: "sellers", Ratings: "ratings", Events: "feed-events", Rejects: "feedmill-rejects"},
 		},
 		SchemaRegistry: SchemaRegistry{URL: "http://127.0.0.1:8081"},
-		State:          State{Dir: "./data", TombstoneRetention: 168 * time.Hour},
+		State:          State{Dir: "./data", TombstoneRetention: 168 * time.Hour, MinFreeBytes: 1 << 30},
 		HTTP:           HTTP{Listen: "127.0.0.1:8080"},
 		FullPass: FullPass{
 			Interval: time.Hour, RefreshAfter: 672 * time.Hour,
 			Guard: Guard{MaxDrop: 0.2, MaxGrowth: 1.0, MinSize: 100},
 		},
-		Processor: Processor{MaxBatchRecords: 2000, SellerChunk: 500},
+		Processor: Processor{MaxBatchRecords: 2000, SellerChunk: 500, MaxEventBytes: 1_000_000},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("got %+v\nwant %+v", *c, want)

@@ -78,6 +78,7 @@ func (c *Config) applyDefaults(p presence) {
 	setDefault(p, "schema_registry.url", &c.SchemaRegistry.URL, "http://127.0.0.1:8081")
 	setDefault(p, "state.dir", &c.State.Dir, "./data")
 	setDefault(p, "state.tombstone_retention", &c.State.TombstoneRetention, 168*time.Hour)
+	setDefault(p, "state.min_free_bytes", &c.State.MinFreeBytes, 1<<30)
 	setDefault(p, "http.listen", &c.HTTP.Listen, "127.0.0.1:8080")
 	setDefault(p, "full_pass.interval", &c.FullPass.Interval, time.Hour)
 	setDefault(p, "full_pass.refresh_after", &c.FullPass.RefreshAfter, 672*time.Hour)
@@ -86,6 +87,7 @@ func (c *Config) applyDefaults(p presence) {
 	setDefault(p, "full_pass.guard.min_size", &c.FullPass.Guard.MinSize, 100)
 	setDefault(p, "processor.max_batch_records", &c.Processor.MaxBatchRecords, 2000)
 	setDefault(p, "processor.seller_chunk", &c.Processor.SellerChunk, 500)
+	setDefault(p, "processor.max_event_bytes", &c.Processor.MaxEventBytes, 1_000_000)
 }
 
 // applyKafkaDefaults fills the Kafka section at path; groupID differs

@@ -91,7 +91,14 @@ func (c *Config) Validate() error {
 
 	checkNonEmpty(&ps, "state.dir", c.State.Dir)
 	checkNonNegative(&ps, "state.tombstone_retention", c.State.TombstoneRetention)
+	if c.State.MinFreeBytes < 0 {
+		ps.add("state.min_free_bytes", "must not be negative (0 disables the check), got %d", c.State.MinFreeBytes)
+	}
 	checkListen(&ps, "http.listen", c.HTTP.Listen)
+	if c.HTTP.AdminToken == "" && !c.HTTP.AllowAnonymousAdmin && isHostPort(c.HTTP.Listen, true) && !IsLoopbackListen(c.HTTP.Listen) {
+		ps.add("http.admin_token", "must be set when http.listen %q is not a loopback address, or /api/* (start, approve, reject runs) is open to anyone who reaches it; "+
+			"set a token (FEEDMILL_HTTP_ADMIN_TOKEN), listen on 127.0.0.1, or set http.allow_anonymous_admin: true", c.HTTP.Listen)
+	}
 
 	checkNonNegative(&ps, "full_pass.interval", c.FullPass.Interval)
 	checkNonNegative(&ps, "full_pass.refresh_after", c.FullPass.RefreshAfter)
@@ -107,6 +114,9 @@ func (c *Config) Validate() error {
 	}
 	checkPositive(&ps, "processor.max_batch_records", c.Processor.MaxBatchRecords)
 	checkPositive(&ps, "processor.seller_chunk", c.Processor.SellerChunk)
+	if n := c.Processor.MaxEventBytes; n < MinEventBytes || n > MaxEventBytes {
+		ps.add("processor.max_event_bytes", "must be between %d and %d, got %d", MinEventBytes, MaxEventBytes, n)
+	}
 
 	// Feeds refer to templates, but their problems are listed first, in
 	// the order of the Config fields.
@@ -352,6 +362,21 @@ func checkListen(ps *problems, path, s string) {
 	}
 }
 
+// IsLoopbackListen reports whether the listen address host:port only
+// accepts local connections: localhost or a loopback IP. An empty host
+// (all interfaces) and any other name are not loopback.
+func IsLoopbackListen(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // isHostPort reports whether s is host:port with a numeric port; the
 // host may be empty only when emptyHost is true.
 func isHostPort(s string, emptyHost bool) bool {
@@ -399,6 +424,14 @@ func checkNonNegative(ps *problems, path string, d time.Duration) {
 		ps.add(path, "must not be negative, got %s", d)
 	}
 }
+
+// MinEventBytes and MaxEventBytes bound processor.max_event_bytes: below
+// the minimum no realistic offer fits; above the maximum no Kafka producer
+// request would carry it.
+const (
+	MinEventBytes = 16 << 10
+	MaxEventBytes = 64 << 20
+)
 
 func checkPositive(ps *problems, path string, n int) {
 	if n <= 0 {

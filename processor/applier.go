@@ -41,6 +41,7 @@ type Applier struct {
 	logger  *zap.Logger
 
 	eval       *feeds.Evaluator
+	budget     eventBudget
 	member     []bool
 	prevMember []bool
 	oldIdx     []int32
@@ -116,6 +117,10 @@ func NewApplier(d ApplierDeps) (*Applier, error) {
 	}
 	for i := range a.oldIdx {
 		a.oldIdx[i] = -1
+	}
+	var err error
+	if a.budget, err = newEventBudget(d.Processor.MaxEventBytes, d.Feeds); err != nil {
+		return nil, err
 	}
 	names := map[string]string{}
 	for _, f := range d.Feeds.Feeds() {
@@ -336,16 +341,23 @@ func actionIndex(action string) int {
 // reject stages the original record for the rejects topic.
 func (a *Applier) reject(b *state.Batch, outboxPartition int32, r *kgo.Record, reason string) {
 	b.AddOutbox(outboxPartition, &state.OutboxRecord{
-		Topic: a.topics.Rejects,
-		Key:   r.Key,
-		Value: r.Value,
-		Headers: []state.Header{
-			{Key: "error", Value: []byte(reason)},
-			{Key: "source-topic", Value: []byte(r.Topic)},
-			{Key: "source-partition", Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
-			{Key: "source-offset", Value: strconv.AppendInt(nil, r.Offset, 10)},
-		},
+		Topic:        a.topics.Rejects,
+		Key:          r.Key,
+		Value:        r.Value,
+		Headers:      rejectHeaders(reason, r.Topic, r.Partition, r.Offset),
 		SourceTimeMs: r.Timestamp.UnixMilli(),
+	})
+	a.metrics.rejected.WithLabelValues(r.Topic).Inc()
+}
+
+// rejectTooLarge stages a reject for an input record whose content is over
+// the size rule. Its value is left out (it could not be produced either);
+// the value-omitted-bytes header says how large it was.
+func (a *Applier) rejectTooLarge(b *state.Batch, outboxPartition int32, r *kgo.Record, reason string) {
+	h := rejectHeaders(reason, r.Topic, r.Partition, r.Offset)
+	h = append(h, state.Header{Key: "value-omitted-bytes", Value: strconv.AppendInt(nil, int64(len(r.Value)), 10)})
+	b.AddOutbox(outboxPartition, &state.OutboxRecord{
+		Topic: a.topics.Rejects, Key: truncate(r.Key, rejectKeyMax), Headers: h, SourceTimeMs: r.Timestamp.UnixMilli(),
 	})
 	a.metrics.rejected.WithLabelValues(r.Topic).Inc()
 }
@@ -399,6 +411,11 @@ func (a *Applier) applyOffer(ctx context.Context, b *state.Batch, r *kgo.Record,
 	if a.stale(r.Topic, pres, a.prev.Version, tomb, a.offer.Version, now) {
 		return nil
 	}
+	if !a.budget.fits(&a.offer) {
+		// Stored (state follows the source), in no feed (evaluateChanged
+		// applies the size rule), and reported.
+		a.rejectTooLarge(b, p, r, a.budget.tooLargeReason(&a.offer))
+	}
 	if err := b.PutOffer(p, &a.offer); err != nil {
 		return err
 	}
@@ -422,7 +439,9 @@ func (a *Applier) applyOffer(ctx context.Context, b *state.Batch, r *kgo.Record,
 	}
 	a.view = feeds.View{Offer: &a.offer, Seller: seller, Rating: rating}
 	changed := feeds.FieldsAll
-	if pres == state.Live {
+	// An offer that was over the size rule is in no feed whatever its
+	// fields: coming back, it is evaluated whole.
+	if pres == state.Live && a.budget.fits(&a.prev) {
 		// Only what the change touched is re-evaluated. The seller and
 		// rating are the current ones for both views: their own changes
 		// are re-evaluated by seller jobs.
@@ -582,6 +601,10 @@ func (a *Applier) applySeller(ctx context.Context, b *state.Batch, r *kgo.Record
 		a.reject(b, state.TablePartition, r, err.Error())
 		return nil
 	}
+	if n := records.SellerSizeMax(s); n > tableRecordMax {
+		a.rejectTooLarge(b, state.TablePartition, r, fmt.Sprintf("seller too large: %d bytes, over the %d-byte bound", n, tableRecordMax))
+		return nil
+	}
 	if a.stale(r.Topic, pres, cur.Version, tomb, s.Version, now) {
 		return nil
 	}
@@ -624,6 +647,10 @@ func (a *Applier) applyRating(ctx context.Context, b *state.Batch, r *kgo.Record
 	}
 	if err := records.ValidateRating(r.Key, v); err != nil {
 		a.reject(b, state.TablePartition, r, err.Error())
+		return nil
+	}
+	if n := records.RatingSizeMax(v); n > tableRecordMax {
+		a.rejectTooLarge(b, state.TablePartition, r, fmt.Sprintf("rating too large: %d bytes, over the %d-byte bound", n, tableRecordMax))
 		return nil
 	}
 	if a.stale(r.Topic, pres, cur.Version, tomb, v.Version, now) {

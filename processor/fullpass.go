@@ -61,6 +61,7 @@ type FullPass struct {
 	queue     []passJob
 	published *state.Run // last published run
 	wake      chan struct{}
+	budget    eventBudget
 }
 
 type passJob struct {
@@ -74,6 +75,10 @@ type FullPassDeps struct {
 	Store  *state.Store
 	Feeds  *feeds.Set
 	Files  *FeedFiles
+	// MaxEventBytes is processor.max_event_bytes (0: its default): the
+	// pass applies the streaming path's size rule (eventBudget), so an
+	// offer too large to send is in no file and needs no correction.
+	MaxEventBytes int
 	// Exec runs fn on the applier goroutine (Pipeline.Exec).
 	Exec     func(ctx context.Context, fn func(a *Applier) error) error
 	Registry prometheus.Registerer
@@ -143,8 +148,13 @@ func NewFullPass(d FullPassDeps) (*FullPass, error) {
 			names[dst] = dst
 		}
 	}
+	budget, err := newEventBudget(d.MaxEventBytes, d.Feeds)
+	if err != nil {
+		return nil, err
+	}
 	fp := &FullPass{
-		cfg: d.Config, store: d.Store, set: d.Feeds, files: d.Files, exec: d.Exec, now: d.Now,
+		budget: budget,
+		cfg:    d.Config, store: d.Store, set: d.Feeds, files: d.Files, exec: d.Exec, now: d.Now,
 		logger: d.Logger.Named("fullpass"), metrics: newFullPassMetrics(d.Registry), onPartition: d.OnPartition, ready: d.Ready,
 		wake: make(chan struct{}, 1),
 		intern: func(b []byte) string {
@@ -700,7 +710,7 @@ func (fp *FullPass) scan(ctx context.Context, r *state.Run, now time.Time) error
 		if scanned&4095 == 0 {
 			fp.metrics.scanned.Add(4096)
 		}
-		if it.Offer != nil {
+		if it.Offer != nil && fp.budget.fits(it.Offer) {
 			s, rt, err := cache.lookup(it.Offer.SellerID)
 			if err != nil {
 				return err

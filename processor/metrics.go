@@ -21,7 +21,9 @@ type Metrics struct {
 	members       *prometheus.GaugeVec
 	jobsPending   prometheus.Gauge
 	produceErrors prometheus.Counter
+	unproducible  prometheus.Counter
 	ready         prometheus.Gauge
+	feedErrors    *prometheus.CounterVec
 }
 
 // NewMetrics creates and registers the processor metrics.
@@ -71,12 +73,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		produceErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "feedmill_produce_errors_total", Help: "Failed attempts to produce outbox records (retried).",
 		}),
+		unproducible: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "feedmill_unproducible_records_total", Help: "Outbox records Kafka refused for good (too large, invalid), sent to the rejects topic instead.",
+		}),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "feedmill_ready", Help: "1 when tables are loaded and partitions restored.",
 		}),
+		feedErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "feedmill_feed_errors_total",
+			Help: "Run-time failures per feed, by the processor and full passes: its filter (kind filter), a custom template value it renders (kind template; counted for every feed using the template), or an evaluation over budget (kind budget).",
+		}, []string{"feed", "kind"}),
 	}
 	reg.MustRegister(m.consumed, m.rejected, m.stale, m.eventsEntries, m.eventsSent, m.rejectsSent,
 		m.outboxAdded, m.outboxDepth, m.latency, m.lag, m.committed, m.members, m.jobsPending,
-		m.produceErrors, m.ready)
+		m.produceErrors, m.unproducible, m.ready, m.feedErrors)
 	return m
 }

@@ -57,19 +57,17 @@ type PipelineDeps struct {
 	Now       func() time.Time
 }
 
-// NewPipeline registers the FeedEvent schema and prepares the applier.
-func NewPipeline(ctx context.Context, d PipelineDeps) (*Pipeline, error) {
+// NewPipeline prepares the applier. It does not reach the schema
+// registry: Run registers the FeedEvent schema (retrying while the
+// registry is down), so the process serves HTTP meanwhile. ctx is unused.
+func NewPipeline(_ context.Context, d PipelineDeps) (*Pipeline, error) {
 	if d.Now == nil {
 		d.Now = time.Now
-	}
-	id, err := d.Serde.Register(ctx, d.Config.Kafka.Topics.Events+"-value", records.KindFeedEvent)
-	if err != nil {
-		return nil, fmt.Errorf("register %s-value: %w", d.Config.Kafka.Topics.Events, err)
 	}
 	a, err := NewApplier(ApplierDeps{
 		Store: d.Store, Feeds: d.Feeds, Serde: d.Serde, Topics: d.Config.Kafka.Topics,
 		Processor: d.Config.Processor, Retention: d.Config.State.TombstoneRetention,
-		EventSchemaID: id, Now: d.Now, Metrics: d.Metrics, Logger: d.Logger,
+		Now: d.Now, Metrics: d.Metrics, Logger: d.Logger,
 	})
 	if err != nil {
 		return nil, err
@@ -106,20 +104,37 @@ func (p *Pipeline) Exec(ctx context.Context, fn func(a *Applier) error) error {
 	}
 }
 
-// Run consumes, applies and relays until ctx ends or a part fails.
+// Run registers the FeedEvent schema (retrying until the registry
+// answers; not ready meanwhile), then consumes, applies and relays until
+// ctx ends or a part fails.
 func (p *Pipeline) Run(ctx context.Context) error {
+	id, err := p.registerEvents(ctx)
+	if err != nil {
+		return nil // ctx ended while the registry was down
+	}
+	// No applier goroutine runs yet: Exec and apply wait for runApplier.
+	p.applier.eventID = id
 	base := append([]kgo.Opt{kgo.WithLogger(kzap.New(p.logger.Named("kgo"), kzap.Level(kgo.LogLevelWarn)))}, p.kopts...)
+	if err := p.checkCluster(ctx, base); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	producer, err := kgo.NewClient(append(slices.Clone(base),
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.RecordRetries(10),
-		kgo.ProducerBatchMaxBytes(4<<20),
+		// One batch never exceeds what the topics accept (checkCluster);
+		// a larger record fails alone, before buffering, and the relay
+		// sends it to rejects.
+		kgo.ProducerBatchMaxBytes(p.producerBatchBytes()),
 		kgo.MaxBufferedRecords(50000),
 	)...)
 	if err != nil {
 		return fmt.Errorf("producer client: %w", err)
 	}
 	defer producer.Close()
-	p.relay = NewRelay(p.store, producer, p.cfg.Kafka.Topics.Events, p.metrics, p.logger)
+	p.relay = NewRelay(p.store, producer, p.cfg.Kafka.Topics.Events, p.cfg.Kafka.Topics.Rejects, p.metrics, p.logger)
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.runApplier(ctx) })
@@ -135,6 +150,49 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// Registry retry bounds: the first retry waits registerRetryMin, each
+// next one twice as long up to registerRetryMax; a failure is logged at
+// most once per registerLogEvery after the first.
+const (
+	registerRetryMin = 250 * time.Millisecond
+	registerRetryMax = 5 * time.Second
+	registerLogEvery = time.Minute
+)
+
+// registerEvents registers the FeedEvent schema, retrying with back-off
+// until it succeeds. It returns ctx's error if ctx ends first.
+func (p *Pipeline) registerEvents(ctx context.Context) (int, error) {
+	subject := p.cfg.Kafka.Topics.Events + "-value"
+	wait := registerRetryMin
+	var lastLog time.Time
+	failures := 0
+	for {
+		id, err := p.serde.Register(ctx, subject, records.KindFeedEvent)
+		if err == nil {
+			if failures > 0 {
+				p.logger.Info("schema registry reachable again: FeedEvent schema registered",
+					zap.String("subject", subject), zap.Int("failed_attempts", failures))
+			}
+			return id, nil
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		failures++
+		if now := time.Now(); failures == 1 || now.Sub(lastLog) >= registerLogEvery {
+			lastLog = now
+			p.logger.Warn("registering the FeedEvent schema failed; not ready, serving HTTP and retrying",
+				zap.String("subject", subject), zap.Int("failed_attempts", failures), zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, registerRetryMax)
+	}
 }
 
 // runApplier executes work items and, between them, seller job chunks
@@ -369,9 +427,15 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 			if err != nil {
 				return nil, err
 			}
+			// A partition without local state starts from the beginning
+			// of the topic, whatever the group committed: the group's
+			// offset says what another state dir (or a lost one) had
+			// applied, not this one.
 			for part := range offs[topic] {
 				if off, ok := stored[part]; ok {
 					offs[topic][part] = kgo.NewOffset().At(off)
+				} else {
+					offs[topic][part] = kgo.NewOffset().AtStart()
 				}
 			}
 			return offs, nil

@@ -2,27 +2,42 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
 	"github.com/feedmill/feedmill/state"
 )
 
+// producer is the part of *kgo.Client the relay uses (a fake in tests).
+type producer interface {
+	Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error))
+	ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
+}
+
 // Relay produces the outbox to Kafka in order, per partition, and deletes
 // what Kafka acknowledged. After a crash it re-produces what was not yet
 // deleted: consumers see a re-send with the same event_id and seq.
+//
+// Each outbox partition advances on its own: a partition whose records
+// fail with a retriable error stays where it is and is retried, while the
+// others are acknowledged and deleted. A record Kafka can never accept
+// (too large, invalid) is sent to the rejects topic with the reason and
+// deleted, so it never blocks what follows it.
 type Relay struct {
 	store   *state.Store
-	client  *kgo.Client
+	client  producer
 	events  string // the events topic; other records are rejects
+	rejects string
 	metrics *Metrics
 	logger  *zap.Logger
-	now     func() time.Time
 
 	mu      sync.Mutex
 	relayed map[int32]uint64 // next outbox seq to relay, per partition
@@ -31,9 +46,9 @@ type Relay struct {
 }
 
 // NewRelay creates a relay that produces with client (idempotent producer).
-func NewRelay(store *state.Store, client *kgo.Client, eventsTopic string, metrics *Metrics, logger *zap.Logger) *Relay {
-	return &Relay{store: store, client: client, events: eventsTopic, metrics: metrics, logger: logger.Named("relay"),
-		now: time.Now, relayed: map[int32]uint64{}, MaxBatch: 5000}
+func NewRelay(store *state.Store, client producer, eventsTopic, rejectsTopic string, metrics *Metrics, logger *zap.Logger) *Relay {
+	return &Relay{store: store, client: client, events: eventsTopic, rejects: rejectsTopic, metrics: metrics,
+		logger: logger.Named("relay"), relayed: map[int32]uint64{}, MaxBatch: 5000}
 }
 
 // Run relays until ctx ends.
@@ -88,23 +103,26 @@ func (r *Relay) Drain(ctx context.Context) error {
 	}
 }
 
+// sent is one produced outbox record and its outcome.
+type sent struct {
+	seq   uint64
+	rec   *kgo.Record
+	srcMs int64 // timestamp of the input that caused it, for the latency
+	err   error
+}
+
 // round produces up to MaxBatch records of every partition with outbox
-// records and waits for all acknowledgements. It returns how many records
-// were relayed.
+// records and waits for all acknowledgements. Per partition it then
+// deletes the longest prefix that Kafka acknowledged or that went to the
+// rejects topic. It returns how many records were settled, and the first
+// retriable failure (the records from there on are produced again by a
+// later round).
 func (r *Relay) round(ctx context.Context) (int, error) {
+	defer func() { r.metrics.outboxDepth.Set(float64(r.store.OutboxDepth())) }()
 	parts := r.store.OutboxPartitions()
 	slices.Sort(parts)
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-		total int
-	)
-	type span struct {
-		p        int32
-		from, to uint64
-	}
-	var spans []span
+	var wg sync.WaitGroup
+	batches := map[int32][]sent{}
 	for _, p := range parts {
 		r.mu.Lock()
 		from := r.relayed[p]
@@ -115,32 +133,34 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 		if next <= from {
 			continue
 		}
-		var last uint64
-		seen := false
-		n, err := r.store.ScanOutbox(p, from, r.MaxBatch, func(seq uint64, o *state.OutboxRecord) error {
-			if !seen {
-				from, seen = seq, true
-			}
-			last = seq
-			rec := &kgo.Record{
-				Topic: o.Topic,
-				Key:   slices.Clone(o.Key),
-				Value: slices.Clone(o.Value),
-			}
+		var batch []sent
+		_, err := r.store.ScanOutbox(p, from, r.MaxBatch, func(seq uint64, o *state.OutboxRecord) error {
+			rec := &kgo.Record{Topic: o.Topic, Key: slices.Clone(o.Key), Value: slices.Clone(o.Value)}
 			for _, h := range o.Headers {
 				rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: slices.Clone(h.Value)})
 			}
-			src := o.SourceTimeMs
-			isEvent := o.Topic == r.events
+			batch = append(batch, sent{seq: seq, rec: rec, srcMs: o.SourceTimeMs})
+			return nil
+		})
+		if err != nil {
+			wg.Wait()
+			return 0, err
+		}
+		if len(batch) == 0 {
+			r.mu.Lock()
+			r.relayed[p] = next
+			r.mu.Unlock()
+			continue
+		}
+		for i := range batch {
+			s := &batch[i]
+			src := s.srcMs
+			isEvent := s.rec.Topic == r.events
 			wg.Add(1)
-			r.client.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+			r.client.Produce(ctx, s.rec, func(_ *kgo.Record, err error) {
 				defer wg.Done()
+				s.err = err
 				if err != nil {
-					mu.Lock()
-					if first == nil {
-						first = fmt.Errorf("produce to %q: %w", rec.Topic, err)
-					}
-					mu.Unlock()
 					return
 				}
 				if isEvent {
@@ -152,35 +172,112 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 					r.metrics.rejectsSent.Inc()
 				}
 			})
-			return nil
-		})
-		if err != nil {
-			wg.Wait()
-			return 0, err
 		}
-		if n > 0 {
-			spans = append(spans, span{p, from, last})
-			total += n
-		} else {
-			r.mu.Lock()
-			r.relayed[p] = next
-			r.mu.Unlock()
-		}
+		batches[p] = batch
 	}
 	wg.Wait()
-	if first != nil {
-		return 0, first
-	}
-	for _, s := range spans {
-		if err := r.store.DeleteOutbox(s.p, s.from, s.to); err != nil {
-			return 0, err
+	var first error
+	total := 0
+	for _, p := range parts {
+		batch := batches[p]
+		settled, err := r.settle(ctx, p, batch)
+		if settled > 0 {
+			if derr := r.store.DeleteOutbox(p, batch[0].seq, batch[settled-1].seq); derr != nil {
+				return total, derr
+			}
+			r.mu.Lock()
+			r.relayed[p] = batch[settled-1].seq + 1
+			r.mu.Unlock()
+			total += settled
 		}
-		r.mu.Lock()
-		r.relayed[s.p] = s.to + 1
-		r.mu.Unlock()
+		if err != nil && first == nil {
+			first = err
+		}
 	}
-	r.mu.Lock()
-	r.metrics.outboxDepth.Set(float64(r.store.OutboxDepth(r.relayed)))
-	r.mu.Unlock()
-	return total, nil
+	return total, first
+}
+
+// settle walks a partition's produced records in order and returns how
+// many of them, from the start, are done: acknowledged, or not accepted by
+// Kafka for a reason no retry can cure and sent to the rejects topic. It
+// stops at the first retriable failure and returns it.
+func (r *Relay) settle(ctx context.Context, p int32, batch []sent) (int, error) {
+	for i := range batch {
+		s := &batch[i]
+		if s.err == nil {
+			continue
+		}
+		if !permanent(s.err) {
+			return i, fmt.Errorf("produce outbox %d/%d to %q: %w", p, s.seq, s.rec.Topic, s.err)
+		}
+		rej := r.failedRecord(p, s.seq, s.rec, s.err)
+		if err := r.client.ProduceSync(ctx, rej).FirstErr(); err != nil {
+			return i, fmt.Errorf("send unproducible outbox record %d/%d to %q: %w", p, s.seq, r.rejects, err)
+		}
+		r.metrics.rejectsSent.Inc()
+		r.metrics.unproducible.Inc()
+		r.logger.Error("outbox record refused by Kafka, sent to rejects",
+			zap.String("topic", s.rec.Topic), zap.ByteString("key", truncate(s.rec.Key, 200)),
+			zap.Int("bytes", len(s.rec.Key)+len(s.rec.Value)), zap.Error(s.err))
+	}
+	return len(batch), nil
+}
+
+// permanent reports whether a produce error is about the record itself,
+// so producing it again can never succeed. Errors about the cluster or
+// our permissions (unknown topic, authorization, timeouts) are not: they
+// are retried, and they show in feedmill_produce_errors_total.
+func permanent(err error) bool {
+	for _, e := range []error{kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord,
+		kerr.CorruptMessage, kerr.InvalidTimestamp} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// rejectKeyMax bounds the key of a reject made from an unproducible
+// record, and rejectValueMax its value: past them they are left out (and
+// their size said in a header), so the reject itself always fits.
+const (
+	rejectKeyMax   = 1 << 10
+	rejectValueMax = 8 << 10
+)
+
+// failedRecord is the reject record for an outbox record Kafka refused.
+// Its source-* headers name the outbox: the topic it was meant for, the
+// offers partition and the outbox sequence.
+func (r *Relay) failedRecord(p int32, seq uint64, rec *kgo.Record, cause error) *kgo.Record {
+	out := &kgo.Record{Topic: r.rejects, Key: rec.Key, Value: rec.Value}
+	for _, h := range rejectHeaders(fmt.Sprintf("produce to %s: %v", rec.Topic, cause), rec.Topic, p, int64(seq)) {
+		out.Headers = append(out.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	if len(out.Key) > rejectKeyMax {
+		out.Headers = append(out.Headers, kgo.RecordHeader{Key: "key-truncated-from", Value: strconv.AppendInt(nil, int64(len(out.Key)), 10)})
+		out.Key = out.Key[:rejectKeyMax]
+	}
+	if len(out.Value) > rejectValueMax {
+		out.Headers = append(out.Headers, kgo.RecordHeader{Key: "value-omitted-bytes", Value: strconv.AppendInt(nil, int64(len(out.Value)), 10)})
+		out.Value = nil
+	}
+	return out
+}
+
+// rejectHeaders are the headers of every reject record (the contract's
+// error and source-* headers).
+func rejectHeaders(reason, topic string, partition int32, offset int64) []state.Header {
+	return []state.Header{
+		{Key: "error", Value: []byte(reason)},
+		{Key: "source-topic", Value: []byte(topic)},
+		{Key: "source-partition", Value: strconv.AppendInt(nil, int64(partition), 10)},
+		{Key: "source-offset", Value: strconv.AppendInt(nil, offset, 10)},
+	}
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
 }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/zap"
 
 	"github.com/feedmill/feedmill/internal/records"
@@ -23,10 +25,15 @@ type Store struct {
 	db     *pebble.DB
 	codec  Codec
 	logger *zap.Logger
+	// failure is set when Pebble reports a fatal error (pebbleLogger).
+	failure *failure
 
 	commitMu sync.Mutex
 	// nextOutbox is the next outbox sequence number per partition.
 	nextOutbox map[int32]uint64
+	// headOutbox is the lowest outbox sequence number not yet deleted per
+	// partition (== nextOutbox when the partition's outbox is empty).
+	headOutbox map[int32]uint64
 	// outboxNotify is signalled (non-blocking) after every commit that
 	// added outbox records.
 	outboxNotify chan struct{}
@@ -48,6 +55,8 @@ type Options struct {
 	CacheBytes int64
 	// MemTableBytes is the memtable size (default 64 MiB).
 	MemTableBytes uint64
+	// FS is the file system (default the OS's); tests inject failures.
+	FS vfs.FS
 }
 
 // Open opens (creating if needed) the state in dir.
@@ -60,28 +69,26 @@ func Open(dir string, codec Codec, o Options, logger *zap.Logger) (*Store, error
 	}
 	cache := pebble.NewCache(o.CacheBytes)
 	defer cache.Unref()
+	// Pebble's Fatalf would exit the process with no shutdown; ours
+	// marks the store failed instead (Store.Failed, Store.Err).
+	failed := newFailure()
 	popts := &pebble.Options{
 		Cache:        cache,
 		MemTableSize: o.MemTableBytes,
-		Logger:       pebbleLogger{logger.Named("pebble").Sugar()},
+		Logger:       newPebbleLogger(logger.Named("pebble"), time.Now, failed.fail),
+		FS:           o.FS,
 	}
 	db, err := pebble.Open(dir, popts)
 	if err != nil {
 		return nil, fmt.Errorf("open state %q: %w", dir, err)
 	}
-	s := &Store{db: db, codec: codec, logger: logger, nextOutbox: map[int32]uint64{}, outboxNotify: make(chan struct{}, 1)}
+	s := &Store{db: db, codec: codec, logger: logger, failure: failed, nextOutbox: map[int32]uint64{}, headOutbox: map[int32]uint64{}, outboxNotify: make(chan struct{}, 1)}
 	if err := s.loadOutboxHeads(); err != nil {
 		_ = db.Close() // the load error is what the caller needs
 		return nil, err
 	}
 	return s, nil
 }
-
-type pebbleLogger struct{ s *zap.SugaredLogger }
-
-func (l pebbleLogger) Infof(format string, args ...any)  { l.s.Debugf(format, args...) }
-func (l pebbleLogger) Errorf(format string, args ...any) { l.s.Errorf(format, args...) }
-func (l pebbleLogger) Fatalf(format string, args ...any) { l.s.Fatalf(format, args...) }
 
 // Close flushes and closes the database.
 func (s *Store) Close() error {
@@ -112,6 +119,7 @@ func (s *Store) loadOutboxHeads() error {
 			return fmt.Errorf("%w: outbox key length %d", ErrCorrupt, len(k))
 		}
 		p := int32(binary.BigEndian.Uint32(k[1:5]))
+		s.headOutbox[p] = binary.BigEndian.Uint64(k[5:13])
 		end := outboxPrefix(nil, p)
 		end = prefixEnd(end)
 		if !it.SeekLT(end) {
@@ -304,7 +312,8 @@ func (s *Store) CaughtUp(ends map[string]map[int32]int64) (bool, error) {
 }
 
 // DeleteOutbox deletes the outbox records of partition p with sequence in
-// [from, to] after they were acknowledged.
+// [from, to] after they were acknowledged. The relay deletes prefixes:
+// every record of p below from is already deleted.
 func (s *Store) DeleteOutbox(p int32, from, to uint64) error {
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -314,17 +323,24 @@ func (s *Store) DeleteOutbox(p int32, from, to uint64) error {
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("delete outbox %d [%d,%d]: %w", p, from, to, err)
 	}
+	s.commitMu.Lock()
+	if to+1 > s.headOutbox[p] {
+		s.headOutbox[p] = to + 1
+	}
+	s.commitMu.Unlock()
 	return nil
 }
 
-// OutboxDepth estimates the number of records waiting in the outbox.
-func (s *Store) OutboxDepth(relayed map[int32]uint64) int64 {
+// OutboxDepth returns the number of records committed to the outbox and
+// not yet deleted (acknowledged by Kafka or sent to rejects), from the
+// store's own per-partition bounds: it is right whatever the relay did.
+func (s *Store) OutboxDepth() int64 {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	var n int64
 	for p, next := range s.nextOutbox {
-		if next > relayed[p] {
-			n += int64(next - relayed[p])
+		if head := s.headOutbox[p]; next > head {
+			n += int64(next - head)
 		}
 	}
 	return n

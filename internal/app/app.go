@@ -72,7 +72,7 @@ func Run(ctx context.Context, cfg *config.Config, logger *zap.Logger, o Options)
 		return err
 	}
 	pass, err := processor.NewFullPass(processor.FullPassDeps{
-		Config: cfg.FullPass, Store: store, Feeds: set, Files: files, Exec: pipe.Exec,
+		Config: cfg.FullPass, Store: store, Feeds: set, Files: files, Exec: pipe.Exec, MaxEventBytes: cfg.Processor.MaxEventBytes,
 		Registry: reg, Logger: logger, Now: o.Now, Ready: pipe.Ready,
 	})
 	if err != nil {

@@ -1,0 +1,127 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/feedmill/feedmill/state"
+)
+
+// recordOverheadBytes is what a produce batch adds around one record
+// (batch header, record framing): the producer's batch limit is
+// processor.max_event_bytes plus this.
+const recordOverheadBytes = 512
+
+// producerBatchBytes is the producer's batch limit: one record of
+// max_event_bytes always fits, and the topics are checked to accept it.
+func (p *Pipeline) producerBatchBytes() int32 {
+	return int32(p.cfg.Processor.MaxEventBytes + recordOverheadBytes)
+}
+
+// checkCluster runs before anything is consumed. It waits (while ctx
+// lasts) until the input topics exist, then refuses a state dir built for
+// another cluster, group, topics or partition counts (state.CheckIdentity)
+// and output topics that cannot take a record of max_event_bytes.
+func (p *Pipeline) checkCluster(ctx context.Context, base []kgo.Opt) error {
+	cl, err := kgo.NewClient(base...)
+	if err != nil {
+		return fmt.Errorf("admin client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	t := p.cfg.Kafka.Topics
+	inputs := map[string]string{"offers": t.Offers, "sellers": t.Sellers, "ratings": t.Ratings}
+	var md kadm.Metadata
+	var lastLog time.Time
+	for {
+		md, err = adm.Metadata(ctx, t.Offers, t.Sellers, t.Ratings)
+		if err == nil {
+			for _, role := range []string{"offers", "sellers", "ratings"} {
+				td, ok := md.Topics[inputs[role]]
+				if !ok || td.Err != nil || len(td.Partitions) == 0 {
+					cause := "no partitions"
+					if td.Err != nil {
+						cause = td.Err.Error()
+					}
+					err = fmt.Errorf("input topic %q (kafka.topics.%s) is not available: %s", inputs[role], role, cause)
+					break
+				}
+			}
+		}
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Since(lastLog) > 30*time.Second {
+			p.logger.Warn("waiting for Kafka and the input topics", zap.Error(err))
+			lastLog = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	want := state.Identity{
+		FormatVersion: state.FormatVersion,
+		ClusterID:     md.Cluster,
+		GroupID:       p.cfg.Kafka.GroupID,
+		Topics: map[string]string{"offers": t.Offers, "sellers": t.Sellers, "ratings": t.Ratings,
+			"events": t.Events, "rejects": t.Rejects},
+		Partitions: map[string]int32{},
+	}
+	for role, topic := range inputs {
+		want.Partitions[role] = int32(len(md.Topics[topic].Partitions))
+	}
+	if err := p.store.CheckIdentity(p.cfg.State.Dir, want); err != nil {
+		return err
+	}
+	return p.checkMessageBytes(ctx, adm)
+}
+
+// checkMessageBytes refuses an events or rejects topic whose
+// max.message.bytes is below what the producer may send. A topic that
+// does not exist yet, or configs we may not read, are logged and passed.
+func (p *Pipeline) checkMessageBytes(ctx context.Context, adm *kadm.Client) error {
+	t := p.cfg.Kafka.Topics
+	rcs, err := adm.DescribeTopicConfigs(ctx, t.Events, t.Rejects)
+	if err != nil {
+		p.logger.Warn("cannot read the output topics' max.message.bytes; not checked", zap.Error(err))
+		return nil
+	}
+	need := int64(p.producerBatchBytes())
+	for _, rc := range rcs {
+		if rc.Err != nil {
+			p.logger.Warn("cannot read a topic's config; max.message.bytes not checked", zap.String("topic", rc.Name), zap.Error(rc.Err))
+			continue
+		}
+		for _, c := range rc.Configs {
+			if c.Key != "max.message.bytes" || c.Value == nil {
+				continue
+			}
+			n, err := strconv.ParseInt(*c.Value, 10, 64)
+			if err != nil {
+				return fmt.Errorf("topic %q: max.message.bytes %q: %w", rc.Name, *c.Value, err)
+			}
+			if n < need {
+				return fmt.Errorf("topic %q accepts records of at most %d bytes (max.message.bytes), "+
+					"but processor.max_event_bytes is %d (+%d bytes of batch framing): "+
+					"raise the topic's max.message.bytes or lower processor.max_event_bytes",
+					rc.Name, n, p.cfg.Processor.MaxEventBytes, recordOverheadBytes)
+			}
+		}
+	}
+	return nil
+}
+
+// isIdentityError reports whether err is a refused state dir.
+func isIdentityError(err error) bool { return errors.Is(err, state.ErrIdentity) }
