@@ -10,7 +10,8 @@
 // The model: upstream writes values with its own (writer) schema and names
 // it by id in the 5-byte header. A Serde fetches the writer schema from the
 // registry once per id, resolves it against feedmill's (reader) schema with
-// Avro schema resolution, and caches the result, so upstream may add
+// Avro schema resolution, and caches the result (a "schema not found"
+// answer only for SerdeOptions.UnknownSchemaTTL), so upstream may add
 // optional fields with defaults, or drop fields that have one in ours,
 // without breaking feedmill. After the first value of an id, decoding costs
 // a header check, one lock-free map lookup and the Avro decode.

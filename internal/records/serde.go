@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -30,6 +31,25 @@ const (
 	ReasonTrailingBytes = "trailing bytes after avro body"
 )
 
+// DefaultUnknownSchemaTTL is how long a Serde remembers a registry's
+// "schema not found" answer for an id by default. Within it, values
+// naming the id are rejected without asking the registry again; after it,
+// the next such value asks again, so a schema registered after a miss is
+// found without a restart.
+const DefaultUnknownSchemaTTL = 30 * time.Second
+
+// SerdeOptions tunes a Serde. The zero value gives the defaults.
+type SerdeOptions struct {
+	// UnknownSchemaTTL is how long a "schema not found" answer is
+	// remembered: 0 means DefaultUnknownSchemaTTL, a negative value
+	// means it is not remembered at all. Any other answer about an id
+	// (a schema, or a schema that is not Avro or does not parse) is kept
+	// for the life of the Serde: ids are immutable in a registry.
+	UnknownSchemaTTL time.Duration
+	// Now is the clock the TTL is measured with; nil means time.Now.
+	Now func() time.Time
+}
+
 const (
 	headerLen            = 5
 	maxCachedUnknownIDs  = 1024
@@ -45,11 +65,15 @@ const (
 // A Serde is safe for concurrent use. Writer schemas are fetched by id at
 // most once (concurrent misses for one id share one request), resolved to
 // feedmill's reader schema and cached for the life of the Serde; schema ids
-// are immutable in a registry, so the cache is never invalidated.
+// are immutable in a registry, so the cache is never invalidated. The one
+// exception is an id the registry does not know (yet): that answer is
+// remembered for SerdeOptions.UnknownSchemaTTL only.
 type Serde struct {
-	client *sr.Client
-	api    avro.API
-	ours   *ourSchemas
+	client     *sr.Client
+	api        avro.API
+	ours       *ourSchemas
+	unknownTTL time.Duration // < 0: unknown ids are not remembered
+	now        func() time.Time
 
 	// resolved[kind] is a copy-on-write map schema id -> resolution, read
 	// without locks on the hot path; writes hold mu.
@@ -67,13 +91,22 @@ type Serde struct {
 type writerSchema struct {
 	schema avro.Schema
 	reject *RejectError
+	// expires is when an unknown-id answer stops being trusted; zero
+	// for every answer that holds forever.
+	expires time.Time
 }
 
 // resolution is the schema to decode one writer id into one kind, or why
 // that is impossible.
 type resolution struct {
-	schema avro.Schema
-	reject *RejectError
+	schema  avro.Schema
+	reject  *RejectError
+	expires time.Time // copied from the writerSchema
+}
+
+// expired reports whether an answer with expiry t must be asked again.
+func (s *Serde) expired(t time.Time) bool {
+	return !t.IsZero() && !s.now().Before(t)
 }
 
 // NewSerde returns a Serde that fetches writer schemas through client.
@@ -83,6 +116,17 @@ type resolution struct {
 // NewSerde panics if the embedded schemas do not parse: that is a build
 // defect caught by the package tests, never a runtime condition.
 func NewSerde(client *sr.Client) *Serde {
+	return NewSerdeWith(client, SerdeOptions{})
+}
+
+// NewSerdeWith is NewSerde with options.
+func NewSerdeWith(client *sr.Client, opts SerdeOptions) *Serde {
+	if opts.UnknownSchemaTTL == 0 {
+		opts.UnknownSchemaTTL = DefaultUnknownSchemaTTL
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	ours, err := parseSchemas()
 	if err != nil {
 		panic("records: embedded schemas: " + err.Error())
@@ -93,10 +137,12 @@ func NewSerde(client *sr.Client) *Serde {
 		MaxSliceAllocSize: maxArrayElements,
 	}.Freeze()
 	s := &Serde{
-		client:  client,
-		api:     api,
-		ours:    ours,
-		writers: make(map[int]*writerSchema),
+		client:     client,
+		api:        api,
+		ours:       ours,
+		unknownTTL: opts.UnknownSchemaTTL,
+		now:        opts.Now,
+		writers:    make(map[int]*writerSchema),
 	}
 	s.readerPool.New = func() any { return avro.NewReader(nil, 0, avro.WithReaderConfig(api)) }
 	s.keysPool.New = func() any { return new([]string) }
@@ -164,10 +210,13 @@ func (s *Serde) decode(ctx context.Context, kind Kind, value []byte, dst any) er
 func (s *Serde) resolve(ctx context.Context, kind Kind, id int) (*resolution, error) {
 	if m := s.resolved[kind].Load(); m != nil {
 		if r, ok := (*m)[id]; ok {
-			if r.reject != nil {
+			switch {
+			case r.reject == nil:
+				return r, nil
+			case !s.expired(r.expires):
 				return nil, r.reject
 			}
-			return r, nil
+			// An unknown id whose answer has expired: ask again.
 		}
 	}
 	return s.resolveSlow(ctx, kind, id)
@@ -178,7 +227,7 @@ func (s *Serde) resolveSlow(ctx context.Context, kind Kind, id int) (*resolution
 	if err != nil {
 		return nil, err
 	}
-	r := &resolution{reject: w.reject}
+	r := &resolution{reject: w.reject, expires: w.expires}
 	if w.schema != nil {
 		reader := s.ours.parsed[kind]
 		if w.schema.Fingerprint() == reader.Fingerprint() {
@@ -216,12 +265,24 @@ func lenMap(m *map[int]*resolution) int {
 	return len(*m)
 }
 
-// writerSchema returns the parsed writer schema of id, fetching it once.
-func (s *Serde) writerSchema(ctx context.Context, id int) (*writerSchema, error) {
+// cachedWriter returns the cached answer about id, dropping an expired
+// unknown-id answer.
+func (s *Serde) cachedWriter(id int) (*writerSchema, bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	w, ok := s.writers[id]
-	s.mu.Unlock()
-	if ok {
+	if ok && s.expired(w.expires) {
+		delete(s.writers, id)
+		s.unknownIDs--
+		return nil, false
+	}
+	return w, ok
+}
+
+// writerSchema returns the parsed writer schema of id, fetching it once
+// (or again once an unknown-id answer has expired).
+func (s *Serde) writerSchema(ctx context.Context, id int) (*writerSchema, error) {
+	if w, ok := s.cachedWriter(id); ok {
 		return w, nil
 	}
 	if s.client == nil {
@@ -242,19 +303,21 @@ func (s *Serde) writerSchema(ctx context.Context, id int) (*writerSchema, error)
 }
 
 // fetch asks the registry for id and caches the answer unless it is a
-// transient failure. It runs once per id at a time (singleflight).
+// transient failure; an unknown id is cached for unknownTTL. It runs once
+// per id at a time (singleflight).
 func (s *Serde) fetch(ctx context.Context, id int) (*writerSchema, error) {
-	s.mu.Lock()
-	w, ok := s.writers[id]
-	s.mu.Unlock()
-	if ok {
+	if w, ok := s.cachedWriter(id); ok {
 		return w, nil
 	}
 	sch, err := s.client.SchemaByID(ctx, id)
-	w = &writerSchema{}
+	w := &writerSchema{}
 	switch {
 	case isSchemaNotFound(err):
 		w.reject = reject(ReasonUnknownSchema+" "+strconv.Itoa(id), nil)
+		w.expires = s.now().Add(s.unknownTTL)
+		if s.unknownTTL < 0 {
+			return w, nil // already expired: not worth a cache slot
+		}
 	case err != nil:
 		return nil, fmt.Errorf("fetch schema id %d: %w", id, err)
 	case sch.Type != sr.TypeAvro:
@@ -340,8 +403,26 @@ func (s *Serde) Register(ctx context.Context, subject string, kind Kind) (int, e
 		return 0, fmt.Errorf("register %s under %q: %w", kind, subject, err)
 	}
 	s.mu.Lock()
-	if _, ok := s.writers[id]; !ok {
+	if w, ok := s.writers[id]; !ok || w.schema == nil {
+		if ok {
+			s.unknownIDs-- // a cached unusable answer, counted as such
+		}
 		s.writers[id] = &writerSchema{schema: s.ours.parsed[kind]}
+		// A resolution cached while the id was unknown must not outlive
+		// the registration.
+		for k := range s.resolved {
+			if m := s.resolved[k].Load(); m != nil {
+				if r, ok := (*m)[id]; ok && r.schema == nil {
+					next := make(map[int]*resolution, len(*m))
+					for i, v := range *m {
+						if i != id {
+							next[i] = v
+						}
+					}
+					s.resolved[k].Store(&next)
+				}
+			}
+		}
 	}
 	s.mu.Unlock()
 	return id, nil

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -516,5 +517,99 @@ func TestPriceIgnoredByAvro(t *testing.T) {
 	var got Offer
 	if err := s.UnmarshalOffer(b, &got); err != nil || got.PriceMinor != math.MaxInt64 {
 		t.Errorf("int64 price_minor into Go int: %d, %v", got.PriceMinor, err)
+	}
+}
+
+// fakeClock is a settable clock for SerdeOptions.Now.
+type fakeClock struct{ t atomic.Pointer[time.Time] }
+
+func (c *fakeClock) now() time.Time      { return *c.t.Load() }
+func (c *fakeClock) set(t time.Time)     { c.t.Store(&t) }
+func (c *fakeClock) add(d time.Duration) { c.set(c.now().Add(d)) }
+
+// A schema registered after a miss is found once the miss has expired;
+// within the TTL the miss is answered from the cache.
+func TestUnknownSchemaExpires(t *testing.T) {
+	tr := newTestRegistry(t)
+	clock := &fakeClock{}
+	clock.set(testTime())
+	s := NewSerdeWith(tr.client, SerdeOptions{UnknownSchemaTTL: 30 * time.Second, Now: clock.now})
+	const id = 77
+	o := sampleOffer()
+	b, err := s.AppendOffer(nil, id, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decode := func() error {
+		var got Offer
+		return s.DecodeOffer(bg, b, &got)
+	}
+	if re, ok := IsReject(decode()); !ok || re.Reason != "unknown schema id 77" {
+		t.Fatalf("before registration: %v, want unknown schema id reject", decode())
+	}
+	tr.reg.SeedSchema("offers-value", 1, id, sr.Schema{Schema: s.SchemaText(KindOffer), Type: sr.TypeAvro})
+
+	clock.add(29 * time.Second)
+	if _, ok := IsReject(decode()); !ok {
+		t.Fatal("within the TTL the miss should still be cached")
+	}
+	if got := tr.fetches.Load(); got != 1 {
+		t.Fatalf("registry fetches within the TTL = %d, want 1", got)
+	}
+	clock.add(time.Second)
+	if err := decode(); err != nil {
+		t.Fatalf("after the TTL: %v, want the registered schema found", err)
+	}
+	if got := tr.fetches.Load(); got != 2 {
+		t.Fatalf("registry fetches = %d, want 2", got)
+	}
+	// A found schema is kept for good.
+	clock.add(time.Hour)
+	if err := decode(); err != nil || tr.fetches.Load() != 2 {
+		t.Fatalf("found schema: %v, fetches %d", err, tr.fetches.Load())
+	}
+}
+
+func TestUnknownSchemaNotCached(t *testing.T) {
+	tr := newTestRegistry(t)
+	s := NewSerdeWith(tr.client, SerdeOptions{UnknownSchemaTTL: -1})
+	o := sampleOffer()
+	b, err := s.AppendOffer(nil, 91, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		var got Offer
+		if _, ok := IsReject(s.DecodeOffer(bg, b, &got)); !ok {
+			t.Fatal("unknown id should be rejected")
+		}
+	}
+	if got := tr.fetches.Load(); got != 3 {
+		t.Fatalf("fetches = %d, want 3 (no negative cache)", got)
+	}
+}
+
+// Registering our schema replaces a cached miss for its id at once.
+func TestRegisterReplacesUnknown(t *testing.T) {
+	tr := newTestRegistry(t)
+	s := NewSerde(tr.client)
+	o := sampleOffer()
+	b, err := s.AppendOffer(nil, 1, &o) // srfake gives the first schema id 1
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Offer
+	if _, ok := IsReject(s.DecodeOffer(bg, b, &got)); !ok {
+		t.Fatal("unknown id should be rejected")
+	}
+	id, err := s.Register(bg, "offers-value", KindOffer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != 1 {
+		t.Skipf("srfake gave id %d, not 1", id)
+	}
+	if err := s.DecodeOffer(bg, b, &got); err != nil {
+		t.Fatalf("after Register: %v", err)
 	}
 }
