@@ -142,7 +142,11 @@ func NewWithTokenSource(cfg config.Connector, ts oauth2.TokenSource, base *http.
 	}
 }
 
-// authTransport sets the bearer token of src on every request. Unlike
+// authTransport sets the bearer token of src on every request, except a
+// redirect to another origin than the request the caller made: as
+// http.Client does with the headers it copies, the token is not sent to a
+// host the caller did not name. It is stricter than http.Client: a
+// different scheme, port or subdomain counts as another origin. Unlike
 // oauth2.Transport it stops waiting for a token when the request's
 // context ends: a token fetch in progress goes on in the background
 // (bounded by the token client's timeout) and a later request reuses it.
@@ -151,12 +155,31 @@ type authTransport struct {
 	base http.RoundTripper
 }
 
+// crossOrigin reports whether req is a redirect that left the origin
+// (scheme and host:port) of the request that started the chain.
+func crossOrigin(req *http.Request) bool {
+	first := req
+	for first.Response != nil && first.Response.Request != nil {
+		first = first.Response.Request
+	}
+	return first != req && (!strings.EqualFold(first.URL.Scheme, req.URL.Scheme) ||
+		!strings.EqualFold(first.URL.Host, req.URL.Host))
+}
+
 type tokenResult struct {
 	tok *oauth2.Token
 	err error
 }
 
 func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if crossOrigin(req) {
+		if req.Header.Get("Authorization") == "" {
+			return t.base.RoundTrip(req)
+		}
+		req2 := req.Clone(req.Context()) // RoundTrip must not modify req
+		req2.Header.Del("Authorization")
+		return t.base.RoundTrip(req2)
+	}
 	tok, err := t.token(req.Context())
 	if err != nil {
 		if req.Body != nil {

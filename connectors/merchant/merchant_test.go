@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/connectors"
 	"github.com/feedmill/feedmill/connectors/connectortest"
@@ -282,5 +284,59 @@ func TestTokenEndpointNeverAnswers(t *testing.T) {
 	}
 	if faults.Overdue() != 0 || tokenCalls.Load() == 0 {
 		t.Fatalf("token requests %d, overdue %d: the token fetch must give up after retry.timeout", tokenCalls.Load(), faults.Overdue())
+	}
+}
+
+// The bearer token follows a redirect on the same host and is dropped on
+// a redirect to another host (here another port: both servers listen on
+// 127.0.0.1).
+func TestTokenNotSentAcrossRedirect(t *testing.T) {
+	var gotAuth atomic.Pointer[string]
+	record := func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		gotAuth.Store(&auth)
+		w.WriteHeader(http.StatusOK)
+	}
+	other := httptest.NewServer(http.HandlerFunc(record))
+	defer other.Close()
+	var origin *httptest.Server
+	origin = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/final/"):
+			record(w, r)
+		case strings.HasPrefix(r.URL.Path, "/same-host/"):
+			http.Redirect(w, r, origin.URL+"/final"+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+		default:
+			http.Redirect(w, r, other.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+		}
+	}))
+	defer origin.Close()
+
+	for _, tc := range []struct {
+		name, base, want string
+	}{
+		{"other host", origin.URL, ""},
+		{"same host", origin.URL + "/same-host", "Bearer tok-static"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gotAuth.Store(nil)
+			cfg := config.DefaultConnector()
+			cfg.Merchant.BaseURL = tc.base
+			cfg.Merchant.AccountID = account
+			cfg.Merchant.DataSource = dataSource
+			ts := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "tok-static", TokenType: "Bearer"})
+			p := merchant.NewWithTokenSource(cfg, ts, nil)
+			res := p.Send(t.Context(), []connectors.Item{{OfferID: "o-1", Op: connectors.OpDelete}})
+			if res[0].Outcome != connectors.Acked {
+				t.Fatalf("result %+v", res[0])
+			}
+			got := gotAuth.Load()
+			if got == nil {
+				t.Fatal("the redirect target was not reached")
+			}
+			if *got != tc.want {
+				t.Fatalf("Authorization at the redirect target = %q, want %q", *got, tc.want)
+			}
+		})
 	}
 }
