@@ -17,6 +17,26 @@ func redact(s string) string {
 	return RedactedValue
 }
 
+// RedactURL returns s with the userinfo of its authority (user:password@)
+// replaced by RedactedValue, for printing a URL in logs and errors. It
+// works on the text, so it also redacts a URL that does not parse; a
+// string without userinfo is returned unchanged.
+func RedactURL(s string) string {
+	prefix, rest := "", s
+	if i := strings.Index(s, "://"); i >= 0 {
+		prefix, rest = s[:i+3], s[i+3:]
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndexByte(rest[:end], '@')
+	if at < 0 {
+		return s
+	}
+	return prefix + RedactedValue + rest[at:]
+}
+
 // resolveSecret returns the secret: the trimmed content of file when it
 // is set, else value.
 func resolveSecret(what, value, file string) (string, error) {
@@ -57,8 +77,8 @@ func (w Webhook) ResolveSecret() (string, error) {
 }
 
 // Redacted returns a copy of c whose secrets (SASL and registry
-// passwords, the admin token) read RedactedValue, for printing. Slices
-// are shared with c.
+// passwords, the admin token, userinfo in the registry URL) read
+// RedactedValue, for printing. Slices are shared with c.
 func (c Config) Redacted() Config {
 	c.Kafka.SASL = c.Kafka.SASL.redacted()
 	c.SchemaRegistry = c.SchemaRegistry.redacted()
@@ -82,6 +102,7 @@ func (s SASL) redacted() SASL {
 }
 
 func (r SchemaRegistry) redacted() SchemaRegistry {
+	r.URL = RedactURL(r.URL)
 	r.Password = redact(r.Password)
 	return r
 }
@@ -97,6 +118,7 @@ func (m Meta) redacted() Meta {
 }
 
 func (w Webhook) redacted() Webhook {
+	w.URL = RedactURL(w.URL)
 	w.Secret = redact(w.Secret)
 	return w
 }

@@ -302,6 +302,10 @@ func checkKafka(ps *problems, path string, k *Kafka) {
 
 func checkRegistry(ps *problems, path string, r *SchemaRegistry) {
 	checkHTTPURL(ps, path+".url", r.URL)
+	if u, err := url.Parse(r.URL); err == nil && u.User != nil {
+		ps.add(path+".url", "%q must not hold a user or password: set %s.username and %s.password or %s.password_file",
+			RedactURL(r.URL), path, path, path)
+	}
 	checkSecretPair(ps, path, "password", r.Password, "password_file", r.PasswordFile)
 	if r.Username == "" && (r.Password != "" || r.PasswordFile != "") {
 		ps.add(path+".username", "must be set when a password is set")
@@ -338,20 +342,21 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-// checkHTTPURL reports s unless it is an absolute http or https URL.
+// checkHTTPURL reports s unless it is an absolute http or https URL. The
+// messages show s with any userinfo redacted.
 func checkHTTPURL(ps *problems, path, s string) {
 	if s == "" {
 		ps.add(path, "must not be empty")
 		return
 	}
 	u, err := url.Parse(s)
-	switch {
+	switch shown := RedactURL(s); {
 	case err != nil:
-		ps.add(path, "invalid URL %q", s)
+		ps.add(path, "invalid URL %q", shown)
 	case u.Scheme != "http" && u.Scheme != "https":
-		ps.add(path, "invalid URL %q: scheme must be http or https", s)
+		ps.add(path, "invalid URL %q: scheme must be http or https", shown)
 	case u.Host == "":
-		ps.add(path, "invalid URL %q: no host", s)
+		ps.add(path, "invalid URL %q: no host", shown)
 	}
 }
 

@@ -90,10 +90,16 @@ func TLSConfig(t config.TLS) (*tls.Config, error) {
 }
 
 // RegistryClient builds a schema registry client for r, with basic auth
-// when r.Username is set (password from r.Password or r.PasswordFile).
+// when r.Username is set (password from r.Password or r.PasswordFile). A
+// URL holding a user or password (http://u:p@host) is refused: the
+// registry client would print it in every error it returns.
 func RegistryClient(r config.SchemaRegistry) (*sr.Client, error) {
 	if r.URL == "" {
 		return nil, errors.New("schema_registry.url: empty")
+	}
+	if config.RedactURL(r.URL) != r.URL {
+		return nil, fmt.Errorf("schema_registry.url: %q must not hold a user or password: set schema_registry.username and schema_registry.password or password_file",
+			config.RedactURL(r.URL))
 	}
 	hc := &http.Client{
 		Timeout: 30 * time.Second,
@@ -114,7 +120,7 @@ func RegistryClient(r config.SchemaRegistry) (*sr.Client, error) {
 	}
 	cl, err := sr.NewClient(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("schema registry client: %w", err)
+		return nil, fmt.Errorf("schema registry client for %s: %w", r.URL, err)
 	}
 	return cl, nil
 }

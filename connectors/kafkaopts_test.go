@@ -125,3 +125,18 @@ func TestRegistryClientBasicAuth(t *testing.T) {
 		t.Errorf("basic auth %q/%q", gotUser, gotPass)
 	}
 }
+
+// A registry URL with userinfo is refused, and the error does not show
+// the password.
+func TestRegistryClientRefusesUserinfo(t *testing.T) {
+	for _, u := range []string{"http://u:hunter2-SECRET@registry:8081", "http://hunter2-SECRET@registry:8081/"} {
+		_, err := connectors.RegistryClient(config.SchemaRegistry{URL: u})
+		if err == nil {
+			t.Fatalf("%s: no error", config.RedactURL(u))
+		}
+		if strings.Contains(err.Error(), "SECRET") || !strings.Contains(err.Error(), "schema_registry.url") ||
+			!strings.Contains(err.Error(), "schema_registry.username") {
+			t.Errorf("error %q", err)
+		}
+	}
+}
