@@ -97,9 +97,16 @@ func BuiltinTemplates() []string {
 func Compile(feeds []config.Feed, templates []config.Template) (*Set, error) {
 	c := compiler{bits: newFieldBits()}
 	eb := newEngineBuilder(c.bits)
+	// A custom template is exempt from the limits (limits.go) when every
+	// feed using it sets unbounded.
+	unbounded := make(map[string]bool, len(feeds))
+	for i := range feeds {
+		u, seen := unbounded[feeds[i].Template]
+		unbounded[feeds[i].Template] = feeds[i].Unbounded && (u || !seen)
+	}
 	custom := make(map[string]*Template, len(templates))
 	for i := range templates {
-		t := c.customTemplate(i, &templates[i])
+		t := c.customTemplate(i, &templates[i], unbounded[templates[i].ID])
 		if t == nil {
 			continue
 		}
@@ -150,7 +157,8 @@ func Compile(feeds []config.Feed, templates []config.Template) (*Set, error) {
 		if strings.TrimSpace(fc.Filter) == "" {
 			c.add(path+".filter", "filter is empty")
 		} else {
-			prog, u, err := c.program(fc.Filter, true)
+			lim := limits{enforce: !fc.Unbounded, hint: fmt.Sprintf("or set unbounded: true on feed %q", fc.ID)}
+			prog, u, err := c.program(fc.Filter, true, lim)
 			if err != nil {
 				c.add(path+".filter", err.Error())
 			} else {
@@ -198,7 +206,7 @@ func (c *compiler) builtin(name string) *Template {
 	return t
 }
 
-func (c *compiler) customTemplate(i int, tc *config.Template) *Template {
+func (c *compiler) customTemplate(i int, tc *config.Template, unbounded bool) *Template {
 	path := fmt.Sprintf("templates[%d] (%s)", i, tc.ID)
 	n := len(c.problems)
 	switch {
@@ -227,7 +235,8 @@ func (c *compiler) customTemplate(i int, tc *config.Template) *Template {
 			c.add(fpath+".value", "value is empty")
 			continue
 		}
-		prog, u, err := c.program(fc.Value, false)
+		lim := limits{enforce: !unbounded, hint: fmt.Sprintf("or set unbounded: true on every feed using template %q", tc.ID)}
+		prog, u, err := c.program(fc.Value, false, lim)
 		if err != nil {
 			c.add(fpath+".value", err.Error())
 			continue
@@ -269,8 +278,8 @@ const maxNodes = 2000
 
 // program compiles one filter (boolean) or template value and returns the
 // environment leaves it reads.
-func (c *compiler) program(src string, boolean bool) (*vm.Program, usage, error) {
-	prog, err := compileExpr(src, exprOptions(boolean))
+func (c *compiler) program(src string, boolean bool, lim limits) (*vm.Program, usage, error) {
+	prog, err := compileExpr(src, exprOptions(boolean), lim)
 	if err != nil {
 		return nil, usage{}, describeExprError(err)
 	}
@@ -281,18 +290,32 @@ func (c *compiler) program(src string, boolean bool) (*vm.Program, usage, error)
 	return prog, c.bits.usage(&root), nil
 }
 
-// compileExpr is expr.Compile with one step added between type checking
-// and code generation: an optional chain (`seller?.status`) that may yield
-// nil is retyped from its field's type to any. Otherwise expr emits a
+// limits says whether the compile-time rules of limits.go apply to a
+// program and how its author can opt out (appended to the message).
+type limits struct {
+	enforce bool
+	hint    string
+}
+
+// compileExpr is expr.Compile with steps added between type checking and
+// code generation: an optional chain (`seller?.status`) that may yield
+// nil is retyped from its field's type to any (otherwise expr emits a
 // string- or int-specialised comparison for `seller?.status == "ACTIVE"`
-// that fails at run time when seller is nil, instead of being false.
-func compileExpr(src string, opts []expr.Option) (*vm.Program, error) {
+// that fails at run time when seller is nil, instead of being false);
+// the compile-time limits are checked (when lim.enforce); and after
+// optimisation the budget calls are injected (limits.go).
+func compileExpr(src string, opts []expr.Option, lim limits) (*vm.Program, error) {
 	cfg := newConfig(opts)
 	tree, err := checker.ParseCheck(src, cfg)
 	if err != nil {
 		return nil, err
 	}
 	ast.Walk(&tree.Node, chainRetyper{})
+	if lim.enforce {
+		if err := checkLimits(&tree.Node, tree.Source, lim.hint); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Optimize {
 		if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
 			var fe *file.Error
@@ -302,6 +325,7 @@ func compileExpr(src string, opts []expr.Option) (*vm.Program, error) {
 			return nil, err
 		}
 	}
+	injectBudget(&tree.Node)
 	return exprcompiler.Compile(tree, cfg)
 }
 
@@ -403,6 +427,9 @@ func checkProgram(root *ast.Node, boolean bool) error {
 type programChecker struct{ err error }
 
 func (p *programChecker) Visit(n *ast.Node) {
+	if b, ok := (*n).(*ast.BuiltinNode); ok && b.Map != nil {
+		ast.Walk(&b.Map, p) // fused by the optimiser; ast.Walk skips it
+	}
 	if b, ok := (*n).(*ast.BinaryNode); ok && b.Operator == "matches" && p.err == nil {
 		if _, ok := b.Right.(*ast.StringNode); !ok {
 			loc := b.Location()
@@ -480,6 +507,9 @@ func (w *usageWalker) slot(name string) (*uint32, map[string]uint32) {
 }
 
 func (w *usageWalker) Visit(n *ast.Node) {
+	if b, ok := (*n).(*ast.BuiltinNode); ok && b.Map != nil {
+		ast.Walk(&b.Map, w) // fused by the optimiser; ast.Walk skips it
+	}
 	if w.second {
 		id, ok := (*n).(*ast.IdentifierNode)
 		if !ok || w.covered[id] {

@@ -166,7 +166,7 @@ func TestSlotsMatchCheckedEnv(t *testing.T) {
 			}
 			want[i] = out
 		}
-		p, err := compileExpr(src, exprOptions(false))
+		p, err := compileExpr(src, exprOptions(false), limits{enforce: true})
 		if err != nil {
 			t.Fatalf("%s: %v", src, err)
 		}

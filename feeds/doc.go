@@ -16,11 +16,19 @@
 // Programs are restricted: the wall-clock now() builtin and the costly or
 // unbounded builtins repeat, toJSON, fromJSON, toBase64 and fromBase64 are
 // disabled, a program has at most 2000 AST nodes, `matches` needs a
-// constant pattern (compiled once) and expr's per-run memory budget bounds
-// ranges. Filters must be boolean.
+// constant pattern (compiled once). Filters must be boolean. Unless its
+// feed sets `unbounded: true` (for a custom template: every feed using
+// it), a program may not nest a loop over record data in another's
+// predicate, build a range that is not constant or has over 100 elements,
+// or build strings in the predicate of reduce or map (limits.go).
+// Every evaluation has a budget whatever the opt-in: loop iterations and
+// let bindings, the bytes of strings they yield, and expr's memory budget;
+// an evaluation over it fails with an error wrapping ErrBudget.
 //
 // An Evaluator (one per goroutine) owns one expr VM and one environment.
-// A filter that fails at run time is false and counted (FilterErrors).
+// A filter that fails at run time is false and counted (FilterErrors,
+// FeedErrors by kind: filter, template, budget); the last failure per
+// feed is kept with its offer id (LastError).
 //
 // # Matching engine
 //

@@ -570,9 +570,11 @@ type engineRun struct {
 	gen     uint32
 	atomGen []uint32
 	atomVal []tri
+	atomErr []error // the error of an atom that is tE this offer
 	feedGen []uint32
 	cand    []int32
-	loaded  bool // slots hold the opaque atoms' leaves for this offer
+	cause   int32 // atom whose tE the last evalNode returned; -1: a boolean node's
+	loaded  bool  // slots hold the opaque atoms' leaves for this offer
 	v       *View
 	now     time.Time
 }
@@ -581,6 +583,7 @@ func newEngineRun(e *engine, feeds int) engineRun {
 	return engineRun{
 		atomGen: make([]uint32, len(e.atoms)),
 		atomVal: make([]tri, len(e.atoms)),
+		atomErr: make([]error, len(e.atoms)),
 		feedGen: make([]uint32, feeds),
 		cand:    make([]int32, 0, feeds),
 	}
@@ -709,7 +712,11 @@ func (e *Evaluator) candidates() {
 func (e *Evaluator) atomValue(id int32) tri {
 	r := &e.run
 	if r.atomGen[id] == r.gen {
-		return r.atomVal[id]
+		t := r.atomVal[id]
+		if t == tE {
+			r.cause = id
+		}
+		return t
 	}
 	a := &e.set.engine.atoms[id]
 	var t tri
@@ -718,19 +725,27 @@ func (e *Evaluator) atomValue(id int32) tri {
 			e.slots.load(e.set.engine.opaqueUse, r.v, r.now)
 			r.loaded = true
 		}
-		out, err := e.vm.Run(a.prog, &e.slots.env)
+		out, err := e.runProgram(a.prog)
 		switch b, ok := out.(bool); {
 		case err != nil:
 			t = tE
+			r.atomErr[id] = err
 		case ok:
 			t = triOf(b)
 		case out == nil:
 			t = tN
 		default:
 			t = tE
+			r.atomErr[id] = errNotBool
 		}
 	} else {
 		t = a.eval(r.v)
+		if t == tE {
+			r.atomErr[id] = errOperandType
+		}
+	}
+	if t == tE {
+		r.cause = id
 	}
 	r.atomGen[id], r.atomVal[id] = r.gen, t
 	return t
@@ -750,6 +765,8 @@ func (e *Evaluator) evalNode(i int32) tri {
 			return tF
 		case tF:
 			return tT
+		case tN:
+			e.run.cause = -1
 		}
 		return tE
 	case bAnd:
@@ -758,6 +775,8 @@ func (e *Evaluator) evalNode(i int32) tri {
 			return tF
 		case tT:
 			return e.evalNode(n.b)
+		case tN:
+			e.run.cause = -1
 		}
 		return tE
 	default: // bOr
@@ -766,19 +785,26 @@ func (e *Evaluator) evalNode(i int32) tri {
 			return tT
 		case tF:
 			return e.evalNode(n.b)
+		case tN:
+			e.run.cause = -1
 		}
 		return tE
 	}
 }
 
 // evalFeed evaluates feed f's filter as a whole: nil is false (expr's
-// bool cast), an error is false and counted.
+// bool cast), an error is false and counted with its cause (an atom's
+// error, or a nil operand of a boolean node).
 func (e *Evaluator) evalFeed(f int32) bool {
 	switch e.evalNode(e.set.engine.roots[f]) {
 	case tT:
 		return true
 	case tE:
-		e.filterErrors[f]++
+		err := errNotBool
+		if c := e.run.cause; c >= 0 {
+			err = e.run.atomErr[c]
+		}
+		e.filterFailed(int(f), e.run.v.Offer.ID, err)
 	}
 	return false
 }

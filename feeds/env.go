@@ -30,6 +30,9 @@ type checkEnv struct {
 	Seller *sellerVars `expr:"seller"`
 	Rating *ratingVars `expr:"rating"`
 	Now    time.Time   `expr:"now"`
+	// Budget is called by code Compile injects (limits.go); its name is
+	// not an identifier, so programs cannot name it.
+	Budget func(any) any `expr:"$budget"`
 }
 
 type offerVars struct {
@@ -74,10 +77,11 @@ type ratingVars struct {
 }
 
 type slotEnv struct {
-	Offer  *offerSlots  `expr:"offer"`
-	Seller *sellerSlots `expr:"seller"`
-	Rating *ratingSlots `expr:"rating"`
-	Now    any          `expr:"now"`
+	Offer  *offerSlots   `expr:"offer"`
+	Seller *sellerSlots  `expr:"seller"`
+	Rating *ratingSlots  `expr:"rating"`
+	Now    any           `expr:"now"`
+	Budget func(any) any `expr:"$budget"` // the Evaluator's budget.tick
 }
 
 type offerSlots struct {

@@ -1,6 +1,7 @@
 package feeds
 
 import (
+	"errors"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -26,10 +27,16 @@ type Evaluator struct {
 	slots        *slots
 	r            renderer
 	buf          []byte
+	budget       budget // of the program running (limits.go)
 	filterErrors []uint64
+	filterBudget []uint64 // of filterErrors, budget overruns
 	renderErrors []uint64
-	plain        bool      // evaluate every filter program (NewPlainEvaluator)
-	run          engineRun // the engine's per-offer state
+	renderBudget []uint64    // of renderErrors, budget overruns
+	lastFilter   []EvalError // per feed
+	lastRender   []EvalError // per template
+	errTotal     uint64      // failures of any kind so far
+	plain        bool        // evaluate every filter program (NewPlainEvaluator)
+	run          engineRun   // the engine's per-offer state
 }
 
 // NewEvaluator returns an Evaluator for s.
@@ -38,11 +45,124 @@ func (s *Set) NewEvaluator() *Evaluator {
 		set:          s,
 		slots:        newSlots(),
 		filterErrors: make([]uint64, len(s.feeds)),
+		filterBudget: make([]uint64, len(s.feeds)),
 		renderErrors: make([]uint64, len(s.templates)),
+		renderBudget: make([]uint64, len(s.templates)),
+		lastFilter:   make([]EvalError, len(s.feeds)),
+		lastRender:   make([]EvalError, len(s.templates)),
 		run:          newEngineRun(s.engine, len(s.feeds)),
 	}
+	e.vm.MemoryBudget = memoryBudget
+	e.slots.env.Budget = e.budget.tick
 	e.r.e = e
 	return e
+}
+
+// runProgram runs p on the loaded slots with a fresh budget.
+func (e *Evaluator) runProgram(p *vm.Program) (any, error) {
+	e.budget = budget{}
+	return e.vm.Run(p, &e.slots.env)
+}
+
+// ErrorKind classifies a run-time evaluation failure.
+type ErrorKind int
+
+const (
+	// KindFilter is a filter that failed at run time (a nil dereference, a
+	// type mismatch on an attribute).
+	KindFilter ErrorKind = iota
+	// KindTemplate is a custom template value that failed at run time or
+	// yielded a type with no text form.
+	KindTemplate
+	// KindBudget is a filter or template value that exceeded the
+	// evaluation budget (the error wraps ErrBudget).
+	KindBudget
+	// NumErrorKinds is the number of kinds.
+	NumErrorKinds = 3
+)
+
+// String is the kind's metric label: filter, template or budget.
+func (k ErrorKind) String() string {
+	switch k {
+	case KindFilter:
+		return "filter"
+	case KindTemplate:
+		return "template"
+	case KindBudget:
+		return "budget"
+	}
+	return "unknown"
+}
+
+// EvalError is a run-time failure of a filter or custom template value
+// for one offer. The zero value (Err nil) means none.
+type EvalError struct {
+	Kind    ErrorKind
+	OfferID string
+	Err     error
+	seq     uint64 // Evaluator.errTotal when it happened
+}
+
+// Error describes the failure with the offer id.
+func (e *EvalError) Error() string {
+	return e.Kind.String() + " error on offer " + e.OfferID + ": " + e.Err.Error()
+}
+
+// Unwrap returns the expr error (which wraps ErrBudget for KindBudget).
+func (e *EvalError) Unwrap() error { return e.Err }
+
+var (
+	errNotBool     = errors.New("filter operand is not a boolean")
+	errOperandType = errors.New("operand has a type the comparison does not accept")
+	errNoTextFor   = errors.New("value has no text form (want a string, number, bool or time)")
+)
+
+func (e *Evaluator) filterFailed(f int, offerID string, err error) {
+	e.filterErrors[f]++
+	e.errTotal++
+	k := KindFilter
+	if isBudgetError(err) {
+		e.filterBudget[f]++
+		k = KindBudget
+	}
+	e.lastFilter[f] = EvalError{Kind: k, OfferID: offerID, Err: err, seq: e.errTotal}
+}
+
+func (e *Evaluator) renderFailed(t int, offerID string, err error) {
+	e.renderErrors[t]++
+	e.errTotal++
+	k := KindTemplate
+	if isBudgetError(err) {
+		e.renderBudget[t]++
+		k = KindBudget
+	}
+	e.lastRender[t] = EvalError{Kind: k, OfferID: offerID, Err: err, seq: e.errTotal}
+}
+
+// ErrorTotal returns the number of run-time failures of any kind so far:
+// a cheap test of whether FeedErrors changed.
+func (e *Evaluator) ErrorTotal() uint64 { return e.errTotal }
+
+// FeedErrors returns feed i's cumulative run-time failures by ErrorKind.
+// Template failures are counted per template, so they count for every
+// feed using the template. Same ownership as FilterErrors.
+func (e *Evaluator) FeedErrors(i int) [NumErrorKinds]uint64 {
+	t := e.set.feeds[i].Template.Index
+	var c [NumErrorKinds]uint64
+	c[KindFilter] = e.filterErrors[i] - e.filterBudget[i]
+	c[KindTemplate] = e.renderErrors[t] - e.renderBudget[t]
+	c[KindBudget] = e.filterBudget[i] + e.renderBudget[t]
+	return c
+}
+
+// LastError returns the most recent failure counted in FeedErrors(i),
+// with the offer id and the expr error; Err is nil when there was none.
+func (e *Evaluator) LastError(i int) EvalError {
+	f, r := e.lastFilter[i], e.lastRender[e.set.feeds[i].Template.Index]
+	if r.seq > f.seq {
+		return r
+	}
+	return f
 }
 
 // NewPlainEvaluator returns an Evaluator whose Match runs every feed's
@@ -108,16 +228,18 @@ func (e *Evaluator) MatchChanged(v *View, now time.Time, changed FieldMask, prev
 // filter reads a field in changed.
 func (e *Evaluator) matchPlain(v *View, now time.Time, member, prev []bool, changed FieldMask) {
 	e.slots.load(e.set.filterUse, v, now)
-	env := &e.slots.env
 	for i, f := range e.set.feeds {
 		if prev != nil && f.filterFields&changed == 0 {
 			member[i] = prev[i]
 			continue
 		}
-		out, err := e.vm.Run(f.filter, env)
+		out, err := e.runProgram(f.filter)
 		b, ok := out.(bool)
 		if err != nil || !ok {
-			e.filterErrors[i]++
+			if err == nil {
+				err = errNotBool
+			}
+			e.filterFailed(i, v.Offer.ID, err)
 			b = false
 		}
 		member[i] = b
@@ -125,12 +247,13 @@ func (e *Evaluator) matchPlain(v *View, now time.Time, member, prev []bool, chan
 }
 
 // FilterErrors returns the cumulative run-time filter failures per feed
-// index. The slice is the Evaluator's own; read it from the Evaluator's
+// index (budget overruns included). The slice is the Evaluator's own; read it from the Evaluator's
 // goroutine and copy it to keep it.
 func (e *Evaluator) FilterErrors() []uint64 { return e.filterErrors }
 
 // RenderErrors returns the cumulative run-time failures of custom template
-// values per template index (the element was omitted). Same ownership as
+// values per template index (the element was omitted; budget overruns
+// included). Same ownership as
 // FilterErrors.
 func (e *Evaluator) RenderErrors() []uint64 { return e.renderErrors }
 

@@ -200,14 +200,14 @@ func sortedAttributeKeys(r *renderer) int {
 // and counts in Evaluator.RenderErrors.
 func programValue(p *vm.Program) value {
 	return func(r *renderer, _ int, dst []byte) ([]byte, bool) {
-		out, err := r.e.vm.Run(p, &r.e.slots.env)
+		out, err := r.e.runProgram(p)
 		if err != nil {
-			r.e.renderErrors[r.t.Index]++
+			r.e.renderFailed(r.t.Index, r.v.Offer.ID, err)
 			return dst, false
 		}
 		dst, ok, known := appendScalar(dst, out)
 		if !known {
-			r.e.renderErrors[r.t.Index]++
+			r.e.renderFailed(r.t.Index, r.v.Offer.ID, errNoTextFor)
 		}
 		return dst, ok
 	}

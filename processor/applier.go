@@ -41,6 +41,8 @@ type Applier struct {
 	logger  *zap.Logger
 
 	eval       *feeds.Evaluator
+	evalErrors *evalErrors      // feedmill_feed_errors_total and its log (feederrors.go)
+	evalSrc    *evalErrorSource // what of eval's counts evalErrors has
 	budget     eventBudget
 	member     []bool
 	prevMember []bool
@@ -118,6 +120,8 @@ func NewApplier(d ApplierDeps) (*Applier, error) {
 	for i := range a.oldIdx {
 		a.oldIdx[i] = -1
 	}
+	a.evalErrors = newEvalErrors(d.Metrics, d.Feeds, a.logger)
+	a.evalSrc = newEvalErrorSource(a.eval, d.Feeds)
 	var err error
 	if a.budget, err = newEventBudget(d.Processor.MaxEventBytes, d.Feeds); err != nil {
 		return nil, err
@@ -303,6 +307,7 @@ func (a *Applier) commit(b *state.Batch, now time.Time) error {
 		}
 	}
 	clear(a.delta)
+	a.evalErrors.sync(a.evalSrc, now)
 	for _, j := range a.jobStarts {
 		a.putJob(j)
 	}

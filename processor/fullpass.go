@@ -683,6 +683,7 @@ func (fp *FullPass) scan(ctx context.Context, r *state.Run, now time.Time) error
 	fixes := fp.store.NewFixWriter(r.ID)
 	defer fixes.Close()
 	ev := fp.set.NewEvaluator()
+	evalSrc := newEvalErrorSource(ev, fp.set) // reported per partition and at the end
 	list := fp.set.Feeds()
 	tmpls := fp.set.Templates()
 	member := make([]bool, len(list))
@@ -698,6 +699,7 @@ func (fp *FullPass) scan(ctx context.Context, r *state.Run, now time.Time) error
 	var view feeds.View
 	err = snap.Scan(ctx, fp.intern, func(it *state.ScanItem) error {
 		if it.Partition != lastP {
+			reportEvalErrors(ctx, fp.exec, evalSrc)
 			if lastP >= 0 && fp.onPartition != nil {
 				fp.onPartition(ctx, lastP)
 				if ctx.Err() != nil {
@@ -778,6 +780,7 @@ func (fp *FullPass) scan(ctx context.Context, r *state.Run, now time.Time) error
 		return nil
 	})
 	fp.metrics.scanned.Add(float64(scanned & 4095))
+	reportEvalErrors(ctx, fp.exec, evalSrc)
 	if err != nil {
 		return err
 	}
