@@ -364,6 +364,9 @@ func (b *Batch) Commit(sync bool) error {
 	s := b.s
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
+	if err := s.Err(); err != nil {
+		return fmt.Errorf("commit state batch: %w", err)
+	}
 	next := make(map[int32]uint64, 4)
 	for _, o := range b.outbox {
 		seq, ok := next[o.p]
@@ -381,6 +384,11 @@ func (b *Batch) Commit(sync bool) error {
 		wo = pebble.Sync
 	}
 	if err := b.b.Commit(wo); err != nil {
+		return fmt.Errorf("commit state batch: %w", err)
+	}
+	if err := s.Err(); err != nil {
+		// Pebble reported a fatal commit error through its logger and
+		// returned nil: the batch is not durable.
 		return fmt.Errorf("commit state batch: %w", err)
 	}
 	for p, n := range next {
