@@ -210,3 +210,30 @@ func atoi(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// TestComposeAdminToken checks the processor's /api/* is protected in the
+// stack: its config listens on all interfaces, so it starts only with
+// the admin token the compose file passes through the environment.
+func TestComposeAdminToken(t *testing.T) {
+	p := loadProject(t)
+	s, err := p.GetService("feedmill")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := environ(s)
+	if !slices.ContainsFunc(env, func(kv string) bool {
+		return strings.HasPrefix(kv, "FEEDMILL_HTTP_ADMIN_TOKEN=") && len(kv) > len("FEEDMILL_HTTP_ADMIN_TOKEN=")
+	}) {
+		t.Fatalf("feedmill service sets no FEEDMILL_HTTP_ADMIN_TOKEN: %v", env)
+	}
+	cfg, err := config.Load("feedmill/feedmill.yaml", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.AdminToken == "" || cfg.HTTP.AllowAnonymousAdmin {
+		t.Fatalf("http listen %s, token set %v, anonymous %v: want a token and no anonymous admin", cfg.HTTP.Listen, cfg.HTTP.AdminToken != "", cfg.HTTP.AllowAnonymousAdmin)
+	}
+	if _, err := config.Load("feedmill/feedmill.yaml", nil); err == nil || !strings.Contains(err.Error(), "http.admin_token") {
+		t.Fatalf("without the environment: %v, want an http.admin_token problem", err)
+	}
+}

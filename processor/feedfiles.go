@@ -31,6 +31,13 @@ import (
 // document, never a mix. Old versions are removed, keeping the last two.
 // Safe for concurrent use.
 type FeedFiles struct {
+	// ChunkWriteTimeout bounds the write of each chunk (64 KiB) of a
+	// served document, so a client that stops reading releases its
+	// handler while a slow but steady one still gets a feed of any size
+	// (the server's WriteTimeout stays 0). NewFeedFiles sets
+	// DefaultChunkWriteTimeout; change it before Register only.
+	ChunkWriteTimeout time.Duration
+
 	dir    string
 	set    *feeds.Set
 	logger *zap.Logger
@@ -49,12 +56,15 @@ type manifest struct {
 
 const currentFile = "current"
 
+// DefaultChunkWriteTimeout is FeedFiles.ChunkWriteTimeout's default.
+const DefaultChunkWriteTimeout = 30 * time.Second
+
 // NewFeedFiles loads the published pointers from dir (creating it).
 func NewFeedFiles(dir string, set *feeds.Set, logger *zap.Logger) (*FeedFiles, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("feed files dir: %w", err)
 	}
-	ff := &FeedFiles{dir: dir, set: set, logger: logger.Named("files"), current: map[string]string{}}
+	ff := &FeedFiles{ChunkWriteTimeout: DefaultChunkWriteTimeout, dir: dir, set: set, logger: logger.Named("files"), current: map[string]string{}}
 	for _, f := range set.Feeds() {
 		b, err := os.ReadFile(filepath.Join(dir, f.ID, currentFile))
 		if errors.Is(err, os.ErrNotExist) {
@@ -382,12 +392,36 @@ func (ff *FeedFiles) serve(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.Set("Content-Length", strconv.FormatInt(size, 10))
 	}
-	buf := make([]byte, 64<<10)
-	for _, fl := range files {
-		if _, err := io.CopyBuffer(out, fl, buf); err != nil {
-			return // client went away or disk error: the response is cut
+	// Each chunk gets its own write deadline: a stalled client fails the
+	// write after ChunkWriteTimeout instead of holding the handler.
+	rc := http.NewResponseController(w)
+	deadline := func() {
+		if ff.ChunkWriteTimeout > 0 {
+			_ = rc.SetWriteDeadline(time.Now().Add(ff.ChunkWriteTimeout)) // unsupported writer: no bound, as before
 		}
 	}
+	buf := make([]byte, 64<<10)
+	for _, fl := range files {
+		for {
+			n, rerr := fl.Read(buf)
+			if n > 0 {
+				deadline()
+				if _, err := out.Write(buf[:n]); err != nil {
+					return // client went away or stalled: the response is cut
+				}
+			}
+			if errors.Is(rerr, io.EOF) {
+				break
+			}
+			if rerr != nil {
+				ff.logger.Error("read published feed", zap.String("feed", id), zap.String("run", run), zap.Error(rerr))
+				return // the response is cut
+			}
+		}
+	}
+	// The last deadline also bounds the server's final flush; the server
+	// clears it before reusing the connection.
+	deadline()
 	if zw != nil {
 		_ = zw.Close() // a failed write means the client went away
 	}

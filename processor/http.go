@@ -2,7 +2,10 @@ package processor
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -88,4 +91,61 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // WriteError writes {"error": msg} with status.
 func WriteError(w http.ResponseWriter, status int, msg string) {
 	WriteJSON(w, status, map[string]string{"error": msg})
+}
+
+// MaxBodyBytes is the request body bound LimitBodies applies by default
+// (1 MiB): the API takes small JSON documents only.
+const MaxBodyBytes = 1 << 20
+
+// LimitBodies bounds every request body of next to maxBytes
+// (MaxBodyBytes when 0 or less): a request whose Content-Length is larger
+// gets 413 with a JSON error at once, and a body read past the bound
+// fails with *http.MaxBytesError (ReadJSON answers 413 for it).
+func LimitBodies(maxBytes int64, next http.Handler) http.Handler {
+	if maxBytes <= 0 {
+		maxBytes = MaxBodyBytes
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > maxBytes {
+			w.Header().Set("Connection", "close")
+			WriteError(w, http.StatusRequestEntityTooLarge, bodyTooLarge(maxBytes))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func bodyTooLarge(maxBytes int64) string {
+	return "request body larger than " + strconv.FormatInt(maxBytes, 10) + " bytes"
+}
+
+// ReadJSON decodes the JSON body of r into dst. On failure it answers
+// (413 when the body is over the LimitBodies bound, 400 when it is not
+// one JSON document or has unknown fields) and returns false; the handler
+// then returns without writing.
+func ReadJSON(w http.ResponseWriter, r *http.Request, dst any) bool {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(dst)
+	if err == nil {
+		// Exactly one document: anything after it is an error too.
+		if _, extra := dec.Token(); !errors.Is(extra, io.EOF) {
+			err = errors.New("want one JSON document")
+			var mbe *http.MaxBytesError
+			if errors.As(extra, &mbe) {
+				err = extra
+			}
+		}
+	}
+	if err == nil {
+		return true
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		WriteError(w, http.StatusRequestEntityTooLarge, bodyTooLarge(mbe.Limit))
+		return false
+	}
+	WriteError(w, http.StatusBadRequest, "decode request body: "+err.Error())
+	return false
 }

@@ -92,16 +92,17 @@ func (fp *FullPass) runError(w http.ResponseWriter, err error) {
 
 // AdminAuth protects every /api/ path of next with the bearer token: a
 // request without "Authorization: Bearer <token>" gets 401 with a JSON
-// error. The comparison is constant-time. An empty token disables it.
+// error. The scheme is matched case-insensitively (RFC 9110 §11.1); the
+// token comparison is constant-time. An empty token disables it.
 func AdminAuth(token string, next http.Handler) http.Handler {
 	if token == "" {
 		return next
 	}
-	want := []byte("Bearer " + token)
+	want := []byte(token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/") {
-			got := []byte(r.Header.Get("Authorization"))
-			if subtle.ConstantTimeCompare(got, want) != 1 {
+			got, ok := bearerToken(r.Header.Get("Authorization"))
+			if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="feedmill"`)
 				WriteError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 				return
@@ -109,4 +110,15 @@ func AdminAuth(token string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bearerToken returns the credentials of an Authorization header value
+// with the Bearer scheme in any letter case.
+func bearerToken(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimLeft(token, " ")
+	return token, token != ""
 }
