@@ -57,6 +57,7 @@ func TestValidConfigPasses(t *testing.T) {
 func TestValidateMessages(t *testing.T) {
 	dir := t.TempDir()
 	exists := writeFile(t, dir, "exists.pem", "x")
+	secretFile := writeFile(t, dir, "secret", testSecret)
 	missing := filepath.Join(dir, "missing.pem")
 
 	tests := []struct {
@@ -77,25 +78,25 @@ func TestValidateMessages(t *testing.T) {
 		{"cert without key", func(c *Config) { c.Kafka.TLS.CertFile = exists }, "kafka.tls.key_file", "must be set when cert_file is set"},
 		{"key without cert", func(c *Config) { c.Kafka.TLS.KeyFile = exists }, "kafka.tls.cert_file", "must be set when key_file is set"},
 		{"sasl mechanism", func(c *Config) {
-			c.Kafka.SASL = SASL{Mechanism: "GSSAPI", Username: "u", Password: "p"}
+			c.Kafka.SASL = SASL{Mechanism: "GSSAPI", Username: "u", Password: testSecret}
 		}, "kafka.sasl.mechanism", `unknown mechanism "GSSAPI": want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512`},
-		{"sasl no username", func(c *Config) { c.Kafka.SASL = SASL{Mechanism: SASLPlain, Password: "p"} }, "kafka.sasl.username", "must be set when mechanism is set"},
+		{"sasl no username", func(c *Config) { c.Kafka.SASL = SASL{Mechanism: SASLPlain, Password: testSecret} }, "kafka.sasl.username", "must be set when mechanism is set"},
 		{"sasl no password", func(c *Config) { c.Kafka.SASL = SASL{Mechanism: SASLScramSHA256, Username: "u"} }, "kafka.sasl.password", "one of password or password_file must be set"},
 		{"sasl both passwords", func(c *Config) {
-			c.Kafka.SASL = SASL{Mechanism: SASLScramSHA512, Username: "u", Password: "p", PasswordFile: exists}
+			c.Kafka.SASL = SASL{Mechanism: SASLScramSHA512, Username: "u", Password: testSecret, PasswordFile: secretFile}
 		}, "kafka.sasl.password", "set password or password_file, not both"},
 		{"sasl password file missing", func(c *Config) {
 			c.Kafka.SASL = SASL{Mechanism: SASLPlain, Username: "u", PasswordFile: missing}
 		}, "kafka.sasl.password_file", "no such file"},
-		{"sasl username without mechanism", func(c *Config) { c.Kafka.SASL = SASL{Username: "u", Password: "p"} }, "kafka.sasl.mechanism", "must be set when username or password is set"},
+		{"sasl username without mechanism", func(c *Config) { c.Kafka.SASL = SASL{Username: "u", Password: testSecret} }, "kafka.sasl.mechanism", "must be set when username or password is set"},
 		{"registry empty", func(c *Config) { c.SchemaRegistry.URL = "" }, "schema_registry.url", "must not be empty"},
 		{"registry scheme", func(c *Config) { c.SchemaRegistry.URL = "ftp://r:8081" }, "schema_registry.url", "scheme must be http or https"},
 		{"registry unparsable", func(c *Config) { c.SchemaRegistry.URL = "http://[::1" }, "schema_registry.url", `invalid URL "http://[::1"`},
 		{"registry no host", func(c *Config) { c.SchemaRegistry.URL = "http://" }, "schema_registry.url", "no host"},
 		{"registry both passwords", func(c *Config) {
-			c.SchemaRegistry.Username, c.SchemaRegistry.Password, c.SchemaRegistry.PasswordFile = "u", "p", exists
+			c.SchemaRegistry.Username, c.SchemaRegistry.Password, c.SchemaRegistry.PasswordFile = "u", testSecret, secretFile
 		}, "schema_registry.password", "not both"},
-		{"registry password without user", func(c *Config) { c.SchemaRegistry.Password = "p" }, "schema_registry.username", "must be set when a password is set"},
+		{"registry password without user", func(c *Config) { c.SchemaRegistry.Password = testSecret }, "schema_registry.username", "must be set when a password is set"},
 		{"registry password file missing", func(c *Config) {
 			c.SchemaRegistry.Username, c.SchemaRegistry.PasswordFile = "u", missing
 		}, "schema_registry.password_file", "no such file"},
@@ -513,21 +514,21 @@ func TestRedaction(t *testing.T) {
 
 func TestResolveSecrets(t *testing.T) {
 	dir := t.TempDir()
-	file := writeFile(t, dir, "pw", "  from-file\n")
+	file := writeFile(t, dir, "pw", "  from-file-0123456789\n")
 	tests := []struct {
 		name    string
 		resolve func() (string, error)
 		want    string
 		wantErr bool
 	}{
-		{"sasl inline", SASL{Password: "p"}.ResolvePassword, "p", false},
-		{"sasl file", SASL{PasswordFile: file}.ResolvePassword, "from-file", false},
+		{"sasl inline", SASL{Password: testSecret}.ResolvePassword, testSecret, false},
+		{"sasl file", SASL{PasswordFile: file}.ResolvePassword, "from-file-0123456789", false},
 		{"sasl missing file", SASL{PasswordFile: filepath.Join(dir, "x")}.ResolvePassword, "", true},
-		{"registry file", SchemaRegistry{PasswordFile: file}.ResolvePassword, "from-file", false},
-		{"registry inline", SchemaRegistry{Password: "r"}.ResolvePassword, "r", false},
-		{"meta file", Meta{AccessTokenFile: file}.ResolveAccessToken, "from-file", false},
-		{"webhook inline", Webhook{Secret: "w"}.ResolveSecret, "w", false},
-		{"webhook file", Webhook{SecretFile: file}.ResolveSecret, "from-file", false},
+		{"registry file", SchemaRegistry{PasswordFile: file}.ResolvePassword, "from-file-0123456789", false},
+		{"registry inline", SchemaRegistry{Password: testSecret}.ResolvePassword, testSecret, false},
+		{"meta file", Meta{AccessTokenFile: file}.ResolveAccessToken, "from-file-0123456789", false},
+		{"webhook inline", Webhook{Secret: testSecret}.ResolveSecret, testSecret, false},
+		{"webhook file", Webhook{SecretFile: file}.ResolveSecret, "from-file-0123456789", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -603,7 +604,7 @@ batch: {max_wait: 0}
 rate_limit: {per_second: 2.5, burst: 5}
 meta:
   catalog_id: "123"
-  access_token: tok
+  access_token: tok-0123456789abcdef
 `)
 	c, err := LoadConnector(path, []string{"FEEDMILL_CONCURRENCY=8", "FEEDMILL_RETRY_TIMEOUT=5s", "FEEDMILL_DESTINATIONS=a,b"})
 	if err != nil {
@@ -678,6 +679,7 @@ func TestConnectorValidate(t *testing.T) {
 func TestConnectorValidatePartner(t *testing.T) {
 	dir := t.TempDir()
 	creds := writeFile(t, dir, "sa.json", "{}")
+	tokenFile := writeFile(t, dir, "token", testSecret)
 	tests := []struct {
 		name     string
 		partner  string
@@ -694,10 +696,10 @@ func TestConnectorValidatePartner(t *testing.T) {
 		{"merchant language", PartnerMerchant, func(c *Connector) { c.Merchant.ContentLanguage = "" }, "merchant.content_language", "must not be empty"},
 		{"merchant feed label", PartnerMerchant, func(c *Connector) { c.Merchant.FeedLabel = "" }, "merchant.feed_label", "must not be empty"},
 		{"meta ok", PartnerMeta, func(c *Connector) {}, "", ""},
-		{"meta ok with file", PartnerMeta, func(c *Connector) { c.Meta.AccessToken, c.Meta.AccessTokenFile = "", creds }, "", ""},
+		{"meta ok with file", PartnerMeta, func(c *Connector) { c.Meta.AccessToken, c.Meta.AccessTokenFile = "", tokenFile }, "", ""},
 		{"meta catalog", PartnerMeta, func(c *Connector) { c.Meta.CatalogID = "" }, "meta.catalog_id", "must not be empty"},
 		{"meta no token", PartnerMeta, func(c *Connector) { c.Meta.AccessToken = "" }, "meta.access_token", "one of access_token or access_token_file must be set"},
-		{"meta both tokens", PartnerMeta, func(c *Connector) { c.Meta.AccessTokenFile = creds }, "meta.access_token", "set access_token or access_token_file, not both"},
+		{"meta both tokens", PartnerMeta, func(c *Connector) { c.Meta.AccessTokenFile = tokenFile }, "meta.access_token", "set access_token or access_token_file, not both"},
 		{"meta poll", PartnerMeta, func(c *Connector) { c.Meta.PollInterval = 0 }, "meta.poll_interval", "must be greater than 0"},
 		{"webhook ok", PartnerWebhook, func(c *Connector) {}, "", ""},
 		{"webhook url", PartnerWebhook, func(c *Connector) { c.Webhook.URL = "" }, "webhook.url", "must not be empty"},
@@ -710,8 +712,8 @@ func TestConnectorValidatePartner(t *testing.T) {
 			c := DefaultConnector()
 			c.Destinations = []string{"d"}
 			c.Merchant.AccountID, c.Merchant.DataSource, c.Merchant.CredentialsFile = "1", "accounts/1/dataSources/2", creds
-			c.Meta.CatalogID, c.Meta.AccessToken = "9", "tok"
-			c.Webhook.URL, c.Webhook.Secret = "https://partner.example/hook", "s"
+			c.Meta.CatalogID, c.Meta.AccessToken = "9", testSecret
+			c.Webhook.URL, c.Webhook.Secret = "https://partner.example/hook", testSecret
 			tt.mutate(&c)
 			err := c.ValidatePartner(tt.partner)
 			if tt.wantPath == "" {

@@ -37,43 +37,77 @@ func RedactURL(s string) string {
 	return prefix + RedactedValue + rest[at:]
 }
 
+// MinSecretBytes is the shortest secret accepted, in bytes after
+// trimming surrounding whitespace: every password, token and signing
+// secret the config holds inline or names a file of (kafka.sasl.password,
+// schema_registry.password, meta.access_token, webhook.secret and their
+// _file forms). 16 bytes is 128 bits of key for the webhook HMAC when the
+// secret is random; an empty or whitespace-only file would otherwise sign
+// requests with an empty key.
+const MinSecretBytes = 16
+
+// secretProblem says what is wrong with a secret, or "" when nothing is.
+// It never shows the secret.
+func secretProblem(secret string) string {
+	n := len(strings.TrimSpace(secret))
+	switch {
+	case n == 0:
+		return fmt.Sprintf("secret is empty or only whitespace; want at least %d bytes", MinSecretBytes)
+	case n < MinSecretBytes:
+		return fmt.Sprintf("secret is %d bytes after trimming whitespace; want at least %d", n, MinSecretBytes)
+	}
+	return ""
+}
+
 // resolveSecret returns the secret: the trimmed content of file when it
-// is set, else value.
-func resolveSecret(what, value, file string) (string, error) {
+// is set, else value. path is the key path of the value (webhook.secret);
+// the file's is path + "_file". A secret shorter than MinSecretBytes is
+// an error naming the key path.
+func resolveSecret(path, value, file string) (string, error) {
 	if file == "" {
+		if p := secretProblem(value); p != "" {
+			return "", fmt.Errorf("%s: %s", path, p)
+		}
 		return value, nil
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return "", fmt.Errorf("read %s file: %w", what, err)
+		return "", fmt.Errorf("%s_file: read: %w", path, err)
 	}
-	return strings.TrimSpace(string(b)), nil
+	secret := strings.TrimSpace(string(b))
+	if p := secretProblem(secret); p != "" {
+		return "", fmt.Errorf("%s_file: %s (file %s)", path, p, file)
+	}
+	return secret, nil
 }
 
 // ResolvePassword returns the SASL password: the trimmed content of
 // PasswordFile when it is set, else Password. It returns an error if the
-// file cannot be read.
+// file cannot be read or the password is shorter than MinSecretBytes.
 func (s SASL) ResolvePassword() (string, error) {
-	return resolveSecret("sasl password", s.Password, s.PasswordFile)
+	return resolveSecret("kafka.sasl.password", s.Password, s.PasswordFile)
 }
 
 // ResolvePassword returns the registry password: the trimmed content of
 // PasswordFile when it is set, else Password. It returns an error if the
-// file cannot be read.
+// file cannot be read or the password is shorter than MinSecretBytes.
 func (r SchemaRegistry) ResolvePassword() (string, error) {
-	return resolveSecret("schema registry password", r.Password, r.PasswordFile)
+	return resolveSecret("schema_registry.password", r.Password, r.PasswordFile)
 }
 
 // ResolveAccessToken returns the Meta access token: the trimmed content
-// of AccessTokenFile when it is set, else AccessToken.
+// of AccessTokenFile when it is set, else AccessToken. It returns an
+// error if the file cannot be read or the token is shorter than
+// MinSecretBytes.
 func (m Meta) ResolveAccessToken() (string, error) {
-	return resolveSecret("meta access token", m.AccessToken, m.AccessTokenFile)
+	return resolveSecret("meta.access_token", m.AccessToken, m.AccessTokenFile)
 }
 
 // ResolveSecret returns the webhook signing secret: the trimmed content
-// of SecretFile when it is set, else Secret.
+// of SecretFile when it is set, else Secret. It returns an error if the
+// file cannot be read or the secret is shorter than MinSecretBytes.
 func (w Webhook) ResolveSecret() (string, error) {
-	return resolveSecret("webhook secret", w.Secret, w.SecretFile)
+	return resolveSecret("webhook.secret", w.Secret, w.SecretFile)
 }
 
 // Redacted returns a copy of c whose secrets (SASL and registry

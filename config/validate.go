@@ -312,13 +312,31 @@ func checkRegistry(ps *problems, path string, r *SchemaRegistry) {
 	}
 }
 
-// checkSecretPair reports a secret given both inline and as a file, and
-// a secret file that cannot be read.
+// checkSecretPair reports a secret given both inline and as a file, a
+// secret file that cannot be read, and a secret (inline or the file's
+// content) shorter than MinSecretBytes after trimming whitespace.
 func checkSecretPair(ps *problems, path, valueKey, value, fileKey, file string) {
 	if value != "" && file != "" {
 		ps.add(path+"."+valueKey, "set %s or %s, not both", valueKey, fileKey)
 	}
+	if value != "" {
+		if p := secretProblem(value); p != "" {
+			ps.add(path+"."+valueKey, "%s", p)
+		}
+	}
+	n := len(*ps)
 	checkFile(ps, path+"."+fileKey, file)
+	if file == "" || len(*ps) > n {
+		return
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		ps.add(path+"."+fileKey, "cannot read file %q: %v", file, unwrapPathError(err))
+		return
+	}
+	if p := secretProblem(string(b)); p != "" {
+		ps.add(path+"."+fileKey, "%s (file %q)", p, file)
+	}
 }
 
 // checkFile reports a set path that is not a readable regular file.

@@ -37,9 +37,14 @@ func KafkaOpts(k config.Kafka) ([]kgo.Opt, error) {
 		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
 	if k.SASL.Mechanism != "" {
-		pass, err := k.SASL.ResolvePassword()
+		switch strings.ToUpper(k.SASL.Mechanism) {
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		default:
+			return nil, fmt.Errorf("kafka.sasl.mechanism: unknown mechanism %q (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", k.SASL.Mechanism)
+		}
+		pass, err := k.SASL.ResolvePassword() // errors name the key path
 		if err != nil {
-			return nil, fmt.Errorf("kafka.sasl: %w", err)
+			return nil, err
 		}
 		user := k.SASL.Username
 		switch strings.ToUpper(k.SASL.Mechanism) {
@@ -47,10 +52,8 @@ func KafkaOpts(k config.Kafka) ([]kgo.Opt, error) {
 			opts = append(opts, kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism()))
 		case "SCRAM-SHA-256":
 			opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha256Mechanism()))
-		case "SCRAM-SHA-512":
+		default: // SCRAM-SHA-512, checked above
 			opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()))
-		default:
-			return nil, fmt.Errorf("kafka.sasl.mechanism: unknown mechanism %q (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)", k.SASL.Mechanism)
 		}
 	}
 	return opts, nil
@@ -112,9 +115,9 @@ func RegistryClient(r config.SchemaRegistry) (*sr.Client, error) {
 	}
 	opts := []sr.ClientOpt{sr.URLs(r.URL), sr.HTTPClient(hc)}
 	if r.Username != "" {
-		pass, err := r.ResolvePassword()
+		pass, err := r.ResolvePassword() // errors name the key path
 		if err != nil {
-			return nil, fmt.Errorf("schema_registry: %w", err)
+			return nil, err
 		}
 		opts = append(opts, sr.BasicAuth(r.Username, pass))
 	}

@@ -48,7 +48,7 @@ func TestKafkaOpts(t *testing.T) {
 	ca := writePEM(t, dir, "ca.pem", "CERTIFICATE", der)
 	keyFile := writePEM(t, dir, "key.pem", "PRIVATE KEY", keyDER)
 	passFile := filepath.Join(dir, "pass")
-	if err := os.WriteFile(passFile, []byte("hunter2\n"), 0o600); err != nil {
+	if err := os.WriteFile(passFile, []byte("hunter2-hunter2-hunter2\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	base := config.Kafka{Brokers: []string{"b:9092"}}
@@ -62,12 +62,14 @@ func TestKafkaOpts(t *testing.T) {
 		{name: "tls with CA and client cert", mod: func(k *config.Kafka) {
 			k.TLS = config.TLS{Enabled: true, CAFile: ca, CertFile: ca, KeyFile: keyFile, ServerName: "kafka"}
 		}, opts: 2},
-		{name: "sasl plain", mod: func(k *config.Kafka) { k.SASL = config.SASL{Mechanism: "PLAIN", Username: "u", Password: "p"} }, opts: 2},
+		{name: "sasl plain", mod: func(k *config.Kafka) {
+			k.SASL = config.SASL{Mechanism: "PLAIN", Username: "u", Password: "p-0123456789abcdef"}
+		}, opts: 2},
 		{name: "scram 256 from file", mod: func(k *config.Kafka) {
 			k.SASL = config.SASL{Mechanism: "SCRAM-SHA-256", Username: "u", PasswordFile: passFile}
 		}, opts: 2},
 		{name: "scram 512 with tls", mod: func(k *config.Kafka) {
-			k.SASL = config.SASL{Mechanism: "SCRAM-SHA-512", Username: "u", Password: "p"}
+			k.SASL = config.SASL{Mechanism: "SCRAM-SHA-512", Username: "u", Password: "p-0123456789abcdef"}
 			k.TLS = config.TLS{Enabled: true}
 		}, opts: 3},
 		{name: "unknown mechanism", mod: func(k *config.Kafka) { k.SASL = config.SASL{Mechanism: "GSSAPI"} }, wantErr: "kafka.sasl.mechanism"},
@@ -77,6 +79,9 @@ func TestKafkaOpts(t *testing.T) {
 		{name: "missing password file", mod: func(k *config.Kafka) {
 			k.SASL = config.SASL{Mechanism: "PLAIN", Username: "u", PasswordFile: filepath.Join(dir, "nope")}
 		}, wantErr: "kafka.sasl"},
+		{name: "short password", mod: func(k *config.Kafka) {
+			k.SASL = config.SASL{Mechanism: "PLAIN", Username: "u", Password: "hunter2"}
+		}, wantErr: "kafka.sasl.password: secret is 7 bytes after trimming whitespace; want at least 16"},
 		{name: "no brokers", mod: func(k *config.Kafka) { k.Brokers = nil }, wantErr: "kafka.brokers"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -111,7 +116,7 @@ func TestRegistryClientBasicAuth(t *testing.T) {
 	}))
 	defer srv.Close()
 	passFile := filepath.Join(t.TempDir(), "pass")
-	if err := os.WriteFile(passFile, []byte(" s3cret \n"), 0o600); err != nil {
+	if err := os.WriteFile(passFile, []byte(" s3cret-0123456789 \n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cl, err := connectors.RegistryClient(config.SchemaRegistry{URL: srv.URL, Username: "feedmill", PasswordFile: passFile})
@@ -121,7 +126,7 @@ func TestRegistryClientBasicAuth(t *testing.T) {
 	if _, err := cl.Subjects(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if gotUser != "feedmill" || gotPass != "s3cret" {
+	if gotUser != "feedmill" || gotPass != "s3cret-0123456789" {
 		t.Errorf("basic auth %q/%q", gotUser, gotPass)
 	}
 }

@@ -1,13 +1,15 @@
 // Command feedmill-sink is the demo receiver of the docker-compose stack:
 // it accepts feedmill-connector-webhook batches on POST /hook, checks the
-// X-Feedmill-Signature HMAC with the secret in FEEDMILL_SINK_SECRET, keeps
-// the offers it holds in memory, answers every item "ok", and serves
-// /healthz and /metrics (item and request counters, held offers).
+// X-Feedmill-Signature HMAC over X-Feedmill-Timestamp and the body with
+// the secret in FEEDMILL_SINK_SECRET (at least config.MinSecretBytes),
+// refuses requests signed longer ago than FEEDMILL_SINK_TOLERANCE
+// (default 5m), keeps the offers it holds in memory, answers every item
+// "ok", and serves /healthz and /metrics (item and request counters,
+// held offers).
 package main
 
 import (
 	"context"
-	"crypto/hmac"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,15 +17,19 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/connectors/webhook"
 )
 
 type sink struct {
-	secret []byte
+	secret    []byte
+	tolerance time.Duration
+	now       func() time.Time
 
 	mu       sync.Mutex
 	held     map[string]int64 // offer id -> seq
@@ -41,11 +47,11 @@ func (s *sink) hook(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "read body", http.StatusBadRequest)
 		return
 	}
-	if !hmac.Equal([]byte(r.Header.Get(webhook.HeaderSignature)), []byte(webhook.Sign(s.secret, body))) {
+	if err := webhook.Verify(s.secret, r.Header, body, s.now(), s.tolerance); err != nil {
 		s.mu.Lock()
 		s.badSig++
 		s.mu.Unlock()
-		http.Error(w, "bad signature", http.StatusUnauthorized)
+		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
 	var p webhook.Payload
@@ -79,6 +85,10 @@ func (s *sink) hook(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(ans) // the connector retries on a failed answer
 }
 
+func newSink(secret []byte, tolerance time.Duration, now func() time.Time) *sink {
+	return &sink{secret: secret, tolerance: tolerance, now: now, held: map[string]int64{}, keys: map[string]bool{}}
+}
+
 func (s *sink) metrics(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -93,10 +103,19 @@ func main() {
 	if listen == "" {
 		listen = ":8099"
 	}
-	s := &sink{secret: []byte(os.Getenv("FEEDMILL_SINK_SECRET")), held: map[string]int64{}, keys: map[string]bool{}}
-	if len(s.secret) == 0 {
-		log.Fatal("FEEDMILL_SINK_SECRET is empty")
+	secret := strings.TrimSpace(os.Getenv("FEEDMILL_SINK_SECRET"))
+	if len(secret) < config.MinSecretBytes {
+		log.Fatalf("FEEDMILL_SINK_SECRET is %d bytes after trimming whitespace; want at least %d", len(secret), config.MinSecretBytes)
 	}
+	tolerance := webhook.DefaultTolerance
+	if v := os.Getenv("FEEDMILL_SINK_TOLERANCE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			log.Fatalf("FEEDMILL_SINK_TOLERANCE %q: want a positive duration", v)
+		}
+		tolerance = d
+	}
+	s := newSink([]byte(secret), tolerance, time.Now)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hook", s.hook)
 	mux.HandleFunc("GET /metrics", s.metrics)

@@ -21,7 +21,7 @@ import (
 
 const (
 	catalog = "987654321"
-	token   = "EAAB-test-token"
+	token   = "EAAB-test-token-0001"
 )
 
 // fakeGraph is the Graph API catalog batch endpoints.

@@ -7,10 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/feedmill/feedmill/config"
@@ -20,8 +21,31 @@ import (
 
 // Header names of a webhook request.
 const (
-	HeaderSignature   = "X-Feedmill-Signature"
+	// HeaderSignature is "sha256=" and the hex HMAC-SHA256, keyed with
+	// the shared secret, of the timestamp, ".", and the raw body.
+	HeaderSignature = "X-Feedmill-Signature"
+	// HeaderTimestamp is when the request was signed, in unix seconds.
+	HeaderTimestamp   = "X-Feedmill-Timestamp"
 	HeaderIdempotency = "Idempotency-Key"
+)
+
+// DefaultTolerance is how far a receiver should let a request's
+// timestamp be from its own clock (either way) before refusing it as a
+// replay. The connector signs each attempt afresh, so a retry is never
+// refused for its age.
+const DefaultTolerance = 5 * time.Minute
+
+// Errors of Verify. Receivers answer all of them with 401.
+var (
+	// ErrNoSignature: the signature or timestamp header is missing, or
+	// the timestamp is not an integer.
+	ErrNoSignature = errors.New("webhook: missing signature or timestamp")
+	// ErrStaleTimestamp: the timestamp is further from now than the
+	// tolerance: a replay of an old request, or a clock far off.
+	ErrStaleTimestamp = errors.New("webhook: timestamp outside the tolerance")
+	// ErrBadSignature: the signature does not match the body, the
+	// timestamp and the secret.
+	ErrBadSignature = errors.New("webhook: signature mismatch")
 )
 
 // maxAnswer bounds the answer body read from the receiver.
@@ -147,12 +171,38 @@ func New(cfg config.Connector, hc *http.Client) (*Partner, error) {
 	return &Partner{url: cfg.Webhook.URL, secret: []byte(secret), destinations: cfg.Destinations, client: hc, now: time.Now}, nil
 }
 
-// Sign returns the X-Feedmill-Signature value of body: "sha256=" and the
-// hex HMAC-SHA256 of body keyed with secret.
-func Sign(secret, body []byte) string {
+// Sign returns the X-Feedmill-Signature value of body sent with the
+// X-Feedmill-Timestamp timestamp (unix seconds): "sha256=" and the hex
+// HMAC-SHA256, keyed with secret, of the decimal timestamp, ".", and body.
+func Sign(secret []byte, timestamp int64, body []byte) string {
 	mac := hmac.New(sha256.New, secret)
+	mac.Write(strconv.AppendInt(nil, timestamp, 10))
+	mac.Write([]byte{'.'})
 	mac.Write(body)
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// Verify checks the signature headers of a webhook request with the raw
+// body: the timestamp must be within tolerance of now (either way) and
+// the signature must match, compared in constant time. It returns nil,
+// ErrNoSignature, ErrStaleTimestamp or ErrBadSignature (wrapped with the
+// facts; use errors.Is). Call it before parsing the body.
+func Verify(secret []byte, h http.Header, body []byte, now time.Time, tolerance time.Duration) error {
+	sig, tsText := h.Get(HeaderSignature), h.Get(HeaderTimestamp)
+	if sig == "" || tsText == "" {
+		return ErrNoSignature
+	}
+	ts, err := strconv.ParseInt(tsText, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: timestamp %q", ErrNoSignature, tsText)
+	}
+	if age := now.Sub(time.Unix(ts, 0)); age > tolerance || age < -tolerance {
+		return fmt.Errorf("%w: signed %s ago, tolerance %s", ErrStaleTimestamp, age.Truncate(time.Second), tolerance)
+	}
+	if !hmac.Equal([]byte(sig), []byte(Sign(secret, ts, body))) {
+		return ErrBadSignature
+	}
+	return nil
 }
 
 // IdempotencyKey returns the Idempotency-Key of a payload: the hex SHA-256
@@ -186,7 +236,9 @@ func (p *Partner) Send(ctx context.Context, items []connectors.Item) []connector
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "feedmill-connector-webhook")
 	req.Header.Set(HeaderIdempotency, IdempotencyKey(payload.Items))
-	req.Header.Set(HeaderSignature, Sign(p.secret, body))
+	ts := p.now().Unix()
+	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(HeaderSignature, Sign(p.secret, ts, body))
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return connectors.All(len(items), connectors.ErrorResult(fmt.Errorf("post webhook: %w", err)))

@@ -1,11 +1,19 @@
 package webhook_test
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -101,8 +109,8 @@ func (f *fakeReceiver) checkShape(r *http.Request, body []byte) string {
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		return "content type " + ct
 	}
-	if got, want := r.Header.Get(webhook.HeaderSignature), webhook.Sign([]byte(secret), body); got != want {
-		return "signature " + got + ", want " + want
+	if err := webhook.Verify([]byte(secret), r.Header, body, time.Now(), webhook.DefaultTolerance); err != nil {
+		return "signature: " + err.Error()
 	}
 	var p webhook.Payload
 	if err := json.Unmarshal(body, &p); err != nil {
@@ -193,7 +201,7 @@ func TestStatusMapping(t *testing.T) {
 			cfg := config.DefaultConnector()
 			cfg.Destinations = []string{"d"}
 			cfg.Webhook.URL = srv.URL
-			cfg.Webhook.Secret = "x"
+			cfg.Webhook.Secret = secret
 			p, err := webhook.New(cfg, srv.Client())
 			if err != nil {
 				t.Fatal(err)
@@ -224,4 +232,103 @@ func BenchmarkConnectorThroughput(b *testing.B) {
 		cfg.Webhook.URL = srv.URL + "/hook"
 		cfg.Webhook.Secret = secret
 	})
+}
+
+// The signature covers the timestamp and the body; a receiver refuses a
+// request signed longer ago than its tolerance (a replay) or with a
+// changed timestamp, body or key.
+func TestVerify(t *testing.T) {
+	key := []byte(secret)
+	now := time.Unix(1_760_000_000, 0)
+	body := []byte(`{"items":[]}`)
+	headers := func(ts int64, sig string) http.Header {
+		h := http.Header{}
+		h.Set(webhook.HeaderTimestamp, strconv.FormatInt(ts, 10))
+		h.Set(webhook.HeaderSignature, sig)
+		return h
+	}
+	ts := now.Unix()
+	for _, tc := range []struct {
+		name string
+		h    http.Header
+		body []byte
+		want error
+	}{
+		{"valid", headers(ts, webhook.Sign(key, ts, body)), body, nil},
+		{"valid at the tolerance", headers(ts-300, webhook.Sign(key, ts-300, body)), body, nil},
+		{"replayed old request", headers(ts-301, webhook.Sign(key, ts-301, body)), body, webhook.ErrStaleTimestamp},
+		{"far future", headers(ts+3600, webhook.Sign(key, ts+3600, body)), body, webhook.ErrStaleTimestamp},
+		{"timestamp changed", headers(ts, webhook.Sign(key, ts-10, body)), body, webhook.ErrBadSignature},
+		{"body changed", headers(ts, webhook.Sign(key, ts, body)), []byte(`{"items":[{}]}`), webhook.ErrBadSignature},
+		{"other key", headers(ts, webhook.Sign([]byte("another-secret-of-16"), ts, body)), body, webhook.ErrBadSignature},
+		{"body-only signature (old scheme)", headers(ts, oldSign(key, body)), body, webhook.ErrBadSignature},
+		{"no timestamp", http.Header{webhook.HeaderSignature: {webhook.Sign(key, ts, body)}}, body, webhook.ErrNoSignature},
+		{"bad timestamp", http.Header{webhook.HeaderSignature: {"x"}, webhook.HeaderTimestamp: {"soon"}}, body, webhook.ErrNoSignature},
+		{"no signature", http.Header{webhook.HeaderTimestamp: {strconv.FormatInt(ts, 10)}}, body, webhook.ErrNoSignature},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := webhook.Verify(key, tc.h, tc.body, now, webhook.DefaultTolerance)
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("Verify: %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func oldSign(key, body []byte) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// The connector sends a timestamp from its clock and a signature over it
+// that Verify accepts.
+func TestSendSignsWithTimestamp(t *testing.T) {
+	var gotTS string
+	var verr error
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		gotTS = r.Header.Get(webhook.HeaderTimestamp)
+		verr = webhook.Verify([]byte(secret), r.Header, body, time.Now(), webhook.DefaultTolerance)
+	}))
+	defer srv.Close()
+	cfg := config.DefaultConnector()
+	cfg.Destinations = []string{"d"}
+	cfg.Webhook.URL, cfg.Webhook.Secret = srv.URL, secret
+	p, err := webhook.New(cfg, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now().Unix()
+	if res := p.Send(t.Context(), []connectors.Item{{OfferID: "a", Op: connectors.OpDelete}}); res[0].Outcome != connectors.Acked {
+		t.Fatalf("result %+v", res[0])
+	}
+	ts, err := strconv.ParseInt(gotTS, 10, 64)
+	if err != nil || ts < before || ts > time.Now().Unix() {
+		t.Fatalf("timestamp header %q", gotTS)
+	}
+	if verr != nil {
+		t.Fatalf("receiver: %v", verr)
+	}
+}
+
+// New refuses an empty, whitespace or short secret with the key path.
+func TestNewRefusesWeakSecret(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte(" \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ secret, file, wantPath string }{
+		{"", file, "webhook.secret_file"},
+		{"   ", "", "webhook.secret"},
+		{"short", "", "webhook.secret"},
+	} {
+		cfg := config.DefaultConnector()
+		cfg.Destinations = []string{"d"}
+		cfg.Webhook.URL, cfg.Webhook.Secret, cfg.Webhook.SecretFile = "https://partner.example/hook", tc.secret, tc.file
+		_, err := webhook.New(cfg, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.wantPath+": secret is") {
+			t.Errorf("secret %q file %q: %v, want a %s problem", tc.secret, tc.file, err, tc.wantPath)
+		}
+	}
 }
