@@ -45,6 +45,8 @@ func testConfig(t testing.TB, env *testenv.Env, fs []config.Feed, ts []config.Te
 type running struct {
 	pipe  *processor.Pipeline
 	store *state.Store
+	reg   *prometheus.Registry
+	done  chan error // Run's result, once
 	stop  func()
 }
 
@@ -62,9 +64,10 @@ func startPipeline(t testing.TB, env *testenv.Env, cfg *config.Config, logger *z
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	reg := prometheus.NewRegistry()
 	pipe, err := processor.NewPipeline(ctx, processor.PipelineDeps{
 		Config: cfg, Store: store, Feeds: set, Serde: serde,
-		Metrics: processor.NewMetrics(prometheus.NewRegistry()), Logger: logger,
+		Metrics: processor.NewMetrics(reg), Logger: logger,
 		KafkaOpts: []kgo.Opt{kgo.SeedBrokers(env.Brokers...)},
 	})
 	if err != nil {
@@ -88,7 +91,7 @@ func startPipeline(t testing.TB, env *testenv.Env, cfg *config.Config, logger *z
 		}
 	}
 	t.Cleanup(stop)
-	return &running{pipe: pipe, store: store, stop: stop}
+	return &running{pipe: pipe, store: store, reg: reg, done: done, stop: stop}
 }
 
 // waitCaughtUp waits until every input record is applied, every seller

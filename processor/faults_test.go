@@ -1,0 +1,312 @@
+package processor_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/feedmill/feedmill/config"
+	"github.com/feedmill/feedmill/feeds"
+	"github.com/feedmill/feedmill/internal/records"
+	"github.com/feedmill/feedmill/internal/synth"
+	"github.com/feedmill/feedmill/internal/testenv"
+	"github.com/feedmill/feedmill/processor"
+	"github.com/feedmill/feedmill/state"
+)
+
+// metricValue reads a gauge or counter without labels from reg.
+func gatheredValue(t testing.TB, reg prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		var m *dto.Metric = mf.GetMetric()[0]
+		if g := m.GetGauge(); g != nil {
+			return g.GetValue()
+		}
+		return m.GetCounter().GetValue()
+	}
+	t.Fatalf("metric %s not registered", name)
+	return 0
+}
+
+func headerMap(r *kgo.Record) map[string]string {
+	h := map[string]string{}
+	for _, hd := range r.Headers {
+		h[hd.Key] = string(hd.Value)
+	}
+	return h
+}
+
+// hugeOffer is o with enough images to make its event over 1 MB (each
+// image within the decode limits).
+func hugeOffer(o records.Offer, version int64) records.Offer {
+	o.Version = version
+	o.Images = nil
+	for i := range 200 {
+		o.Images = append(o.Images, fmt.Sprintf("https://img.example/%d/%s", i, strings.Repeat("x", 7000)))
+	}
+	return o
+}
+
+// One offer whose event would be larger than the broker accepts, among
+// normal traffic: it is rejected at apply time with the reason, it is in no
+// feed while it is too large, every other event is delivered exactly once,
+// and the outbox depth metric reads 0 at the end.
+func TestOversizedOfferAmongTraffic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	ctx := context.Background()
+	env := testenv.New(t, allTopics...)
+	// The input topic takes the large record (upstream's choice); the
+	// events topic keeps the broker default of about 1 MiB.
+	big := "8388608"
+	if _, err := kadm.NewClient(env.Client(t)).AlterTopicConfigs(ctx,
+		[]kadm.AlterConfig{{Name: "max.message.bytes", Value: &big}}, "offers"); err != nil {
+		t.Fatal(err)
+	}
+	example, templates := synth.ExampleFeeds()
+	cfg := testConfig(t, env, example, templates)
+	set, err := feeds.Compile(cfg.Feeds, cfg.Templates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := synth.New(7, synth.Options{Offers: 1500, Sellers: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serde := records.NewSerde(env.Registry(t))
+	client := env.Client(t, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.ProducerBatchMaxBytes(8<<20))
+	prod, err := synth.NewProducer(ctx, client, serde, cfg.Kafka.Topics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gen.Initial(func(ch synth.Change) error { return prod.Produce(ctx, ch) }); err != nil {
+		t.Fatal(err)
+	}
+	run := startPipeline(t, env, cfg, testLogger(t))
+	for range 1500 {
+		if err := prod.Produce(ctx, gen.Next()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Two members: A grows too large and shrinks back, B grows and stays
+	// too large; C is a new offer that is too large from the start.
+	st := gen.State()
+	before, _ := expectedMembers(set, st, time.Now())
+	var ids []string
+	for id := range before {
+		ids = append(ids, id)
+	}
+	if len(ids) < 2 {
+		t.Fatalf("catalog has %d members, need 2", len(ids))
+	}
+	a, b := *st.Offers[min(ids[0], ids[1])], *st.Offers[max(ids[0], ids[1])]
+	aHuge, bHuge := hugeOffer(a, a.Version+10), hugeOffer(b, b.Version+10)
+	aBack := a
+	aBack.Version, aBack.Title = a.Version+20, a.Title+" (back)"
+	cHuge := hugeOffer(a, 1)
+	cHuge.ID = "zz-huge-new"
+	for _, o := range []*records.Offer{&aHuge, &bHuge, &cHuge, &aBack} {
+		if err := prod.Produce(ctx, synth.Change{Topic: synth.KindOffers, Key: o.ID, Offer: o}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
+
+	model := newEventModel(set)
+	for _, r := range consumeAll(t, env, cfg.Kafka.Topics.Events) {
+		if n := len(r.Key) + len(r.Value); n > cfg.Processor.MaxEventBytes {
+			t.Errorf("event of offer %s is %d bytes, over max_event_bytes", r.Key, n)
+		}
+		var ev records.FeedEvent
+		if err := serde.DecodeFeedEvent(ctx, r.Value, &ev); err != nil {
+			t.Fatal(err)
+		}
+		model.apply(r, &ev)
+	}
+	t.Logf("events %d, entries %v, members %d", model.events, model.actions, len(model.members))
+	if model.resends != 0 {
+		t.Errorf("%d events were delivered more than once", model.resends)
+	}
+	st.Offers[a.ID] = &aBack
+	delete(st.Offers, b.ID) // too large: in no feed
+	want, wantItems := expectedMembers(set, st, time.Now())
+	if len(model.members[b.ID]) != 0 {
+		t.Errorf("too-large offer %s is still announced in %v", b.ID, model.members[b.ID])
+	}
+	model.checkFinal(t, want, wantItems)
+
+	rejects := consumeAll(t, env, cfg.Kafka.Topics.Rejects)
+	if len(rejects) != 3 {
+		t.Errorf("rejects: got %d records, want 3 (one per too-large record)", len(rejects))
+	}
+	for _, r := range rejects {
+		h := headerMap(r)
+		if !strings.Contains(h["error"], "offer too large") || h["source-topic"] != "offers" || r.Value != nil {
+			t.Errorf("reject of %s: headers %v, value of %d bytes", r.Key, h, len(r.Value))
+		}
+		if n, _ := strconv.Atoi(h["value-omitted-bytes"]); n < 1<<20 {
+			t.Errorf("reject of %s: value-omitted-bytes %q", r.Key, h["value-omitted-bytes"])
+		}
+	}
+	if d := gatheredValue(t, run.reg, "feedmill_outbox_depth"); d != 0 {
+		t.Errorf("feedmill_outbox_depth = %v after the outbox drained", d)
+	}
+	if n := gatheredValue(t, run.reg, "feedmill_unproducible_records_total"); n != 0 {
+		t.Errorf("%v records reached Kafka too large: the size rule should have stopped them", n)
+	}
+}
+
+// A fresh state dir under a group that has committed offsets rebuilds the
+// whole membership from the beginning of the topics.
+func TestEmptyStateDirRebuildsUnderExistingGroup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	ctx := context.Background()
+	env := testenv.New(t, allTopics...)
+	example, templates := synth.ExampleFeeds()
+	cfg := testConfig(t, env, example, templates)
+	gen, err := synth.New(11, synth.Options{Offers: 2000, Sellers: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serde := records.NewSerde(env.Registry(t))
+	prod, err := synth.NewProducer(ctx, env.Client(t, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil))), serde, cfg.Kafka.Topics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gen.Initial(func(ch synth.Change) error { return prod.Produce(ctx, ch) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	run := startPipeline(t, env, cfg, testLogger(t))
+	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
+	first, err := run.store.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.stop()
+
+	// The group's offsets are at the end of the topic now.
+	offs, err := kadm.NewClient(env.Client(t)).FetchOffsets(ctx, cfg.Kafka.GroupID)
+	if err != nil || len(offs) == 0 {
+		t.Fatalf("group %s has no committed offsets (%v): the test would prove nothing", cfg.Kafka.GroupID, err)
+	}
+
+	lost := *cfg
+	lost.State.Dir = t.TempDir()
+	run = startPipeline(t, env, &lost, testLogger(t))
+	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
+	second, err := run.store.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := int64(0)
+	for _, f := range example {
+		total += first[f.ID]
+		if first[f.ID] != second[f.ID] {
+			t.Errorf("feed %s: %d members on the first state dir, %d after rebuilding an empty one", f.ID, first[f.ID], second[f.ID])
+		}
+	}
+	if total == 0 {
+		t.Fatal("no feed has members: the test would prove nothing")
+	}
+}
+
+// runUntilError runs a pipeline on cfg and returns Run's error (it must
+// stop by itself).
+func runUntilError(t *testing.T, env *testenv.Env, cfg *config.Config) error {
+	t.Helper()
+	set, err := feeds.Compile(cfg.Feeds, cfg.Templates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serde := records.NewSerde(env.Registry(t))
+	store, err := state.Open(filepath.Join(cfg.State.Dir, "state"), serde, state.Options{CacheBytes: 8 << 20, MemTableBytes: 8 << 20}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pipe, err := processor.NewPipeline(ctx, processor.PipelineDeps{
+		Config: cfg, Store: store, Feeds: set, Serde: serde,
+		Metrics: processor.NewMetrics(prometheus.NewRegistry()), Logger: testLogger(t),
+		KafkaOpts: []kgo.Opt{kgo.SeedBrokers(env.Brokers...)},
+	})
+	if err != nil {
+		return err
+	}
+	err = pipe.Run(ctx)
+	if ctx.Err() != nil {
+		t.Fatal("the pipeline did not stop by itself")
+	}
+	return err
+}
+
+// A state dir built for other topics, another group or other partition
+// counts is refused with an error that says what differs and what to do.
+func TestStateDirOfAnotherConfigurationIsRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	env := testenv.New(t, append(allTopics, "offers-eu")...)
+	env.CreateTopic(t, 7, "offers-wide")
+	example, templates := synth.ExampleFeeds()
+	cfg := testConfig(t, env, example, templates)
+	run := startPipeline(t, env, cfg, testLogger(t))
+	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
+	run.stop()
+
+	tests := []struct {
+		name   string
+		change func(c *config.Config)
+		want   string
+	}{
+		{"other offers topic", func(c *config.Config) { c.Kafka.Topics.Offers = "offers-eu" }, `kafka.topics.offers: stored "offers", now "offers-eu"`},
+		{"other group", func(c *config.Config) { c.Kafka.GroupID = "other" }, `kafka.group_id: stored "feedmill", now "other"`},
+		{"other partition count", func(c *config.Config) { c.Kafka.Topics.Offers = "offers-wide" }, "partitions of offers topic: stored 4, now 7"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := *cfg
+			tt.change(&c)
+			err := runUntilError(t, env, &c)
+			if !errors.Is(err, state.ErrIdentity) {
+				t.Fatalf("got %v, want a state identity error", err)
+			}
+			for _, s := range []string{tt.want, cfg.State.Dir, "empty directory"} {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q should contain %q", err, s)
+				}
+			}
+		})
+	}
+	// The original configuration still runs on it.
+	run = startPipeline(t, env, cfg, testLogger(t))
+	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
+}
