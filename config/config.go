@@ -2,7 +2,7 @@ package config
 
 import "time"
 
-// Config mirrors CONTRACT §4. Load/Parse decode it strictly, apply
+// Config mirrors docs/contract.md, Config keys. Load/Parse decode it strictly, apply
 // defaults and validate it.
 type Config struct {
 	Kafka          Kafka          `yaml:"kafka"`
@@ -93,7 +93,7 @@ type Guard struct {
 	MinSize   int     `yaml:"min_size"`   // default 100
 }
 
-// Processor tunes the streaming processor (an addition to CONTRACT §4).
+// Processor tunes the streaming processor (docs/contract.md, Config keys).
 type Processor struct {
 	// MaxBatchRecords caps the input records applied in one Pebble batch.
 	MaxBatchRecords int `yaml:"max_batch_records"` // default 2000
@@ -107,7 +107,7 @@ type Processor struct {
 	MaxEventBytes int `yaml:"max_event_bytes"` // default 1000000
 }
 
-// Feed is one marketing feed (CONTRACT §3).
+// Feed is one marketing feed (docs/contract.md, Feeds).
 type Feed struct {
 	ID           string   `yaml:"id"`
 	Filter       string   `yaml:"filter"`
@@ -121,7 +121,7 @@ type Feed struct {
 	Unbounded bool `yaml:"unbounded"` // default false
 }
 
-// Template is a custom XML template (CONTRACT §3).
+// Template is a custom XML template (docs/contract.md, Templates).
 type Template struct {
 	ID     string          `yaml:"id"`
 	Root   string          `yaml:"root"`

@@ -16,8 +16,9 @@ type Connector struct {
 	// delivers; required.
 	Destinations []string `yaml:"destinations"`
 	// DeadLetterTopic receives the records the partner refused for good
-	// and the undecodable ones, in the CONTRACT §1 rejects layout;
-	// default feedmill-rejects, the topic the processor writes too.
+	// and the undecodable ones, in the rejects layout (docs/contract.md,
+	// Rejects); default feedmill-rejects, the topic the processor writes
+	// too.
 	DeadLetterTopic string        `yaml:"dead_letter_topic"`
 	StateDir        string        `yaml:"state_dir"` // default ./connector-data
 	HTTP            ConnectorHTTP `yaml:"http"`
@@ -83,7 +84,8 @@ type Webhook struct {
 }
 
 // DefaultDeadLetterTopic is the default dead_letter_topic: the rejects
-// topic of CONTRACT §1, which the processor and the connectors share.
+// topic (docs/contract.md, Topics), which the processor and the
+// connectors share.
 const DefaultDeadLetterTopic = "feedmill-rejects"
 
 // Partner section names accepted by ValidatePartner.

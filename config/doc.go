@@ -1,7 +1,7 @@
 // Package config is feedmill's one printable, testable source of truth
-// for settings: the YAML file of CONTRACT §4 (and the connector binaries'
-// file), overridden key by key from FEEDMILL_<PATH> environment
-// variables, completed with defaults and checked by Validate.
+// for settings: the YAML file of docs/contract.md, Config keys (and the
+// connector binaries' file), overridden key by key from FEEDMILL_<PATH>
+// environment variables, completed with defaults and checked by Validate.
 //
 // Loading happens in four steps, shared by [Config] and [Connector]:
 //

@@ -40,7 +40,7 @@ func (e *ValidationError) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// Built-in template names (CONTRACT §3). The feeds package renders them;
+// Built-in template names (docs/contract.md, Templates). The feeds package renders them;
 // config only needs their names to check references.
 const (
 	TemplateGoogleMerchant = "google-merchant"

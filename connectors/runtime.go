@@ -28,7 +28,7 @@ import (
 // are not committed, so a restarted connector tries again.
 var ErrRetriesExhausted = errors.New("partner retries exhausted")
 
-// Header names of dead-letter records (CONTRACT §1, the rejects layout).
+// Header names of dead-letter records (docs/contract.md, Rejects).
 const (
 	HeaderDestination     = "destination"
 	HeaderError           = "error"
@@ -659,9 +659,9 @@ func (b *batch) deadLetter(ctx context.Context) error {
 	return nil
 }
 
-// deadLetterRecord copies rec for the dead-letter topic in the CONTRACT
-// §1 rejects layout: the original key and value bytes, the original
-// headers, and error, source-topic, source-partition and source-offset
+// deadLetterRecord copies rec for the dead-letter topic in the rejects
+// layout (docs/contract.md, Rejects): the original key and value bytes,
+// the original headers, and error, source-topic, source-partition and source-offset
 // (replacing any the record already had, so each appears once).
 func deadLetterRecord(topic string, rec *kgo.Record, msg string) *kgo.Record {
 	hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+4)

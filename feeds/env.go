@@ -23,7 +23,8 @@ import (
 //     on checkEnv (TestEnvLayout pins the layout).
 //
 // The one deliberate difference from records.Offer is attributes: it is
-// map[string]any, so a missing key reads as nil (CONTRACT §3), not "".
+// map[string]any, so a missing key reads as nil (docs/contract.md,
+// Filters), not "".
 
 type checkEnv struct {
 	Offer  *offerVars  `expr:"offer"`

@@ -10,7 +10,7 @@ import (
 // FieldMask is a set of the joined view's fields: one bit per leaf of
 // offer (bits 0-18), seller (19-25) and rating (26-31), in the order of
 // the records' fields, plus FieldNow (the evaluation time). Names are the
-// dotted expr names of CONTRACT §2 changed_fields (`offer.price_minor`,
+// dotted expr names of changed_fields (docs/contract.md, FeedEvent) (`offer.price_minor`,
 // `seller.status`, `rating.average`, `now`).
 //
 // A seller or rating that appears or disappears changes all of its bits

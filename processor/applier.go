@@ -456,7 +456,7 @@ func (a *Applier) applyOffer(ctx context.Context, b *state.Batch, r *kgo.Record,
 	return a.evaluateChanged(b, p, id, &a.view, changed, records.CauseChange, r.Timestamp.UnixMilli(), now)
 }
 
-// stale applies the ordering rule (CONTRACT §2): a record whose version is
+// stale applies the ordering rule (docs/contract.md, Ordering rule): a record whose version is
 // not greater than the stored one, or than a deleted key's remembered one
 // within tombstone_retention, changes nothing. It counts what it ignores.
 func (a *Applier) stale(topic string, pres state.Presence, liveVersion int64, tomb state.Tombstone, version int64, now time.Time) bool {

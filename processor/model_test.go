@@ -19,7 +19,7 @@ import (
 type member struct{ feed, dest string }
 
 // eventModel is what a connector that dedupes by seq would hold, plus
-// checks of every delivery-semantics rule of CONTRACT §2.
+// checks of every rule of docs/contract.md, Delivery semantics.
 type eventModel struct {
 	set        *feeds.Set
 	eval       *feeds.Evaluator

@@ -11,7 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// Run statuses (CONTRACT §5).
+// Run statuses (docs/contract.md, HTTP endpoints).
 const (
 	RunRunning   = "running"
 	RunPublished = "published"

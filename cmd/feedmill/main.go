@@ -1,5 +1,5 @@
 // Command feedmill is the feedmill processor and its tools: run, dev,
-// broker, gen and validate (CONTRACT §6).
+// broker, gen, validate and bench (docs/contract.md, Commands).
 package main
 
 import (
@@ -25,7 +25,8 @@ Usage:
   feedmill validate -config FILE   check config, filters and templates
   feedmill bench [flags]           the performance harness (matching, drain, latency, full pass, RSS)
 
-Run "feedmill <command> -h" for a command's flags.
+Run "feedmill <command> -h" for a command's flags. Config keys, topics, records
+and HTTP endpoints: docs/contract.md in the feedmill repository.
 `
 
 func main() {

@@ -19,7 +19,7 @@ import (
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	fl := flag.NewFlagSet("run", flag.ContinueOnError)
 	fl.SetOutput(stderr)
-	path := fl.String("config", "feedmill.yaml", "config file (CONTRACT §4); FEEDMILL_* env vars override it")
+	path := fl.String("config", "feedmill.yaml", "config file (keys: docs/contract.md, Config keys); FEEDMILL_* env vars override it")
 	level := fl.String("log-level", "info", "debug, info, warn or error")
 	if err := fl.Parse(args); err != nil {
 		return errUsage

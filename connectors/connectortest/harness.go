@@ -335,9 +335,9 @@ type sourcePos struct {
 	offset    int64
 }
 
-// checkRejectLayout checks a dead letter against CONTRACT §1's rejects
-// layout: each of error, source-topic, source-partition, source-offset
-// exactly once, naming a produced record whose key and value bytes the
+// checkRejectLayout checks a dead letter against the rejects layout
+// (docs/contract.md, Rejects): each of error, source-topic,
+// source-partition, source-offset exactly once, naming a produced record whose key and value bytes the
 // dead letter carries unchanged.
 func checkRejectLayout(t *testing.T, r *kgo.Record, bySource map[sourcePos]*kgo.Record) {
 	t.Helper()

@@ -79,7 +79,7 @@ type FeedRef struct {
 }
 
 // OfferState is the joined view of an offer; field names are the Avro
-// field names of CONTRACT §2, price is also given in major units.
+// field names (docs/contract.md, Records), price is also given in major units.
 type OfferState struct {
 	Offer  Offer   `json:"offer"`
 	Seller *Seller `json:"seller"`

@@ -1,5 +1,5 @@
-// Package records defines feedmill's records (CONTRACT §2) and their
-// encodings.
+// Package records defines feedmill's records (docs/contract.md, Records)
+// and their encodings.
 //
 // It owns the Go types of Offer, Seller, Rating and FeedEvent, their Avro
 // schemas (schemas/*.avsc, namespace feedmill.v1, embedded in the binary),

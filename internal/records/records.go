@@ -2,9 +2,10 @@ package records
 
 import "time"
 
-// Offer is one marketplace offer (CONTRACT §2). The avro tags match the
-// embedded schema; the expr tags are the names filters and custom templates
-// use. Price is derived (see DerivePrice) and is not part of the Avro record.
+// Offer is one marketplace offer (docs/contract.md, Records). The avro
+// tags match the embedded schema; the expr tags are the names filters and
+// custom templates use. Price is derived (see DerivePrice) and is not part
+// of the Avro record.
 type Offer struct {
 	ID          string            `avro:"id" expr:"id"`
 	SellerID    string            `avro:"seller_id" expr:"seller_id"`
@@ -30,7 +31,7 @@ type Offer struct {
 	Price float64 `avro:"-" expr:"price"`
 }
 
-// Seller is a marketplace seller (CONTRACT §2).
+// Seller is a marketplace seller (docs/contract.md, Records).
 type Seller struct {
 	ID          string    `avro:"id" expr:"id"`
 	Name        string    `avro:"name" expr:"name"`
@@ -41,7 +42,8 @@ type Seller struct {
 	Version     int64     `avro:"version" expr:"version"`
 }
 
-// Rating is a seller's rating (CONTRACT §2), keyed by seller id.
+// Rating is a seller's rating (docs/contract.md, Records), keyed by
+// seller id.
 type Rating struct {
 	SellerID    string    `avro:"seller_id" expr:"seller_id"`
 	Average     float64   `avro:"average" expr:"average"`
@@ -66,7 +68,8 @@ const (
 	ActionRefresh = "REFRESH"
 )
 
-// FeedEvent is the record feedmill emits to the events topic (CONTRACT §2).
+// FeedEvent is the record feedmill emits to the events topic
+// (docs/contract.md, FeedEvent).
 type FeedEvent struct {
 	EventID       string      `avro:"event_id"`
 	OfferID       string      `avro:"offer_id"`

@@ -11,10 +11,10 @@ import (
 //go:embed schemas/*.avsc
 var schemaFiles embed.FS
 
-// Kind names one of the four record types of CONTRACT §2.
+// Kind names one of the four record types of docs/contract.md, Records.
 type Kind uint8
 
-// The record kinds, in the order of CONTRACT §2.
+// The record kinds, in the order of docs/contract.md, Records.
 const (
 	KindOffer Kind = iota
 	KindSeller

@@ -56,11 +56,11 @@ const (
 // bytes", "images[] over 8192 bytes", "attributes over 8192 bytes" (a key
 // or a value).
 
-// ValidateOffer checks the rules of CONTRACT §2 that the schema cannot
-// express and the bounds above; key is the Kafka record key. It returns
-// nil or a *RejectError. Safe for concurrent use; o is only read. Enum
-// fields are not checked: a decoded Offer always holds a symbol of its
-// enum. It does not allocate unless it rejects.
+// ValidateOffer checks the rules of docs/contract.md, Records that the
+// schema cannot express and the bounds above; key is the Kafka record
+// key. It returns nil or a *RejectError. Safe for concurrent use; o is
+// only read. Enum fields are not checked: a decoded Offer always holds a
+// symbol of its enum. It does not allocate unless it rejects.
 func ValidateOffer(key []byte, o *Offer) error {
 	switch {
 	case o.ID == "":

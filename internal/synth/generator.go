@@ -110,7 +110,7 @@ type Change struct {
 	Tombstone bool
 
 	// Resend marks a duplicate or late copy of an earlier record: by the
-	// ordering rule (CONTRACT §2) it must change nothing, and State does
+	// ordering rule (docs/contract.md) it must change nothing, and State does
 	// not reflect it.
 	Resend bool
 	// Op says what kind of change this is.
