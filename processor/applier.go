@@ -40,17 +40,18 @@ type Applier struct {
 	metrics *Metrics
 	logger  *zap.Logger
 
-	eval       *feeds.Evaluator
-	evalErrors *evalErrors      // feedmill_feed_errors_total and its log (feederrors.go)
-	evalSrc    *evalErrorSource // what of eval's counts evalErrors has
-	budget     eventBudget
-	member     []bool
-	prevMember []bool
-	oldIdx     []int32
-	fp         []uint64
-	fpValid    []bool
-	counts     []int64
-	delta      []int64
+	eval        *feeds.Evaluator
+	outageLimit time.Duration
+	evalErrors  *evalErrors      // feedmill_feed_errors_total and its log (feederrors.go)
+	evalSrc     *EvalErrorSource // what of eval's counts evalErrors has
+	budget      EventBudget
+	member      []bool
+	prevMember  []bool
+	oldIdx      []int32
+	fp          []uint64
+	fpValid     []bool
+	counts      []int64
+	delta       []int64
 
 	mem, next state.Membership
 	offer     records.Offer
@@ -98,6 +99,8 @@ type ApplierDeps struct {
 	Now           func() time.Time
 	Metrics       *Metrics
 	Logger        *zap.Logger
+	// RegistryOutageLimit overrides RegistryOutageLimit (tests).
+	RegistryOutageLimit time.Duration
 }
 
 // NewApplier loads the live counts and pending jobs from the store.
@@ -109,8 +112,8 @@ func NewApplier(d ApplierDeps) (*Applier, error) {
 	a := &Applier{
 		store: d.Store, set: d.Feeds, serde: d.Serde, topics: d.Topics, proc: d.Processor,
 		retain: d.Retention, eventID: d.EventSchemaID, now: d.Now, metrics: d.Metrics,
-		logger: d.Logger.Named("applier"),
-		eval:   d.Feeds.NewEvaluator(), member: make([]bool, n), prevMember: make([]bool, n), oldIdx: make([]int32, n),
+		logger: d.Logger.Named("applier"), outageLimit: d.RegistryOutageLimit,
+		eval: d.Feeds.NewEvaluator(), member: make([]bool, n), prevMember: make([]bool, n), oldIdx: make([]int32, n),
 		fp: make([]uint64, len(d.Feeds.Templates())), fpValid: make([]bool, len(d.Feeds.Templates())),
 		counts: make([]int64, n), delta: make([]int64, n),
 		hasher:  newFieldHasher(),
@@ -121,9 +124,9 @@ func NewApplier(d ApplierDeps) (*Applier, error) {
 		a.oldIdx[i] = -1
 	}
 	a.evalErrors = newEvalErrors(d.Metrics, d.Feeds, a.logger)
-	a.evalSrc = newEvalErrorSource(a.eval, d.Feeds)
+	a.evalSrc = NewEvalErrorSource(a.eval, d.Feeds)
 	var err error
-	if a.budget, err = newEventBudget(d.Processor.MaxEventBytes, d.Feeds); err != nil {
+	if a.budget, err = NewEventBudget(d.Processor.MaxEventBytes, d.Feeds); err != nil {
 		return nil, err
 	}
 	names := map[string]string{}
@@ -197,7 +200,7 @@ func (a *Applier) resetCaches() {
 // Apply applies recs (from any input topic) in batches of at most
 // Processor.MaxBatchRecords records, each committed atomically with its
 // offsets and outbox records. A registry outage is retried with backoff
-// until ctx ends; a state error is returned.
+// for RegistryOutageLimit, then returned; a state error is returned.
 func (a *Applier) Apply(ctx context.Context, recs []*kgo.Record) error {
 	max := a.proc.MaxBatchRecords
 	if max <= 0 {
@@ -213,8 +216,19 @@ func (a *Applier) Apply(ctx context.Context, recs []*kgo.Record) error {
 	return nil
 }
 
+// RegistryOutageLimit is how long the applier retries an input batch it
+// cannot decode because the schema registry does not answer. Past it the
+// outage is a broken dependency: Apply returns the error and the
+// processor stops (a restart serves feeds and waits for the registry).
+const RegistryOutageLimit = 2 * time.Minute
+
 func (a *Applier) applyWithRetry(ctx context.Context, recs []*kgo.Record) error {
 	backoff := 100 * time.Millisecond
+	limit := a.outageLimit
+	if limit <= 0 {
+		limit = RegistryOutageLimit
+	}
+	var since time.Time
 	for attempt := 0; ; attempt++ {
 		err := a.applyOnce(ctx, recs)
 		if err == nil {
@@ -224,6 +238,11 @@ func (a *Applier) applyWithRetry(ctx context.Context, recs []*kgo.Record) error 
 		var r errRetry
 		if !errors.As(err, &r) {
 			return err
+		}
+		if attempt == 0 {
+			since = time.Now()
+		} else if time.Since(since) >= limit {
+			return fmt.Errorf("schema registry unavailable for %s: %w; check schema_registry.url and the registry", limit, r.err)
 		}
 		if attempt == 0 || attempt%20 == 0 {
 			a.logger.Warn("input batch not applied, retrying", zap.Error(err), zap.Int("attempt", attempt))
@@ -416,7 +435,7 @@ func (a *Applier) applyOffer(ctx context.Context, b *state.Batch, r *kgo.Record,
 	if a.stale(r.Topic, pres, a.prev.Version, tomb, a.offer.Version, now) {
 		return nil
 	}
-	if !a.budget.fits(&a.offer) {
+	if !a.budget.Fits(&a.offer) {
 		// Stored (state follows the source), in no feed (evaluateChanged
 		// applies the size rule), and reported.
 		a.rejectTooLarge(b, p, r, a.budget.tooLargeReason(&a.offer))
@@ -446,7 +465,7 @@ func (a *Applier) applyOffer(ctx context.Context, b *state.Batch, r *kgo.Record,
 	changed := feeds.FieldsAll
 	// An offer that was over the size rule is in no feed whatever its
 	// fields: coming back, it is evaluated whole.
-	if pres == state.Live && a.budget.fits(&a.prev) {
+	if pres == state.Live && a.budget.Fits(&a.prev) {
 		// Only what the change touched is re-evaluated. The seller and
 		// rating are the current ones for both views: their own changes
 		// are re-evaluated by seller jobs.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/feeds"
+	"github.com/feedmill/feedmill/internal/apptest"
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/internal/synth"
 	"github.com/feedmill/feedmill/internal/testenv"
@@ -248,7 +249,7 @@ func caughtUpOnDisk(t *testing.T, env *testenv.Env, cfg *config.Config) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok, err := store.CaughtUp(endMap(ends))
+	ok, err := store.CaughtUp(apptest.EndMap(ends))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func (a *Applier) evaluate(b *state.Batch, p int32, id string, view *feeds.View,
 // membership, and members whose template renders none of them keep their
 // stored fingerprint. FieldsAll re-evaluates everything.
 func (a *Applier) evaluateChanged(b *state.Batch, p int32, id string, view *feeds.View, changed feeds.FieldMask, cause string, srcMs int64, now time.Time) error {
-	if view != nil && !a.budget.fits(view.Offer) {
+	if view != nil && !a.budget.Fits(view.Offer) {
 		view = nil // the size rule: in no feed, and no offer in the event
 	}
 	if _, err := b.GetMembership(p, id, &a.mem, a.intern); err != nil {

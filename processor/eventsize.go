@@ -32,13 +32,16 @@ const (
 	minOfferBudget       = 8 << 10
 )
 
-// eventBudget is the size rule for one feed set and max_event_bytes.
-type eventBudget struct {
+// EventBudget is the size rule for one feed set and max_event_bytes.
+// It is immutable and safe for concurrent use.
+type EventBudget struct {
 	maxEvent int
 	offerMax int // the most an offer's OfferSizeMax (+ its ids) may be
 }
 
-func newEventBudget(maxEventBytes int, set *feeds.Set) (eventBudget, error) {
+// NewEventBudget is the size rule for set and processor.max_event_bytes
+// (0: its default). The full pass uses it too.
+func NewEventBudget(maxEventBytes int, set *feeds.Set) (EventBudget, error) {
 	if maxEventBytes <= 0 {
 		maxEventBytes = defaultMaxEventBytes
 	}
@@ -54,7 +57,7 @@ func newEventBudget(maxEventBytes int, set *feeds.Set) (eventBudget, error) {
 		}
 	}
 	reserve := 2*entries + headers + changedFieldsReserve + 2*tableRecordMax + envelopeReserve
-	b := eventBudget{maxEvent: maxEventBytes, offerMax: maxEventBytes - reserve}
+	b := EventBudget{maxEvent: maxEventBytes, offerMax: maxEventBytes - reserve}
 	if b.offerMax < minOfferBudget {
 		return b, fmt.Errorf("processor.max_event_bytes %d leaves %d bytes for an offer once the entries of %d feed destinations are reserved (%d bytes): raise it",
 			maxEventBytes, b.offerMax, len(dests), reserve)
@@ -68,11 +71,11 @@ func offerBytes(o *records.Offer) int {
 	return records.OfferSizeMax(o) + 3*(len(o.ID)+10) + 24
 }
 
-// fits reports whether o is renderable under the size rule.
-func (b eventBudget) fits(o *records.Offer) bool { return offerBytes(o) <= b.offerMax }
+// Fits reports whether o is renderable under the size rule.
+func (b EventBudget) Fits(o *records.Offer) bool { return offerBytes(o) <= b.offerMax }
 
 // tooLargeReason is the reject reason of an offer that does not fit.
-func (b eventBudget) tooLargeReason(o *records.Offer) string {
+func (b EventBudget) tooLargeReason(o *records.Offer) string {
 	return fmt.Sprintf("offer too large: its events would take %d bytes, over the %d left by processor.max_event_bytes (%d); "+
 		"it is in no feed until a smaller version arrives", offerBytes(o), b.offerMax, b.maxEvent)
 }

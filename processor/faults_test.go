@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,14 +16,14 @@ import (
 
 	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/feeds"
+	"github.com/feedmill/feedmill/internal/app"
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/internal/synth"
 	"github.com/feedmill/feedmill/internal/testenv"
-	"github.com/feedmill/feedmill/processor"
 	"github.com/feedmill/feedmill/state"
 )
 
-// metricValue reads a gauge or counter without labels from reg.
+// gatheredValue reads a gauge or counter without labels from reg.
 func gatheredValue(t testing.TB, reg prometheus.Gatherer, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -170,10 +169,10 @@ func TestOversizedOfferAmongTraffic(t *testing.T) {
 			t.Errorf("reject of %s: value-omitted-bytes %q", r.Key, h["value-omitted-bytes"])
 		}
 	}
-	if d := gatheredValue(t, run.reg, "feedmill_outbox_depth"); d != 0 {
+	if d := gatheredValue(t, run.Registry, "feedmill_outbox_depth"); d != 0 {
 		t.Errorf("feedmill_outbox_depth = %v after the outbox drained", d)
 	}
-	if n := gatheredValue(t, run.reg, "feedmill_unproducible_records_total"); n != 0 {
+	if n := gatheredValue(t, run.Registry, "feedmill_unproducible_records_total"); n != 0 {
 		t.Errorf("%v records reached Kafka too large: the size rule should have stopped them", n)
 	}
 }
@@ -205,11 +204,11 @@ func TestEmptyStateDirRebuildsUnderExistingGroup(t *testing.T) {
 	}
 	run := startPipeline(t, env, cfg, testLogger(t))
 	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
-	first, err := run.store.Counts()
+	first, err := run.Store.Counts()
 	if err != nil {
 		t.Fatal(err)
 	}
-	run.stop()
+	run.Stop()
 
 	// The group's offsets are at the end of the topic now.
 	offs, err := kadm.NewClient(env.Client(t)).FetchOffsets(ctx, cfg.Kafka.GroupID)
@@ -221,7 +220,7 @@ func TestEmptyStateDirRebuildsUnderExistingGroup(t *testing.T) {
 	lost.State.Dir = t.TempDir()
 	run = startPipeline(t, env, &lost, testLogger(t))
 	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
-	second, err := run.store.Counts()
+	second, err := run.Store.Counts()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,33 +236,19 @@ func TestEmptyStateDirRebuildsUnderExistingGroup(t *testing.T) {
 	}
 }
 
-// runUntilError runs a pipeline on cfg and returns Run's error (it must
-// stop by itself).
-func runUntilError(t *testing.T, env *testenv.Env, cfg *config.Config) error {
+// runUntilError runs an app on cfg and returns Run's error (it must stop
+// by itself).
+func runUntilError(t *testing.T, cfg *config.Config) error {
 	t.Helper()
-	set, err := feeds.Compile(cfg.Feeds, cfg.Templates)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serde := records.NewSerde(env.Registry(t))
-	store, err := state.Open(filepath.Join(cfg.State.Dir, "state"), serde, state.Options{CacheBytes: 8 << 20, MemTableBytes: 8 << 20}, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	pipe, err := processor.NewPipeline(ctx, processor.PipelineDeps{
-		Config: cfg, Store: store, Feeds: set, Serde: serde,
-		Metrics: processor.NewMetrics(prometheus.NewRegistry()), Logger: testLogger(t),
-		KafkaOpts: []kgo.Opt{kgo.SeedBrokers(env.Brokers...)},
-	})
+	a, err := app.New(cfg, app.Deps{Logger: testLogger(t)})
 	if err != nil {
 		return err
 	}
-	err = pipe.Run(ctx)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err = a.Run(ctx)
 	if ctx.Err() != nil {
-		t.Fatal("the pipeline did not stop by itself")
+		t.Fatal("the app did not stop by itself")
 	}
 	return err
 }
@@ -280,7 +265,7 @@ func TestStateDirOfAnotherConfigurationIsRefused(t *testing.T) {
 	cfg := testConfig(t, env, example, templates)
 	run := startPipeline(t, env, cfg, testLogger(t))
 	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
-	run.stop()
+	run.Stop()
 
 	tests := []struct {
 		name   string
@@ -295,7 +280,7 @@ func TestStateDirOfAnotherConfigurationIsRefused(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := *cfg
 			tt.change(&c)
-			err := runUntilError(t, env, &c)
+			err := runUntilError(t, &c)
 			if !errors.Is(err, state.ErrIdentity) {
 				t.Fatalf("got %v, want a state identity error", err)
 			}

@@ -20,7 +20,7 @@ const evalErrorLogEvery = time.Minute
 // the last failure (offer id and error) and how many were not logged
 // since the feed's previous line. It is not safe for concurrent use: the
 // Applier owns it and syncs once per committed batch; the full pass hands
-// its counts over through Exec (reportEvalErrors).
+// its counts over through Pipeline.ReportEvalErrors.
 type evalErrors struct {
 	set      *feeds.Set
 	counters [][feeds.NumErrorKinds]prometheus.Counter // per feed index
@@ -46,22 +46,23 @@ func newEvalErrors(m *Metrics, set *feeds.Set, logger *zap.Logger) *evalErrors {
 	return x
 }
 
-// evalErrorSource is what has been exported of one Evaluator's counts.
+// EvalErrorSource tracks what has been exported of one Evaluator's
+// failure counts.
 // Use it on the Evaluator's goroutine, or after handing both over.
-type evalErrorSource struct {
+type EvalErrorSource struct {
 	ev    *feeds.Evaluator
 	total uint64                        // ev.ErrorTotal() at the last sync
 	seen  [][feeds.NumErrorKinds]uint64 // ev.FeedErrors at the last sync
 }
 
-func newEvalErrorSource(ev *feeds.Evaluator, set *feeds.Set) *evalErrorSource {
-	return &evalErrorSource{ev: ev, seen: make([][feeds.NumErrorKinds]uint64, len(set.Feeds()))}
+func NewEvalErrorSource(ev *feeds.Evaluator, set *feeds.Set) *EvalErrorSource {
+	return &EvalErrorSource{ev: ev, seen: make([][feeds.NumErrorKinds]uint64, len(set.Feeds()))}
 }
 
 // sync adds what src's Evaluator counted since its last sync to the
 // metric and logs it (rate-limited). It costs one comparison when nothing
 // failed. src must evaluate the same Set.
-func (x *evalErrors) sync(src *evalErrorSource, now time.Time) {
+func (x *evalErrors) sync(src *EvalErrorSource, now time.Time) {
 	total := src.ev.ErrorTotal()
 	if total == src.total {
 		return
@@ -93,17 +94,22 @@ func (x *evalErrors) sync(src *evalErrorSource, now time.Time) {
 	}
 }
 
-// reportEvalErrors hands src (a full-pass Evaluator, idle while this runs)
-// to the applier goroutine to be synced. It does nothing when src counted
-// nothing new or exec is nil.
-func reportEvalErrors(ctx context.Context, exec func(context.Context, func(*Applier) error) error, src *evalErrorSource) {
-	if exec == nil || src.ev.ErrorTotal() == src.total {
+// ReportEvalErrors hands src (a full-pass Evaluator, idle while this
+// runs) to the applier goroutine, which adds its new failures to
+// feedmill_feed_errors_total and logs them. It does nothing when src
+// counted nothing new. When ctx ends first (shutdown) the failures counted
+// since the last report are not exported.
+func (p *Pipeline) ReportEvalErrors(ctx context.Context, src *EvalErrorSource) {
+	if src.ev.ErrorTotal() == src.total {
 		return
 	}
-	// Exec fails only when ctx ends (shutdown): the failures counted since
-	// the last report are then not exported.
-	_ = exec(ctx, func(a *Applier) error {
-		a.evalErrors.sync(src, a.now())
+	_ = p.Exec(ctx, func(a *Applier) error { // fails only when ctx ends
+		a.SyncEvalErrors(src)
 		return nil
 	})
 }
+
+// SyncEvalErrors adds what src's Evaluator counted since its last sync to
+// feedmill_feed_errors_total and logs it (rate-limited). It must run on
+// the applier goroutine, with src's Evaluator idle.
+func (a *Applier) SyncEvalErrors(src *EvalErrorSource) { a.evalErrors.sync(src, a.now()) }

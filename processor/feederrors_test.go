@@ -18,6 +18,8 @@ import (
 	"github.com/feedmill/feedmill/feeds"
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/processor"
+	"github.com/feedmill/feedmill/processor/feedstore"
+	"github.com/feedmill/feedmill/processor/fullpass"
 	"github.com/feedmill/feedmill/state"
 )
 
@@ -206,17 +208,13 @@ func TestFeedErrorsFullPass(t *testing.T) {
 	e := newErrorsEnv(t)
 	e.apply(e.offerRec(sizedOffer("o1", "XL", 1)), e.offerRec(sizedOffer("o2", "XL", 1)), e.offerRec(sizedOffer("o3", "44", 1)))
 	e.wantCounts(map[string]float64{"big/filter": 2, "px/template": 2})
-	files, err := processor.NewFeedFiles(filepath.Join(t.TempDir(), "feeds"), e.set, zap.NewNop())
+	files, err := feedstore.NewFeedFiles(filepath.Join(t.TempDir(), "feeds"), e.set, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	execs := 0
-	fp, err := processor.NewFullPass(processor.FullPassDeps{
-		Config: config.Default().FullPass, Store: e.store, Feeds: e.set, Files: files,
-		Exec: func(_ context.Context, fn func(a *processor.Applier) error) error {
-			execs++
-			return fn(e.a)
-		},
+	stream := &applierStream{a: e.a}
+	fp, err := fullpass.New(fullpass.Deps{
+		Config: config.Default().FullPass, Store: e.store, Feeds: e.set, Files: files, Stream: stream,
 		Registry: prometheus.NewRegistry(), Logger: zap.NewNop(), Now: func() time.Time { return e.now },
 	})
 	if err != nil {
@@ -227,7 +225,23 @@ func TestFeedErrorsFullPass(t *testing.T) {
 	}
 	// The pass evaluated the two XL offers again, with its own Evaluator.
 	e.wantCounts(map[string]float64{"big/filter": 4, "px/template": 4})
-	if execs == 0 {
+	if stream.reports == 0 {
 		t.Error("the full pass never handed its counts to the applier")
 	}
+}
+
+// applierStream is the streaming path as the full pass sees it, run on
+// the test's goroutine.
+type applierStream struct {
+	a       *processor.Applier
+	reports int
+}
+
+func (s *applierStream) ApplyFixes(_ context.Context, fixes []state.Fix, refreshAfter time.Duration) (processor.FixResult, error) {
+	return s.a.ApplyFixes(fixes, refreshAfter)
+}
+
+func (s *applierStream) ReportEvalErrors(_ context.Context, src *processor.EvalErrorSource) {
+	s.reports++
+	s.a.SyncEvalErrors(src)
 }

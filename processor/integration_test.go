@@ -232,7 +232,7 @@ func TestStreamEndToEnd(t *testing.T) {
 	// A restart on the same state resumes from the stored offsets and emits
 	// nothing new.
 	before := model.events
-	run.stop()
+	run.Stop()
 	run = startPipeline(t, env, cfg, testLogger(t))
 	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
 	after := consumeAll(t, env, cfg.Kafka.Topics.Events)

@@ -59,8 +59,8 @@ type PipelineDeps struct {
 
 // NewPipeline prepares the applier. It does not reach the schema
 // registry: Run registers the FeedEvent schema (retrying while the
-// registry is down), so the process serves HTTP meanwhile. ctx is unused.
-func NewPipeline(_ context.Context, d PipelineDeps) (*Pipeline, error) {
+// registry is down), so the process serves HTTP meanwhile.
+func NewPipeline(d PipelineDeps) (*Pipeline, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
@@ -92,7 +92,8 @@ func (p *Pipeline) Store() *state.Store { return p.store }
 func (p *Pipeline) Exec(ctx context.Context, fn func(a *Applier) error) error {
 	done := make(chan error, 1)
 	select {
-	case p.work <- func() error { err := fn(p.applier); done <- err; return nil }:
+	// An error of fn is the state failing: it also stops the applier.
+	case p.work <- func() error { err := fn(p.applier); done <- err; return err }:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -140,7 +141,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	g.Go(func() error { return p.runApplier(ctx) })
 	g.Go(func() error { return p.relay.Run(ctx) })
 	g.Go(func() error {
-		if err := p.runTables(ctx, base, func() error { return p.runOffers(ctx, base) }); err != nil && !errors.Is(err, context.Canceled) {
+		if err := p.runTables(ctx, base, func(ctx context.Context) error { return p.runOffers(ctx, base) }); err != nil && !errors.Is(err, context.Canceled) {
 			return err
 		}
 		return nil
@@ -299,7 +300,7 @@ func logFetchErrors(logger *zap.Logger, fs kgo.Fetches) error {
 // runTables loads the sellers and ratings tables up to their high
 // watermarks, then starts next (the offers consumer) and keeps consuming
 // the tables.
-func (p *Pipeline) runTables(ctx context.Context, base []kgo.Opt, next func() error) error {
+func (p *Pipeline) runTables(ctx context.Context, base []kgo.Opt, next func(ctx context.Context) error) error {
 	topics := p.cfg.Kafka.Topics
 	admin, err := kgo.NewClient(base...)
 	if err != nil {
@@ -356,13 +357,21 @@ func (p *Pipeline) runTables(ctx context.Context, base []kgo.Opt, next func() er
 	}
 	defer cl.Close()
 
+	// The offers consumer runs under tctx: when the table loop ends (an
+	// error, or ctx) it stops too, and when it fails the loop stops.
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var g errgroup.Group
 	var once sync.Once
 	startOffers := func() {
 		once.Do(func() {
 			p.tablesLoaded.Store(true)
 			p.logger.Info("tables loaded")
-			g.Go(next)
+			g.Go(func() error {
+				err := next(tctx)
+				cancel()
+				return err
+			})
 		})
 	}
 	caughtUp := func() bool {
@@ -378,9 +387,9 @@ func (p *Pipeline) runTables(ctx context.Context, base []kgo.Opt, next func() er
 	}
 	loopErr := func() error {
 		for {
-			fs := cl.PollRecords(ctx, 5000)
-			if ctx.Err() != nil {
-				return ctx.Err()
+			fs := cl.PollRecords(tctx, 5000)
+			if tctx.Err() != nil {
+				return tctx.Err()
 			}
 			if err := logFetchErrors(p.logger, fs); err != nil {
 				return err
@@ -390,7 +399,7 @@ func (p *Pipeline) runTables(ctx context.Context, base []kgo.Opt, next func() er
 				continue
 			}
 			p.updateLag(fs)
-			if err := p.apply(ctx, recs); err != nil {
+			if err := p.apply(tctx, recs); err != nil {
 				return err
 			}
 			if !p.tablesLoaded.Load() {
@@ -405,6 +414,7 @@ func (p *Pipeline) runTables(ctx context.Context, base []kgo.Opt, next func() er
 			}
 		}
 	}()
+	cancel()
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}

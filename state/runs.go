@@ -121,6 +121,10 @@ func (s *Store) PutRun(r *Run) error {
 // ErrRunNotFound is returned by GetRun for an unknown id.
 var ErrRunNotFound = errors.New("run not found")
 
+// ErrRunNotHeld is returned when approving or rejecting a run that is not
+// held.
+var ErrRunNotHeld = errors.New("run is not held")
+
 // GetRun reads run id; ErrRunNotFound when absent.
 func (s *Store) GetRun(id string) (Run, error) {
 	var r Run

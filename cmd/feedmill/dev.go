@@ -73,14 +73,13 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg.SchemaRegistry.URL = stack.RegistryURL()
 	cfg.State.Dir = filepath.Join(*dir, "processor")
 	cfg.HTTP.Listen = *listen
-	if err := cfg.Validate(); err != nil {
+
+	a, err := app.New(&cfg, app.Deps{Logger: logger})
+	if err != nil {
 		return err
 	}
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		return app.Run(gctx, &cfg, logger, app.Options{Listening: func(addr string) {
-			fmt.Fprintf(stdout, `
+	addr := a.Addr()
+	fmt.Fprintf(stdout, `
 feedmill dev is running (Ctrl-C stops it; data in %s, reused on restart)
   kafka brokers    %s
   schema registry  %s
@@ -92,8 +91,8 @@ feedmill dev is running (Ctrl-C stops it; data in %s, reused on restart)
   consume events   topic %q (Avro, registry above)
 
 `, *dir, stack.Brokers()[0], stack.RegistryURL(), addr, addr, addr, addr, addr, cfg.Kafka.Topics.Events)
-		}})
-	})
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.Run(gctx) })
 	g.Go(func() error { return devStream(gctx, &cfg, *dir, *offers, *rate, *seed, logger) })
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {

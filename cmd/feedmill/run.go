@@ -36,7 +36,12 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer func() { _ = logger.Sync() }() // nothing to do if stderr cannot sync
-	if err := app.Run(ctx, cfg, logger, app.Options{}); err != nil {
+	a, err := app.New(cfg, app.Deps{Logger: logger})
+	if err != nil {
+		logger.Error("processor failed to start", zap.Error(err))
+		return err
+	}
+	if err := a.Run(ctx); err != nil {
 		logger.Error("processor failed", zap.Error(err))
 		return err
 	}

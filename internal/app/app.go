@@ -15,17 +15,21 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/feedmill/feedmill/config"
-	"github.com/feedmill/feedmill/connectors"
 	"github.com/feedmill/feedmill/feeds"
+	"github.com/feedmill/feedmill/internal/clients"
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/processor"
+	"github.com/feedmill/feedmill/processor/api"
+	"github.com/feedmill/feedmill/processor/feedstore"
+	"github.com/feedmill/feedmill/processor/fullpass"
 	"github.com/feedmill/feedmill/state"
 )
 
-// Options are optional hooks for Run. Zero values take defaults.
-type Options struct {
-	// Listening is called with the HTTP server's address once it listens.
-	Listening func(addr string)
+// Deps are an App's dependencies and hooks beyond its config. Zero values
+// take defaults.
+type Deps struct {
+	// Logger is the root logger (default: a no-op logger).
+	Logger *zap.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// HTTP bounds slow clients; tests use small values.
@@ -36,6 +40,11 @@ type Options struct {
 	// ShutdownGrace bounds how long Run waits for its parts once ctx
 	// has ended (default 25 s, within the deploy's 30 s stop grace).
 	ShutdownGrace time.Duration
+	// State tunes Pebble (tests use small caches).
+	State state.Options
+	// OnPartition, when set, is called by a full pass after it has read
+	// each partition (tests interrupt a pass midway with it).
+	OnPartition func(ctx context.Context, p int32)
 }
 
 // HTTPLimits bound what one client can hold on the HTTP server.
@@ -49,10 +58,10 @@ type HTTPLimits struct {
 	// (default 30 s).
 	Idle time.Duration
 	// ChunkWrite bounds writing each 64 KiB chunk of a feed file (default
-	// processor.DefaultChunkWriteTimeout). The server has no overall
+	// feedstore.DefaultChunkWriteTimeout). The server has no overall
 	// WriteTimeout, so a big feed streams to a slow but steady client.
 	ChunkWrite time.Duration
-	// MaxBodyBytes bounds request bodies (default processor.MaxBodyBytes);
+	// MaxBodyBytes bounds request bodies (default api.MaxBodyBytes);
 	// larger ones get 413.
 	MaxBodyBytes int64
 }
@@ -68,10 +77,10 @@ func (l HTTPLimits) withDefaults() HTTPLimits {
 		l.Idle = 30 * time.Second
 	}
 	if l.ChunkWrite <= 0 {
-		l.ChunkWrite = processor.DefaultChunkWriteTimeout
+		l.ChunkWrite = feedstore.DefaultChunkWriteTimeout
 	}
 	if l.MaxBodyBytes <= 0 {
-		l.MaxBodyBytes = processor.MaxBodyBytes
+		l.MaxBodyBytes = api.MaxBodyBytes
 	}
 	return l
 }
@@ -81,44 +90,156 @@ func (l HTTPLimits) withDefaults() HTTPLimits {
 // stays 0; feed files bound each chunk instead.
 func newServer(cfg config.HTTP, l HTTPLimits, mux http.Handler) *http.Server {
 	return &http.Server{
-		Handler:           processor.AdminAuth(cfg.AdminToken, processor.LimitBodies(l.MaxBodyBytes, mux)),
+		Handler:           api.AdminAuth(cfg.AdminToken, api.LimitBodies(l.MaxBodyBytes, mux)),
 		ReadHeaderTimeout: l.ReadHeader,
 		ReadTimeout:       l.Read,
 		IdleTimeout:       l.Idle,
 	}
 }
 
-// ErrShutdownTimeout is returned by Run when its parts did not stop
-// within Options.ShutdownGrace after ctx ended; the caller should exit.
-var ErrShutdownTimeout = errors.New("processor did not stop within the shutdown grace period")
+// App is one processor instance: state, streaming pipeline, full pass,
+// feed files and the HTTP server, wired from one config. New builds it
+// (and listens); Run runs it until its context ends and then closes
+// everything. Its fields are for tests and commands to inspect; they are
+// owned by the App.
+type App struct {
+	Config   *config.Config
+	Feeds    *feeds.Set
+	Serde    *records.Serde
+	Store    *state.Store
+	Pipeline *processor.Pipeline
+	Pass     *fullpass.FullPass
+	Files    *feedstore.FeedFiles
+	Registry *prometheus.Registry
 
-// Run runs the processor described by cfg until ctx ends. It returns nil
-// on a clean shutdown. It refuses to start with a config that does not
+	logger *zap.Logger
+	deps   Deps
+	ln     net.Listener
+	srv    *http.Server
+	closed bool
+}
+
+// New validates cfg and builds the App: it refuses a config that does not
 // validate (an empty http.admin_token on a non-loopback listen without
 // http.allow_anonymous_admin among others) and, returning a
-// *DiskSpaceError, when the state dir has less free space than
-// state.min_free_bytes. A fatal state store error (a full disk) stops
-// every part and is returned. Once ctx ends Run returns within
-// Options.ShutdownGrace, with ErrShutdownTimeout if a part hangs (its
-// goroutine is then left to the exiting process).
-func Run(ctx context.Context, cfg *config.Config, logger *zap.Logger, o Options) error {
+// *DiskSpaceError, a state dir with less free space than
+// state.min_free_bytes. It opens the state and listens on http.listen;
+// nothing is consumed before Run. On error everything opened is closed.
+func New(cfg *config.Config, d Deps) (a *App, err error) {
+	if d.Logger == nil {
+		d.Logger = zap.NewNop()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.FreeBytes == nil {
+		d.FreeBytes = statfsFree
+	}
+	if d.ShutdownGrace <= 0 {
+		d.ShutdownGrace = 25 * time.Second
+	}
+	d.HTTP = d.HTTP.withDefaults()
+	logger := d.Logger
 	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	if cfg.HTTP.AdminToken == "" && !config.IsLoopbackListen(cfg.HTTP.Listen) {
 		logger.Warn("the admin API is open to anyone who reaches the listen address: http.admin_token is empty and http.allow_anonymous_admin is true; anyone can start, approve and reject runs",
 			zap.String("listen", cfg.HTTP.Listen))
 	}
-	if o.FreeBytes == nil {
-		o.FreeBytes = statfsFree
+	if err := checkFreeSpace(cfg.State.Dir, cfg.State.MinFreeBytes, d.FreeBytes); err != nil {
+		return nil, err
 	}
-	if err := checkFreeSpace(cfg.State.Dir, cfg.State.MinFreeBytes, o.FreeBytes); err != nil {
-		return err
+	set, err := feeds.Compile(cfg.Feeds, cfg.Templates)
+	if err != nil {
+		return nil, fmt.Errorf("compile feeds: %w", err)
 	}
-	if o.ShutdownGrace <= 0 {
-		o.ShutdownGrace = 25 * time.Second
+	kopts, err := clients.KafkaOpts(cfg.Kafka)
+	if err != nil {
+		return nil, err
 	}
-	return boundedShutdown(ctx, o.ShutdownGrace, func() error { return run(ctx, cfg, logger, o) })
+	srcl, err := clients.Registry(cfg.SchemaRegistry)
+	if err != nil {
+		return nil, err
+	}
+	a = &App{Config: cfg, Feeds: set, Serde: records.NewSerde(srcl), logger: logger, deps: d}
+	a.Store, err = state.Open(filepath.Join(cfg.State.Dir, "state"), a.Serde, d.State, logger)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	a.Registry = prometheus.NewRegistry()
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.Pipeline, err = processor.NewPipeline(processor.PipelineDeps{
+		Config: cfg, Store: a.Store, Feeds: set, Serde: a.Serde, Metrics: processor.NewMetrics(a.Registry),
+		Logger: logger, KafkaOpts: kopts, Now: d.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.Files, err = feedstore.NewFeedFiles(filepath.Join(cfg.State.Dir, "feeds"), set, logger)
+	if err != nil {
+		return nil, err
+	}
+	a.Files.ChunkWriteTimeout = d.HTTP.ChunkWrite
+	a.Pass, err = fullpass.New(fullpass.Deps{
+		Config: cfg.FullPass, Store: a.Store, Feeds: set, Files: a.Files, Stream: a.Pipeline,
+		MaxEventBytes: cfg.Processor.MaxEventBytes, Registry: a.Registry, Logger: logger, Now: d.Now,
+		Ready: a.Pipeline.Ready, OnPartition: d.OnPartition,
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	(&api.API{Store: a.Store, Feeds: set, Registry: a.Registry, Ready: a.Pipeline.Ready, Logger: logger.Named("http"), LastRun: a.Pass.LastRun}).Register(mux)
+	a.Files.Register(mux)
+	(&api.RunsAPI{Runs: a.Pass, Store: a.Store, Logger: logger.Named("http")}).Register(mux)
+	a.ln, err = net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
+	}
+	a.srv = newServer(cfg.HTTP, d.HTTP, mux)
+	return a, nil
+}
+
+// Addr is the HTTP server's address (useful with http.listen port 0).
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// close releases what New opened; safe to call twice.
+func (a *App) close() {
+	if a.closed {
+		return
+	}
+	a.closed = true
+	if a.ln != nil {
+		_ = a.ln.Close() // Serve closed it already, or it never served
+	}
+	if err := a.Store.Close(); err != nil {
+		a.logger.Error("close state", zap.Error(err))
+	}
+}
+
+// Close releases an App whose Run was never called.
+func (a *App) Close() { a.close() }
+
+// ErrShutdownTimeout is returned by Run when its parts did not stop
+// within Deps.ShutdownGrace after ctx ended; the caller should exit.
+var ErrShutdownTimeout = errors.New("processor did not stop within the shutdown grace period")
+
+// Run runs the App until ctx ends or a part fails, then closes it. It
+// returns nil on a clean shutdown. A fatal state store error (a full disk)
+// stops every part and is returned. Once ctx ends Run returns within
+// Deps.ShutdownGrace, with ErrShutdownTimeout if a part hangs (its
+// goroutine is then left to the exiting process). Run is called once.
+func (a *App) Run(ctx context.Context) error {
+	return boundedShutdown(ctx, a.deps.ShutdownGrace, func() error {
+		defer a.close()
+		return a.run(ctx)
+	})
 }
 
 // boundedShutdown runs fn and returns its error, or ErrShutdownTimeout
@@ -141,76 +262,15 @@ func boundedShutdown(ctx context.Context, grace time.Duration, fn func() error) 
 	}
 }
 
-func run(ctx context.Context, cfg *config.Config, logger *zap.Logger, o Options) error {
-	limits := o.HTTP.withDefaults()
-	set, err := feeds.Compile(cfg.Feeds, cfg.Templates)
-	if err != nil {
-		return fmt.Errorf("compile feeds: %w", err)
-	}
-	kopts, err := connectors.KafkaOpts(cfg.Kafka)
-	if err != nil {
-		return err
-	}
-	srcl, err := connectors.RegistryClient(cfg.SchemaRegistry)
-	if err != nil {
-		return err
-	}
-	serde := records.NewSerde(srcl)
-	store, err := state.Open(filepath.Join(cfg.State.Dir, "state"), serde, state.Options{}, logger)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			logger.Error("close state", zap.Error(err))
-		}
-	}()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := processor.NewMetrics(reg)
-
-	pipe, err := processor.NewPipeline(ctx, processor.PipelineDeps{
-		Config: cfg, Store: store, Feeds: set, Serde: serde, Metrics: metrics,
-		Logger: logger, KafkaOpts: kopts, Now: o.Now,
-	})
-	if err != nil {
-		return err
-	}
-	files, err := processor.NewFeedFiles(filepath.Join(cfg.State.Dir, "feeds"), set, logger)
-	if err != nil {
-		return err
-	}
-	files.ChunkWriteTimeout = limits.ChunkWrite
-	pass, err := processor.NewFullPass(processor.FullPassDeps{
-		Config: cfg.FullPass, Store: store, Feeds: set, Files: files, Exec: pipe.Exec, MaxEventBytes: cfg.Processor.MaxEventBytes,
-		Registry: reg, Logger: logger, Now: o.Now, Ready: pipe.Ready,
-	})
-	if err != nil {
-		return err
-	}
-	mux := http.NewServeMux()
-	api := &processor.API{Store: store, Feeds: set, Registry: reg, Ready: pipe.Ready, Logger: logger.Named("http"), LastRun: pass.LastRun}
-	api.Register(mux)
-	files.Register(mux)
-	pass.Register(mux)
-
-	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
-	if err != nil {
-		return fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
-	}
-	srv := newServer(cfg.HTTP, limits, mux)
-	logger.Info("processor started", zap.String("http", ln.Addr().String()),
-		zap.Strings("brokers", cfg.Kafka.Brokers), zap.Int("feeds", len(set.Feeds())), zap.String("state", cfg.State.Dir))
-	if o.Listening != nil {
-		o.Listening(ln.Addr().String())
-	}
-
+func (a *App) run(ctx context.Context) error {
+	logger := a.logger
+	logger.Info("processor started", zap.String("http", a.Addr()),
+		zap.Strings("brokers", a.Config.Kafka.Brokers), zap.Int("feeds", len(a.Feeds.Feeds())), zap.String("state", a.Config.State.Dir))
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return pipe.Run(gctx) })
-	g.Go(func() error { return pass.Run(gctx) })
+	g.Go(func() error { return a.Pipeline.Run(gctx) })
+	g.Go(func() error { return a.Pass.Run(gctx) })
 	g.Go(func() error {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
 		}
 		return nil
@@ -221,22 +281,22 @@ func run(ctx context.Context, cfg *config.Config, logger *zap.Logger, o Options)
 		select {
 		case <-gctx.Done():
 			return nil
-		case <-store.Failed():
-			return store.Err()
+		case <-a.Store.Failed():
+			return a.Store.Err()
 		}
 	})
 	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
+		if err := a.srv.Shutdown(sctx); err != nil {
 			// Connections still busy after 5 s are cut.
 			logger.Warn("http shutdown: closing connections still busy", zap.Error(err))
-			_ = srv.Close() // the connections are being abandoned anyway
+			_ = a.srv.Close() // the connections are being abandoned anyway
 		}
 		return nil
 	})
-	err = g.Wait()
+	err := g.Wait()
 	logger.Info("processor stopped", zap.Error(err))
 	return err
 }

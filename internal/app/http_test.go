@@ -16,7 +16,8 @@ import (
 
 	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/feeds"
-	"github.com/feedmill/feedmill/processor"
+	"github.com/feedmill/feedmill/processor/api"
+	"github.com/feedmill/feedmill/processor/feedstore"
 )
 
 // guard is how long a test waits for an event that must happen (a
@@ -28,13 +29,13 @@ var testFeed = config.Feed{ID: "big", Filter: "true", Template: config.TemplateC
 
 // publishFeed publishes a document of feed testFeed with items items of
 // itemBytes bytes each under dir, like a full pass does.
-func publishFeed(t *testing.T, dir string, items, itemBytes int) (*feeds.Set, *processor.FeedFiles) {
+func publishFeed(t *testing.T, dir string, items, itemBytes int) (*feeds.Set, *feedstore.FeedFiles) {
 	t.Helper()
 	set, err := feeds.Compile([]config.Feed{testFeed}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ff, err := processor.NewFeedFiles(dir, set, zap.NewNop())
+	ff, err := feedstore.NewFeedFiles(dir, set, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,8 +90,7 @@ func serveTest(t *testing.T, l HTTPLimits, mux http.Handler) string {
 
 func healthMux() *http.ServeMux {
 	mux := http.NewServeMux()
-	api := &processor.API{Registry: prometheus.NewRegistry(), Logger: zap.NewNop()}
-	api.Register(mux)
+	(&api.API{Registry: prometheus.NewRegistry(), Logger: zap.NewNop()}).Register(mux)
 	return mux
 }
 
@@ -144,7 +144,7 @@ func TestTrickledBodyCut(t *testing.T) {
 		_, err := io.ReadAll(r.Body)
 		readErr <- err
 		if err != nil {
-			processor.WriteError(w, http.StatusRequestTimeout, err.Error())
+			api.WriteError(w, http.StatusRequestTimeout, err.Error())
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -172,7 +172,7 @@ func TestBodyLimitThroughServer(t *testing.T) {
 	mux := healthMux()
 	mux.HandleFunc("POST /api/echo", func(w http.ResponseWriter, r *http.Request) {
 		var v map[string]any
-		if processor.ReadJSON(w, r, &v) {
+		if api.ReadJSON(w, r, &v) {
 			w.WriteHeader(http.StatusNoContent)
 		}
 	})

@@ -45,27 +45,23 @@ type started struct {
 	done chan error
 }
 
-// start runs the app until the test ends and waits for it to listen.
-func start(t *testing.T, cfg *config.Config, logger *zap.Logger, o Options) *started {
+// start builds the app and runs it until the test ends.
+func start(t *testing.T, cfg *config.Config, logger *zap.Logger, d Deps) *started {
 	t.Helper()
+	d.Logger = logger
+	a, err := New(cfg, d)
+	if err != nil {
+		t.Fatalf("new app: %v", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	listening := make(chan string, 1)
-	o.Listening = func(addr string) { listening <- addr }
-	s := &started{done: make(chan error, 1)}
-	go func() { s.done <- Run(ctx, cfg, logger, o) }()
+	s := &started{addr: a.Addr(), done: make(chan error, 1)}
+	go func() { s.done <- a.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-s.done; err != nil {
 			t.Errorf("run: %v", err)
 		}
 	})
-	select {
-	case s.addr = <-listening:
-	case err := <-s.done:
-		t.Fatalf("run returned before listening: %v", err)
-	case <-time.After(guard):
-		t.Fatal("not listening")
-	}
 	return s
 }
 
@@ -86,14 +82,13 @@ func get(t *testing.T, url string) (int, []byte) {
 func TestRunRefusesAnonymousAdmin(t *testing.T) {
 	cfg := offlineConfig(t)
 	cfg.HTTP.Listen = "0.0.0.0:0"
-	listened := false
-	err := Run(context.Background(), cfg, zap.NewNop(), Options{Listening: func(string) { listened = true }})
+	a, err := New(cfg, Deps{})
 	var ve *config.ValidationError
 	if !errors.As(err, &ve) || !strings.Contains(err.Error(), `http.admin_token: must be set when http.listen "0.0.0.0:0" is not a loopback address`) {
-		t.Fatalf("Run: %v, want the http.admin_token problem", err)
+		t.Fatalf("New: %v, want the http.admin_token problem", err)
 	}
-	if listened {
-		t.Fatal("listened before refusing")
+	if a != nil {
+		t.Fatal("an app was built (and listened) before refusing")
 	}
 }
 
@@ -102,7 +97,7 @@ func TestRunWarnsAnonymousAdmin(t *testing.T) {
 	cfg.HTTP.Listen = "0.0.0.0:0"
 	cfg.HTTP.AllowAnonymousAdmin = true
 	core, logs := observer.New(zapcore.WarnLevel)
-	start(t, cfg, zap.New(core), Options{})
+	start(t, cfg, zap.New(core), Deps{})
 	open := logs.FilterMessageSnippet("admin API is open to anyone")
 	if open.Len() != 1 || open.All()[0].Level != zapcore.WarnLevel {
 		t.Fatalf("warnings %v, want one about the open admin API", logs.All())
@@ -113,13 +108,15 @@ func TestRunRefusesLowDisk(t *testing.T) {
 	cfg := offlineConfig(t)
 	cfg.State.MinFreeBytes = 1 << 30
 	var asked string
-	err := Run(context.Background(), cfg, zap.NewNop(), Options{
+	a, err := New(cfg, Deps{
 		FreeBytes: func(dir string) (uint64, error) { asked = dir; return 100 << 20, nil },
-		Listening: func(string) { t.Error("listened with a full disk") },
 	})
+	if a != nil {
+		t.Error("an app was built (and listened) with a full disk")
+	}
 	var de *DiskSpaceError
 	if !errors.As(err, &de) || de.FreeBytes != 100<<20 || de.MinFreeBytes != 1<<30 || asked != cfg.State.Dir {
-		t.Fatalf("Run: %v (statfs of %q), want a DiskSpaceError for %q", err, asked, cfg.State.Dir)
+		t.Fatalf("New: %v (statfs of %q), want a DiskSpaceError for %q", err, asked, cfg.State.Dir)
 	}
 	for _, want := range []string{cfg.State.Dir, "100.0 MiB (104857600 bytes) free", "at least 1024.0 MiB (1073741824 bytes)", "state.min_free_bytes", "0 disables"} {
 		if !strings.Contains(err.Error(), want) {
@@ -205,7 +202,7 @@ func TestRunRegistryDownServesFeeds(t *testing.T) {
 	cfg.SchemaRegistry.URL = registry.URL
 	_, _ = publishFeed(t, filepath.Join(cfg.State.Dir, "feeds"), 10, 100)
 	core, logs := observer.New(zapcore.WarnLevel)
-	s := start(t, cfg, zap.New(core), Options{})
+	s := start(t, cfg, zap.New(core), Deps{})
 	base := "http://" + s.addr
 
 	code, body := get(t, base+"/feeds/big.xml")

@@ -23,10 +23,10 @@ import (
 
 	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/feeds"
+	"github.com/feedmill/feedmill/internal/app"
 	"github.com/feedmill/feedmill/internal/devstack"
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/internal/synth"
-	"github.com/feedmill/feedmill/processor"
 	"github.com/feedmill/feedmill/state"
 )
 
@@ -216,10 +216,6 @@ func drainOnce(ctx context.Context, o Options, nFeeds int, extended bool) (drain
 	cfg.State.Dir = dir
 	cfg.FullPass.Interval = 0
 	cfg.Feeds = synth.FeedSet(max(nFeeds, 0), 1)
-	set, err := feeds.Compile(cfg.Feeds, nil)
-	if err != nil {
-		return res, err
-	}
 	srcl, err := sr.NewClient(sr.URLs(stack.RegistryURL()))
 	if err != nil {
 		return res, err
@@ -250,23 +246,16 @@ func drainOnce(ctx context.Context, o Options, nFeeds int, extended bool) (drain
 	}
 	ends.Each(func(l kadm.ListedOffset) { res.records += int(l.Offset) })
 
-	store, err := state.Open(filepath.Join(dir, "state"), serde, state.Options{}, o.Logger)
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	a, err := app.New(&cfg, app.Deps{Logger: o.Logger})
 	if err != nil {
 		return res, err
 	}
-	defer store.Close()
-	reg := prometheus.NewRegistry()
-	pipe, err := processor.NewPipeline(ctx, processor.PipelineDeps{
-		Config: &cfg, Store: store, Feeds: set, Serde: serde, Metrics: processor.NewMetrics(reg),
-		Logger: o.Logger, KafkaOpts: []kgo.Opt{kgo.SeedBrokers(stack.Brokers()...)},
-	})
-	if err != nil {
-		return res, err
-	}
+	store, reg := a.Store, a.Registry
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- pipe.Run(pctx) }()
+	go func() { done <- a.Run(pctx) }()
 	stop := func() error {
 		cancel()
 		return <-done
@@ -305,22 +294,10 @@ func drainOnce(ctx context.Context, o Options, nFeeds int, extended bool) (drain
 		after := histogram(reg, "feedmill_change_to_event_seconds")
 		res.p50, res.p99 = quantiles(before, after)
 
-		// Full pass over the same state, then the raw scan + decode.
-		files, err := processor.NewFeedFiles(filepath.Join(dir, "feeds"), set, o.Logger)
-		if err != nil {
-			_ = stop()
-			return res, err
-		}
-		pass, err := processor.NewFullPass(processor.FullPassDeps{
-			Config: cfg.FullPass, Store: store, Feeds: set, Files: files, Exec: pipe.Exec,
-			Registry: reg, Logger: o.Logger, Ready: pipe.Ready,
-		})
-		if err != nil {
-			_ = stop()
-			return res, err
-		}
+		// Full pass over the same state (run by the app), then the raw
+		// scan + decode.
 		t0 := time.Now()
-		run, err := pass.RunOnce(ctx)
+		run, err := runPass(ctx, a, done)
 		if err != nil {
 			_ = stop()
 			return res, err
@@ -351,6 +328,30 @@ func drainOnce(ctx context.Context, o Options, nFeeds int, extended bool) (drain
 		return res, err
 	}
 	return res, nil
+}
+
+// runPass starts a full pass on a and waits until it has finished.
+func runPass(ctx context.Context, a *app.App, done <-chan error) (state.Run, error) {
+	id, _, err := a.Pass.Start()
+	if err != nil {
+		return state.Run{}, err
+	}
+	for {
+		select {
+		case err := <-done:
+			return state.Run{}, fmt.Errorf("app stopped: %v", err)
+		case <-ctx.Done():
+			return state.Run{}, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+		r, err := a.Store.GetRun(id)
+		if err != nil {
+			return r, err
+		}
+		if r.Status != state.RunRunning {
+			return r, nil
+		}
+	}
 }
 
 // waitDrained waits until every input record is applied, no seller job is

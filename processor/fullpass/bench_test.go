@@ -1,4 +1,4 @@
-package processor_test
+package fullpass_test
 
 import (
 	"bufio"
@@ -24,6 +24,8 @@ import (
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/internal/synth"
 	"github.com/feedmill/feedmill/processor"
+	"github.com/feedmill/feedmill/processor/feedstore"
+	"github.com/feedmill/feedmill/processor/fullpass"
 	"github.com/feedmill/feedmill/state"
 )
 
@@ -149,7 +151,7 @@ func peakRSSMiB() float64 {
 // offers/s, the peak RSS, the time to serve the 1M-item all-gmc feed
 // gzipped and bytes per item of the documents.
 //
-//	go test ./processor -run '^$' -bench BenchmarkFullPass -benchtime 1x -timeout 60m
+//	go test ./processor/fullpass -run '^$' -bench BenchmarkFullPass -benchtime 1x -timeout 60m
 func BenchmarkFullPass(b *testing.B) {
 	offers := 1_000_000
 	if s := os.Getenv("FEEDMILL_BENCH_OFFERS"); s != "" {
@@ -177,17 +179,14 @@ func BenchmarkFullPass(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer store.Close()
-			files, err := processor.NewFeedFiles(filepath.Join(dir, "feeds"), set, zap.NewNop())
+			files, err := feedstore.NewFeedFiles(filepath.Join(dir, "feeds"), set, zap.NewNop())
 			if err != nil {
 				b.Fatal(err)
 			}
 			cfg := config.Default().FullPass
 			cfg.Guard.MinSize = 1 << 30
-			fp, err := processor.NewFullPass(processor.FullPassDeps{
-				Config: cfg, Store: store, Feeds: set, Files: files,
-				Exec: func(context.Context, func(*processor.Applier) error) error {
-					return errors.New("a drift-free state needs no corrections")
-				},
+			fp, err := fullpass.New(fullpass.Deps{
+				Config: cfg, Store: store, Feeds: set, Files: files, Stream: noStream{},
 				Registry: prometheus.NewRegistry(), Logger: zap.NewNop(), Now: func() time.Time { return now },
 			})
 			if err != nil {
@@ -249,3 +248,13 @@ func BenchmarkFullPass(b *testing.B) {
 		})
 	}
 }
+
+// noStream is the streaming path of a benchmark over a drift-free state:
+// a pass over it must not need corrections.
+type noStream struct{}
+
+func (noStream) ApplyFixes(context.Context, []state.Fix, time.Duration) (processor.FixResult, error) {
+	return processor.FixResult{}, errors.New("a drift-free state needs no corrections")
+}
+
+func (noStream) ReportEvalErrors(context.Context, *processor.EvalErrorSource) {}

@@ -1,4 +1,4 @@
-package processor
+package api
 
 import (
 	"crypto/subtle"
@@ -12,22 +12,40 @@ import (
 	"github.com/feedmill/feedmill/state"
 )
 
-// Register adds the runs API (CONTRACT §5) to mux: GET /api/runs,
-// GET /api/runs/{id}, POST /api/runs, POST /api/runs/{id}/approve and
-// POST /api/runs/{id}/reject.
-func (fp *FullPass) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/runs", fp.listRuns)
-	mux.HandleFunc("GET /api/runs/{id}", fp.getRun)
-	mux.HandleFunc("POST /api/runs", fp.startRun)
+// Runs is what the runs endpoints need of the full pass
+// (*fullpass.FullPass).
+type Runs interface {
+	// Start starts a pass, or returns the id of the one queued or running.
+	Start() (id string, started bool, err error)
+	// Approve and Reject decide a held run; state.ErrRunNotHeld when it
+	// is not held, state.ErrRunNotFound when unknown.
+	Approve(id string) (state.Run, error)
+	Reject(id string) (state.Run, error)
+}
+
+// RunsAPI serves the full-pass runs: GET /api/runs, GET /api/runs/{id},
+// POST /api/runs, POST /api/runs/{id}/approve and
+// POST /api/runs/{id}/reject (docs/contract.md, HTTP).
+type RunsAPI struct {
+	Runs   Runs
+	Store  *state.Store // runs are read from state
+	Logger *zap.Logger
+}
+
+// Register adds the runs endpoints to mux.
+func (a *RunsAPI) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/runs", a.list)
+	mux.HandleFunc("GET /api/runs/{id}", a.get)
+	mux.HandleFunc("POST /api/runs", a.start)
 	mux.HandleFunc("POST /api/runs/{id}/approve", func(w http.ResponseWriter, r *http.Request) {
-		fp.decide(w, r, fp.Approve)
+		a.decide(w, r, a.Runs.Approve)
 	})
 	mux.HandleFunc("POST /api/runs/{id}/reject", func(w http.ResponseWriter, r *http.Request) {
-		fp.decide(w, r, fp.Reject)
+		a.decide(w, r, a.Runs.Reject)
 	})
 }
 
-func (fp *FullPass) listRuns(w http.ResponseWriter, r *http.Request) {
+func (a *RunsAPI) list(w http.ResponseWriter, r *http.Request) {
 	limit := 100
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -38,30 +56,30 @@ func (fp *FullPass) listRuns(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	out := []state.Run{}
-	if err := fp.store.Runs(func(run *state.Run) bool {
+	if err := a.Store.Runs(func(run *state.Run) bool {
 		out = append(out, *run)
 		return len(out) < limit
 	}); err != nil {
-		fp.logger.Error("list runs", zap.Error(err))
+		a.Logger.Error("list runs", zap.Error(err))
 		WriteError(w, http.StatusInternalServerError, "list runs: "+err.Error())
 		return
 	}
 	WriteJSON(w, http.StatusOK, out)
 }
 
-func (fp *FullPass) getRun(w http.ResponseWriter, r *http.Request) {
-	run, err := fp.store.GetRun(r.PathValue("id"))
+func (a *RunsAPI) get(w http.ResponseWriter, r *http.Request) {
+	run, err := a.Store.GetRun(r.PathValue("id"))
 	if err != nil {
-		fp.runError(w, err)
+		a.runError(w, err)
 		return
 	}
 	WriteJSON(w, http.StatusOK, run)
 }
 
-func (fp *FullPass) startRun(w http.ResponseWriter, _ *http.Request) {
-	id, _, err := fp.Start()
+func (a *RunsAPI) start(w http.ResponseWriter, _ *http.Request) {
+	id, _, err := a.Runs.Start()
 	if err != nil {
-		fp.logger.Error("start full pass", zap.Error(err))
+		a.Logger.Error("start full pass", zap.Error(err))
 		WriteError(w, http.StatusInternalServerError, "start full pass: "+err.Error())
 		return
 	}
@@ -69,23 +87,23 @@ func (fp *FullPass) startRun(w http.ResponseWriter, _ *http.Request) {
 	WriteJSON(w, http.StatusAccepted, map[string]string{"id": id})
 }
 
-func (fp *FullPass) decide(w http.ResponseWriter, r *http.Request, fn func(id string) (state.Run, error)) {
+func (a *RunsAPI) decide(w http.ResponseWriter, r *http.Request, fn func(id string) (state.Run, error)) {
 	run, err := fn(r.PathValue("id"))
 	if err != nil {
-		fp.runError(w, err)
+		a.runError(w, err)
 		return
 	}
 	WriteJSON(w, http.StatusOK, run)
 }
 
-func (fp *FullPass) runError(w http.ResponseWriter, err error) {
+func (a *RunsAPI) runError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, state.ErrRunNotFound):
 		WriteError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, ErrRunNotHeld):
+	case errors.Is(err, state.ErrRunNotHeld):
 		WriteError(w, http.StatusConflict, err.Error())
 	default:
-		fp.logger.Error("runs api", zap.Error(err))
+		a.Logger.Error("runs api", zap.Error(err))
 		WriteError(w, http.StatusInternalServerError, err.Error())
 	}
 }

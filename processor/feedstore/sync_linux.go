@@ -1,6 +1,6 @@
 //go:build linux
 
-package processor
+package feedstore
 
 import (
 	"fmt"

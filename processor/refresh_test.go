@@ -21,7 +21,7 @@ func TestRefreshSpreading(t *testing.T) {
 	)
 	day := 24 * time.Hour
 	cycle := (28 * day).Milliseconds()
-	minAge := cycle / refreshMinAgeDivisor
+	minAge := cycle / RefreshMinAgeDivisor
 	t0 := time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC).UnixMilli()
 
 	type entry struct {
@@ -29,7 +29,7 @@ func TestRefreshSpreading(t *testing.T) {
 	}
 	cat := make([]entry, n)
 	for i := range cat {
-		cat[i] = entry{phase: refreshPhaseMs("offer-"+strconv.Itoa(i), cycle), sent: t0, lastRefresh: -1}
+		cat[i] = entry{phase: RefreshPhaseMs("offer-"+strconv.Itoa(i), cycle), sent: t0, lastRefresh: -1}
 	}
 	// Live changes: 10% of offers are changed once, at a random instant.
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -53,7 +53,7 @@ func TestRefreshSpreading(t *testing.T) {
 		refreshed := 0
 		for i := range cat {
 			e := &cat[i]
-			if !refreshDue(e.phase, e.sent, now, cycle) {
+			if !RefreshDue(e.phase, e.sent, now, cycle) {
 				continue
 			}
 			if now-e.sent < minAge {
@@ -97,8 +97,8 @@ func TestRefreshDue(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := refreshDue(tc.phase, tc.sent, tc.now, tc.cyc); got != tc.want {
-				t.Errorf("refreshDue(%d, %d, %d, %d) = %v, want %v", tc.phase, tc.sent, tc.now, tc.cyc, got, tc.want)
+			if got := RefreshDue(tc.phase, tc.sent, tc.now, tc.cyc); got != tc.want {
+				t.Errorf("RefreshDue(%d, %d, %d, %d) = %v, want %v", tc.phase, tc.sent, tc.now, tc.cyc, got, tc.want)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package processor_test
+package fullpass_test
 
 import (
 	"bytes"
@@ -9,7 +9,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,13 +19,17 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
 
 	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/feeds"
+	"github.com/feedmill/feedmill/internal/app"
+	"github.com/feedmill/feedmill/internal/apptest"
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/internal/synth"
 	"github.com/feedmill/feedmill/internal/testenv"
 	"github.com/feedmill/feedmill/processor"
+	"github.com/feedmill/feedmill/processor/fullpass"
 	"github.com/feedmill/feedmill/state"
 )
 
@@ -50,103 +53,64 @@ func (c *testClock) Advance(d time.Duration) {
 
 const adminToken = "s3cret-token"
 
-// passEnv is a pipeline plus a full pass with its HTTP server.
+// passEnv is a running app (pipeline, full pass and HTTP server) with the
+// admin token.
 type passEnv struct {
 	t     *testing.T
 	env   *testenv.Env
 	cfg   *config.Config
 	set   *feeds.Set
-	run   *running
-	fp    *processor.FullPass
-	srv   *httptest.Server
+	run   *apptest.App
+	fp    *fullpass.FullPass
+	url   string
 	reg   *prometheus.Registry
 	stopF func()
 }
 
-// startPass starts a pipeline at clk on cfg's state dir, waits until it is
-// caught up, then a FullPass (Run goroutine) and an HTTP server with the
-// admin token. hook is the FullPass OnPartition test hook (may be nil);
-// it receives the cancel of the FullPass context. t reports failures, owner
-// (the test or a parent test) stops everything at its end.
+// startPass runs an app at clk on cfg's state dir (with the admin token)
+// and waits until it is caught up. hook is the full pass's OnPartition
+// test hook (may be nil); it receives the cancel of the app's context. t
+// reports failures, owner (the test or a parent test) stops everything at
+// its end.
 func startPass(t, owner *testing.T, env *testenv.Env, cfg *config.Config, clk *testClock, hook func(cancel func(), p int32)) *passEnv {
 	t.Helper()
-	logger := testLogger(t)
-	set, err := feeds.Compile(cfg.Feeds, cfg.Templates)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serde := records.NewSerde(env.Registry(t))
-	store, err := state.Open(filepath.Join(cfg.State.Dir, "state"), serde, state.Options{CacheBytes: 8 << 20, MemTableBytes: 8 << 20}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	ctx, cancel := context.WithCancel(context.Background())
-	pipe, err := processor.NewPipeline(ctx, processor.PipelineDeps{
-		Config: cfg, Store: store, Feeds: set, Serde: serde,
-		Metrics: processor.NewMetrics(reg), Logger: logger,
-		KafkaOpts: []kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, Now: clk.Now,
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	pipeDone := make(chan error, 1)
-	go func() { pipeDone <- pipe.Run(ctx) }()
-	r := &running{pipe: pipe, store: store}
-	waitCaughtUp(t, env, r, cfg.Kafka.Topics)
-
-	files, err := processor.NewFeedFiles(filepath.Join(cfg.State.Dir, "feeds"), set, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pctx, pcancel := context.WithCancel(ctx)
-	deps := processor.FullPassDeps{
-		Config: cfg.FullPass, Store: store, Feeds: set, Files: files, Exec: pipe.Exec,
-		Registry: reg, Logger: logger, Now: clk.Now, Ready: pipe.Ready,
-	}
+	cfg.HTTP.AdminToken = adminToken
+	var a *apptest.App
+	deps := app.Deps{Logger: testLogger(t), Now: clk.Now}
 	if hook != nil {
-		deps.OnPartition = func(_ context.Context, p int32) { hook(pcancel, p) }
+		deps.OnPartition = func(_ context.Context, p int32) { hook(a.Cancel, p) }
 	}
-	fp, err := processor.NewFullPass(deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	passDone := make(chan error, 1)
-	go func() { passDone <- fp.Run(pctx) }()
-	mux := http.NewServeMux()
-	(&processor.API{Store: store, Feeds: set, Registry: reg, Logger: logger, LastRun: fp.LastRun}).Register(mux)
-	files.Register(mux)
-	fp.Register(mux)
-	srv := httptest.NewServer(processor.AdminAuth(adminToken, mux))
-	pe := &passEnv{t: t, env: env, cfg: cfg, set: set, run: r, fp: fp, srv: srv, reg: reg}
+	a = apptest.Start(owner, cfg, deps)
+	waitCaughtUp(t, env, a)
+	pe := &passEnv{t: t, env: env, cfg: cfg, set: a.Feeds, run: a, fp: a.Pass, url: "http://" + a.Addr(), reg: a.Registry}
 	stopped := false
 	pe.stopF = func() {
 		if stopped {
 			return
 		}
 		stopped = true
-		srv.Close()
-		pcancel()
-		if err := <-passDone; err != nil {
-			t.Errorf("full pass: %v", err)
-		}
-		cancel()
-		if err := <-pipeDone; err != nil {
-			t.Errorf("pipeline: %v", err)
-		}
-		if err := store.Close(); err != nil {
-			t.Errorf("close store: %v", err)
+		a.Cancel()
+		if err := a.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("app: %v", err)
 		}
 	}
 	owner.Cleanup(pe.stopF)
 	return pe
 }
 
+func testLogger(t testing.TB) *zap.Logger { return apptest.Logger(t) }
+
+func waitCaughtUp(t testing.TB, env *testenv.Env, a *apptest.App) {
+	t.Helper()
+	apptest.WaitCaughtUp(t, env, a)
+}
+
+var allTopics = []string{"offers", "sellers", "ratings", "feed-events", "feedmill-rejects"}
+
 // do sends one request; token "" sends none.
 func (pe *passEnv) do(method, path, token string, hdr map[string]string) (*http.Response, []byte) {
 	pe.t.Helper()
-	req, err := http.NewRequest(method, pe.srv.URL+path, nil)
+	req, err := http.NewRequest(method, pe.url+path, nil)
 	if err != nil {
 		pe.t.Fatal(err)
 	}
@@ -214,7 +178,7 @@ func (pe *passEnv) pass() state.Run {
 		pe.t.Errorf("Location %q", loc)
 	}
 	r := pe.waitRun(out.ID)
-	waitCaughtUp(pe.t, pe.env, pe.run, pe.cfg.Kafka.Topics)
+	waitCaughtUp(pe.t, pe.env, pe.run)
 	return r
 }
 
@@ -272,7 +236,7 @@ func countItems(t *testing.T, f *feeds.Feed, doc []byte) int {
 func newEvents(t *testing.T, env *testenv.Env, serde *records.Serde, topic string, seen map[string]bool) []records.FeedEvent {
 	t.Helper()
 	var out []records.FeedEvent
-	for _, r := range consumeAll(t, env, topic) {
+	for _, r := range apptest.ConsumeAll(t, env, topic) {
 		var ev records.FeedEvent
 		if err := serde.DecodeFeedEvent(context.Background(), r.Value, &ev); err != nil {
 			t.Fatal(err)
@@ -302,7 +266,7 @@ func TestFullPass(t *testing.T) {
 	ctx := context.Background()
 	env := testenv.New(t, allTopics...)
 	example, templates := synth.ExampleFeeds()
-	cfg := testConfig(t, env, append(example, synth.FeedSet(20, 3)...), templates)
+	cfg := apptest.Config(t, env, append(example, synth.FeedSet(20, 3)...), templates)
 	cfg.FullPass.Interval = 0
 	cfg.FullPass.Guard = config.Guard{MaxDrop: 0.2, MaxGrowth: 1.0, MinSize: 20}
 	clk := &testClock{}
@@ -374,7 +338,7 @@ func TestFullPass(t *testing.T) {
 		if evs := newEvents(t, env, serde, cfg.Kafka.Topics.Events, seen); len(evs) != 0 {
 			t.Errorf("a pass over a drift-free state emitted %d events, first %+v", len(evs), evs[0])
 		}
-		counts, err := pe.run.store.Counts()
+		counts, err := pe.run.Store.Counts()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -446,7 +410,7 @@ func TestFullPass(t *testing.T) {
 			mem state.Membership
 		}
 		var lost, stale, fprint *pick
-		snap := pe.run.store.NewSnapshot()
+		snap := pe.run.Store.NewSnapshot()
 		err := snap.Scan(ctx, nil, func(it *state.ScanItem) error {
 			if it.Offer == nil || it.Membership == nil {
 				return nil
@@ -485,8 +449,8 @@ func TestFullPass(t *testing.T) {
 		fi := slices.IndexFunc(fprint.mem.Feeds, func(f state.FeedMembership) bool { return len(f.Destinations) > 0 })
 		want[fprint.id] = entries(fprint.mem.Feeds[fi], records.ActionUpdate)
 		fprint.mem.Feeds[fi].Fingerprint ^= 0xdead
-		err = pe.run.pipe.Exec(ctx, func(*processor.Applier) error {
-			b := pe.run.store.NewBatch()
+		err = pe.run.Pipeline.Exec(ctx, func(*processor.Applier) error {
+			b := pe.run.Store.NewBatch()
 			defer b.Close()
 			for _, pk := range []*pick{lost, stale, fprint} {
 				if err := b.PutMembership(pk.p, pk.id, &pk.mem); err != nil {
@@ -543,7 +507,7 @@ func TestFullPass(t *testing.T) {
 		if err := prod.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-		waitCaughtUp(t, env, pe.run, cfg.Kafka.Topics)
+		waitCaughtUp(t, env, pe.run)
 		_, oldTag, _ := pe.fetchFeed(books)
 		r := pe.pass()
 		if r.Status != state.RunHeld || !strings.Contains(r.Reason, "books-file") {
@@ -592,7 +556,7 @@ func TestFullPass(t *testing.T) {
 		if err := prod.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-		waitCaughtUp(t, env, pe.run, cfg.Kafka.Topics)
+		waitCaughtUp(t, env, pe.run)
 		_, oldTag, _ := pe.fetchFeed(books)
 		r := pe.pass()
 		if r.Status != state.RunHeld {
@@ -628,7 +592,7 @@ func TestFullPass(t *testing.T) {
 		if got := pe.waitRun(r2.ID); got.Status != state.RunPublished {
 			t.Errorf("approved run is %s", got.Status)
 		}
-		waitCaughtUp(t, env, pe.run, cfg.Kafka.Topics)
+		waitCaughtUp(t, env, pe.run)
 	})
 
 	t.Run("refresh after refresh_after", func(t *testing.T) {
@@ -669,7 +633,7 @@ func TestFullPass(t *testing.T) {
 		// Every entry with destinations was sent within the pass; every
 		// refreshed entry is a member.
 		now := clk.Now()
-		snap := pe.run.store.NewSnapshot()
+		snap := pe.run.Store.NewSnapshot()
 		members := 0
 		err := snap.Scan(ctx, nil, func(it *state.ScanItem) error {
 			if it.Membership == nil {
@@ -756,12 +720,13 @@ func TestFullPass(t *testing.T) {
 		if err := json.Unmarshal(body, &a); err != nil || resp.StatusCode != http.StatusAccepted {
 			t.Fatalf("POST: %d %s", resp.StatusCode, body)
 		}
+		// The hook stops the whole app mid-pass, like a crash.
 		<-interrupted
+		pe.stopF()
+		pe = startPass(t, owner, env, cfg, clk, nil)
 		if _, tag, doc := pe.fetchFeed(phones); tag != oldTag || !bytes.Equal(doc, oldDoc) {
 			t.Errorf("interrupted pass changed the served feed")
 		}
-		pe.stopF()
-		pe = startPass(t, owner, env, cfg, clk, nil)
 		if got := pe.getRun(a.ID); got.Status != state.RunFailed || got.Reason == "" {
 			t.Errorf("interrupted run %s after restart: %s %q", a.ID, got.Status, got.Reason)
 		}

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"context"
 	"slices"
 	"time"
 
@@ -24,7 +25,7 @@ type FixResult struct {
 // emits nothing, and no UPDATE/REMOVE ever goes to a non-member. An offer
 // whose seller re-evaluation is still pending is left to that job; an offer
 // of a partition this instance does not own is skipped. With refresh,
-// entries due for refresh (refreshDue at the applier's clock) get a
+// entries due for refresh (RefreshDue at the applier's clock) get a
 // REFRESH event after any correction.
 func (a *Applier) ApplyFixes(fixes []state.Fix, refreshAfter time.Duration) (FixResult, error) {
 	var res FixResult
@@ -93,14 +94,14 @@ func (a *Applier) refresh(b *state.Batch, p int32, id string, view *feeds.View, 
 		return 0, err
 	}
 	cycle := refreshAfter.Milliseconds()
-	phase := refreshPhaseMs(id, cycle)
+	phase := RefreshPhaseMs(id, cycle)
 	nowMs := now.UnixMilli()
 	a.entries = a.entries[:0]
 	a.next.Reset()
 	a.next.Seq = a.mem.Seq
 	for i := range a.mem.Feeds {
 		fm := a.mem.Feeds[i]
-		if _, ok := a.set.Feed(fm.FeedID); ok && len(fm.Destinations) > 0 && refreshDue(phase, fm.SentAtMs, nowMs, cycle) {
+		if _, ok := a.set.Feed(fm.FeedID); ok && len(fm.Destinations) > 0 && RefreshDue(phase, fm.SentAtMs, nowMs, cycle) {
 			for _, d := range fm.Destinations {
 				a.addEntry(fm.FeedID, d, records.ActionRefresh)
 			}
@@ -116,4 +117,16 @@ func (a *Applier) refresh(b *state.Batch, p int32, id string, view *feeds.View, 
 		return 0, err
 	}
 	return 1, b.PutMembership(p, id, &a.next)
+}
+
+// ApplyFixes runs Applier.ApplyFixes on the applier goroutine (the full
+// pass's way to correct memberships without racing the stream).
+func (p *Pipeline) ApplyFixes(ctx context.Context, fixes []state.Fix, refreshAfter time.Duration) (FixResult, error) {
+	var res FixResult
+	err := p.Exec(ctx, func(a *Applier) error {
+		var err error
+		res, err = a.ApplyFixes(fixes, refreshAfter)
+		return err
+	})
+	return res, err
 }

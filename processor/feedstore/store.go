@@ -1,4 +1,4 @@
-package processor
+package feedstore
 
 import (
 	"compress/gzip"
@@ -18,6 +18,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/feedmill/feedmill/feeds"
+
+	"github.com/feedmill/feedmill/processor/api"
 )
 
 // FeedFiles owns the published XML documents under dir:
@@ -345,13 +347,13 @@ func (ff *FeedFiles) serve(w http.ResponseWriter, r *http.Request) {
 	id, ok := strings.CutSuffix(name, ".xml")
 	f, known := ff.set.Feed(id)
 	if !ok || !known || !f.File {
-		WriteError(w, http.StatusNotFound, "no file feed "+strconv.Quote(id))
+		api.WriteError(w, http.StatusNotFound, "no file feed "+strconv.Quote(id))
 		return
 	}
 	run := ff.Current(id)
 	if run == "" {
 		w.Header().Set("Retry-After", "60")
-		WriteError(w, http.StatusServiceUnavailable, "feed "+strconv.Quote(id)+" has not been published yet")
+		api.WriteError(w, http.StatusServiceUnavailable, "feed "+strconv.Quote(id)+" has not been published yet")
 		return
 	}
 	gz := acceptsGzip(r.Header.Get("Accept-Encoding"))
@@ -376,7 +378,7 @@ func (ff *FeedFiles) serve(w http.ResponseWriter, r *http.Request) {
 	}()
 	if err != nil {
 		ff.logger.Error("open published feed", zap.String("feed", id), zap.String("run", run), zap.Error(err))
-		WriteError(w, http.StatusInternalServerError, "open feed "+strconv.Quote(id)+": "+err.Error())
+		api.WriteError(w, http.StatusInternalServerError, "open feed "+strconv.Quote(id)+": "+err.Error())
 		return
 	}
 	h.Set("Content-Type", "application/xml; charset=utf-8")

@@ -1,4 +1,4 @@
-package processor
+package api
 
 import (
 	"encoding/json"
@@ -15,9 +15,9 @@ import (
 	"github.com/feedmill/feedmill/state"
 )
 
-// API serves the processor's HTTP endpoints (CONTRACT §5). Routes are
-// registered on a caller-supplied mux so other parts (the full pass) add
-// theirs to the same listener.
+// API serves the processor's HTTP endpoints (docs/contract.md, HTTP
+// endpoints). Routes are registered on a caller-supplied mux so other
+// parts (the full pass) add theirs to the same listener.
 type API struct {
 	Store    *state.Store
 	Feeds    *feeds.Set

@@ -35,24 +35,24 @@ import (
 //
 // Passes run at full_pass.interval, so a refresh happens at the first pass
 // at or after the instant it becomes due.
-const refreshMinAgeDivisor = 28
+const RefreshMinAgeDivisor = 28
 
-// refreshPhaseMs is the offer's slot offset in [0, cycleMs).
-func refreshPhaseMs(offerID string, cycleMs int64) int64 {
+// RefreshPhaseMs is the offer's slot offset in [0, cycleMs).
+func RefreshPhaseMs(offerID string, cycleMs int64) int64 {
 	if cycleMs <= 0 {
 		return 0
 	}
 	return int64(xxhash.Sum64String(offerID) % uint64(cycleMs))
 }
 
-// refreshDue reports whether an entry of the offer with phase phaseMs,
+// RefreshDue reports whether an entry of the offer with phase phaseMs,
 // last sent at sentAtMs, is due at nowMs for refresh_after cycleMs (see the
 // comment above). cycleMs <= 0 disables refreshing.
-func refreshDue(phaseMs, sentAtMs, nowMs, cycleMs int64) bool {
+func RefreshDue(phaseMs, sentAtMs, nowMs, cycleMs int64) bool {
 	if cycleMs <= 0 {
 		return false
 	}
-	if nowMs-sentAtMs < cycleMs/refreshMinAgeDivisor {
+	if nowMs-sentAtMs < cycleMs/RefreshMinAgeDivisor {
 		return false
 	}
 	// The latest slot at or before now.

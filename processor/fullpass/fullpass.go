@@ -1,4 +1,4 @@
-package processor
+package fullpass
 
 import (
 	"context"
@@ -18,6 +18,8 @@ import (
 	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/feeds"
 	"github.com/feedmill/feedmill/internal/records"
+	"github.com/feedmill/feedmill/processor"
+	"github.com/feedmill/feedmill/processor/feedstore"
 	"github.com/feedmill/feedmill/state"
 )
 
@@ -46,13 +48,13 @@ type FullPass struct {
 	cfg     config.FullPass
 	store   *state.Store
 	set     *feeds.Set
-	files   *FeedFiles
-	exec    func(ctx context.Context, fn func(a *Applier) error) error
+	files   *feedstore.FeedFiles
+	stream  Stream
 	now     func() time.Time
 	logger  *zap.Logger
 	metrics *fullPassMetrics
 	intern  state.Interner
-	// onPartition is the test hook of FullPassDeps.
+	// onPartition is the test hook of Deps.
 	onPartition func(ctx context.Context, p int32)
 	ready       func() bool
 
@@ -61,7 +63,7 @@ type FullPass struct {
 	queue     []passJob
 	published *state.Run // last published run
 	wake      chan struct{}
-	budget    eventBudget
+	budget    processor.EventBudget
 }
 
 type passJob struct {
@@ -69,18 +71,19 @@ type passJob struct {
 	apply bool // apply a published run's fixes (else: run the pass)
 }
 
-// FullPassDeps are what a FullPass needs.
-type FullPassDeps struct {
+// Deps are what a FullPass needs.
+type Deps struct {
 	Config config.FullPass
 	Store  *state.Store
 	Feeds  *feeds.Set
-	Files  *FeedFiles
+	Files  *feedstore.FeedFiles
 	// MaxEventBytes is processor.max_event_bytes (0: its default): the
 	// pass applies the streaming path's size rule (eventBudget), so an
 	// offer too large to send is in no file and needs no correction.
 	MaxEventBytes int
-	// Exec runs fn on the applier goroutine (Pipeline.Exec).
-	Exec     func(ctx context.Context, fn func(a *Applier) error) error
+	// Stream is the streaming path (*processor.Pipeline): corrections
+	// and refreshes go through its applier.
+	Stream   Stream
 	Registry prometheus.Registerer
 	Logger   *zap.Logger
 	Now      func() time.Time
@@ -92,8 +95,19 @@ type FullPassDeps struct {
 	OnPartition func(ctx context.Context, p int32)
 }
 
+// Stream is what a pass needs of the streaming path
+// (*processor.Pipeline).
+type Stream interface {
+	// ApplyFixes applies corrections and refreshes on the applier
+	// goroutine, against the current state.
+	ApplyFixes(ctx context.Context, fixes []state.Fix, refreshAfter time.Duration) (processor.FixResult, error)
+	// ReportEvalErrors adds the pass evaluator's failures to the feed
+	// error metric.
+	ReportEvalErrors(ctx context.Context, src *processor.EvalErrorSource)
+}
+
 // ErrRunNotHeld is returned by Approve and Reject for a run that is not held.
-var ErrRunNotHeld = errors.New("run is not held")
+var ErrRunNotHeld = state.ErrRunNotHeld
 
 type fullPassMetrics struct {
 	duration    prometheus.Histogram
@@ -134,10 +148,10 @@ func newFullPassMetrics(reg prometheus.Registerer) *fullPassMetrics {
 	return m
 }
 
-// NewFullPass loads the runs: runs left running by a crash are marked
+// New loads the runs: runs left running by a crash are marked
 // failed and their output removed; a published run whose corrections were
 // not all applied is queued to finish them; held runs stay held.
-func NewFullPass(d FullPassDeps) (*FullPass, error) {
+func New(d Deps) (*FullPass, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
@@ -148,13 +162,13 @@ func NewFullPass(d FullPassDeps) (*FullPass, error) {
 			names[dst] = dst
 		}
 	}
-	budget, err := newEventBudget(d.MaxEventBytes, d.Feeds)
+	budget, err := processor.NewEventBudget(d.MaxEventBytes, d.Feeds)
 	if err != nil {
 		return nil, err
 	}
 	fp := &FullPass{
 		budget: budget,
-		cfg:    d.Config, store: d.Store, set: d.Feeds, files: d.Files, exec: d.Exec, now: d.Now,
+		cfg:    d.Config, store: d.Store, set: d.Feeds, files: d.Files, stream: d.Stream, now: d.Now,
 		logger: d.Logger.Named("fullpass"), metrics: newFullPassMetrics(d.Registry), onPartition: d.OnPartition, ready: d.Ready,
 		wake: make(chan struct{}, 1),
 		intern: func(b []byte) string {
@@ -244,7 +258,9 @@ func (fp *FullPass) signal() {
 
 // Run executes queued passes and corrections and, with a non-zero
 // full_pass.interval, starts a pass every interval. It returns nil when
-// ctx ends; a pass that fails is recorded as failed and does not stop it.
+// ctx ends. A pass that fails is recorded as a failed run, logged, and
+// does not stop it (the previous feeds stay served); any other error (the
+// state store failing, corrections that cannot be applied) stops it.
 func (fp *FullPass) Run(ctx context.Context) error {
 	var tick <-chan time.Time
 	if fp.cfg.Interval > 0 {
@@ -274,7 +290,11 @@ func (fp *FullPass) Run(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				fp.logger.Error("full pass", zap.String("run", job.run), zap.Bool("apply", job.apply), zap.Error(err))
+				var failed *RunFailedError
+				if !errors.As(err, &failed) {
+					return fmt.Errorf("full pass %s: %w", job.run, err)
+				}
+				fp.logger.Error("full pass failed; the previous feeds stay served", zap.String("run", job.run), zap.Error(failed.Err))
 			}
 			continue
 		}
@@ -284,7 +304,7 @@ func (fp *FullPass) Run(ctx context.Context) error {
 		case <-fp.wake:
 		case <-tick:
 			if _, _, err := fp.Start(); err != nil {
-				fp.logger.Error("start scheduled full pass", zap.Error(err))
+				return fmt.Errorf("start scheduled full pass: %w", err)
 			}
 		}
 	}
@@ -348,12 +368,7 @@ func (fp *FullPass) pass(ctx context.Context, id string) error {
 		if derr := fp.store.DeleteFixes(id); derr != nil {
 			fp.logger.Error("delete fixes of failed run", zap.String("run", id), zap.Error(derr))
 		}
-		fp.finish(&r, state.RunFailed, "pass failed: "+err.Error())
-		r.Applied = true
-		if perr := fp.store.PutRun(&r); perr != nil {
-			return perr
-		}
-		return err
+		return fp.fail(&r, "pass failed", err)
 	}
 	fp.metrics.duration.Observe(time.Since(begin).Seconds())
 	for _, f := range r.Feeds {
@@ -373,6 +388,32 @@ func (fp *FullPass) pass(ctx context.Context, id string) error {
 		return fp.supersede(id)
 	}
 	return fp.publish(ctx, &r)
+}
+
+// RunFailedError is a pass that failed and was recorded as a failed run
+// (status failed, the reason in /api/runs). Run logs it and goes on: the
+// previous feeds stay served. Any other error stops Run.
+type RunFailedError struct {
+	RunID string
+	Err   error
+}
+
+func (e *RunFailedError) Error() string { return "run " + e.RunID + " failed: " + e.Err.Error() }
+func (e *RunFailedError) Unwrap() error { return e.Err }
+
+// fail records r as failed with the reason what: err. It returns a
+// *RunFailedError, or the error recording it.
+func (fp *FullPass) fail(r *state.Run, what string, err error) error {
+	fp.files.Discard(r.ID)
+	if derr := fp.store.DeleteFixes(r.ID); derr != nil {
+		return fmt.Errorf("delete fixes of failed run %s: %w", r.ID, derr)
+	}
+	fp.finish(r, state.RunFailed, what+": "+err.Error())
+	r.Applied = true
+	if perr := fp.store.PutRun(r); perr != nil {
+		return fmt.Errorf("record failed run %s: %w", r.ID, perr)
+	}
+	return &RunFailedError{RunID: r.ID, Err: err}
 }
 
 func (fp *FullPass) finish(r *state.Run, status, reason string) {
@@ -433,7 +474,10 @@ func (fp *FullPass) publish(ctx context.Context, r *state.Run) error {
 	keep, err := fp.heldIDs()
 	if err == nil {
 		keep = slices.DeleteFunc(keep, func(s string) bool { return s < r.ID })
-		err = fp.files.Publish(r.ID, keep)
+		if perr := fp.files.Publish(r.ID, keep); perr != nil {
+			fp.mu.Unlock()
+			return fp.fail(r, "publish failed", perr)
+		}
 	}
 	if err == nil {
 		fp.finish(r, state.RunPublished, "")
@@ -478,12 +522,8 @@ func (fp *FullPass) applyRun(ctx context.Context, id string) error {
 			break
 		}
 		first, lastP, lastID = false, chunk[len(chunk)-1].Partition, chunk[len(chunk)-1].OfferID
-		var res FixResult
-		if err := fp.exec(ctx, func(a *Applier) error {
-			var err error
-			res, err = a.ApplyFixes(chunk, fp.cfg.RefreshAfter)
-			return err
-		}); err != nil {
+		res, err := fp.stream.ApplyFixes(ctx, chunk, fp.cfg.RefreshAfter)
+		if err != nil {
 			return fmt.Errorf("apply fixes of %s: %w", id, err)
 		}
 		r.Corrections += res.Corrections
@@ -683,7 +723,7 @@ func (fp *FullPass) scan(ctx context.Context, r *state.Run, now time.Time) error
 	fixes := fp.store.NewFixWriter(r.ID)
 	defer fixes.Close()
 	ev := fp.set.NewEvaluator()
-	evalSrc := newEvalErrorSource(ev, fp.set) // reported per partition and at the end
+	evalSrc := processor.NewEvalErrorSource(ev, fp.set) // reported per partition and at the end
 	list := fp.set.Feeds()
 	tmpls := fp.set.Templates()
 	member := make([]bool, len(list))
@@ -699,7 +739,7 @@ func (fp *FullPass) scan(ctx context.Context, r *state.Run, now time.Time) error
 	var view feeds.View
 	err = snap.Scan(ctx, fp.intern, func(it *state.ScanItem) error {
 		if it.Partition != lastP {
-			reportEvalErrors(ctx, fp.exec, evalSrc)
+			fp.stream.ReportEvalErrors(ctx, evalSrc)
 			if lastP >= 0 && fp.onPartition != nil {
 				fp.onPartition(ctx, lastP)
 				if ctx.Err() != nil {
@@ -712,7 +752,7 @@ func (fp *FullPass) scan(ctx context.Context, r *state.Run, now time.Time) error
 		if scanned&4095 == 0 {
 			fp.metrics.scanned.Add(4096)
 		}
-		if it.Offer != nil && fp.budget.fits(it.Offer) {
+		if it.Offer != nil && fp.budget.Fits(it.Offer) {
 			s, rt, err := cache.lookup(it.Offer.SellerID)
 			if err != nil {
 				return err
@@ -766,9 +806,9 @@ func (fp *FullPass) scan(ctx context.Context, r *state.Run, now time.Time) error
 			flags |= state.FixReconcile
 		}
 		if mem != nil && it.Offer != nil && cycle > 0 {
-			phase := refreshPhaseMs(it.OfferID, cycle)
+			phase := processor.RefreshPhaseMs(it.OfferID, cycle)
 			for k := range mem.Feeds {
-				if e := &mem.Feeds[k]; len(e.Destinations) > 0 && refreshDue(phase, e.SentAtMs, nowMs, cycle) {
+				if e := &mem.Feeds[k]; len(e.Destinations) > 0 && processor.RefreshDue(phase, e.SentAtMs, nowMs, cycle) {
 					flags |= state.FixRefresh
 					break
 				}
@@ -780,7 +820,7 @@ func (fp *FullPass) scan(ctx context.Context, r *state.Run, now time.Time) error
 		return nil
 	})
 	fp.metrics.scanned.Add(float64(scanned & 4095))
-	reportEvalErrors(ctx, fp.exec, evalSrc)
+	fp.stream.ReportEvalErrors(ctx, evalSrc)
 	if err != nil {
 		return err
 	}

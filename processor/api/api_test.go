@@ -1,4 +1,4 @@
-package processor_test
+package api_test
 
 import (
 	"encoding/json"
@@ -8,12 +8,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/feedmill/feedmill/processor"
+	"github.com/feedmill/feedmill/processor/api"
 )
 
 func TestAdminAuthBearerScheme(t *testing.T) {
 	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
-	h := processor.AdminAuth("s3cret", ok)
+	h := api.AdminAuth("s3cret", ok)
 	tests := []struct {
 		name   string
 		path   string
@@ -58,9 +58,9 @@ func TestLimitBodies(t *testing.T) {
 		Name string `json:"name"`
 	}
 	var got doc
-	h := processor.LimitBodies(64, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := api.LimitBodies(64, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = doc{}
-		if !processor.ReadJSON(w, r, &got) {
+		if !api.ReadJSON(w, r, &got) {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
