@@ -293,3 +293,33 @@ func TestApplierSellerJobChunks(t *testing.T) {
 		t.Errorf("jobs left: %v %v", jobs, err)
 	}
 }
+
+// A schema registry that stays down is a broken dependency: Apply retries
+// for the outage limit, then returns an error that says what to check.
+func TestApplyReturnsRegistryOutage(t *testing.T) {
+	u := newUnit(t)
+	rec := u.offerRec(offer("o1", 1, 5000))
+	down, err := sr.NewClient(sr.URLs("http://127.0.0.1:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := feeds.Compile(unitFeeds, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := processor.NewApplier(processor.ApplierDeps{
+		Store: u.store, Feeds: set, Serde: records.NewSerde(down), Topics: config.Default().Kafka.Topics,
+		Processor: config.Processor{MaxBatchRecords: 100, SellerChunk: 2}, Retention: time.Hour,
+		Metrics: processor.NewMetrics(prometheus.NewRegistry()), Logger: zap.NewNop(), RegistryOutageLimit: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Apply(context.Background(), []*kgo.Record{rec})
+	if err == nil || !strings.Contains(err.Error(), "schema registry unavailable for 300ms") || !strings.Contains(err.Error(), "schema_registry.url") {
+		t.Fatalf("Apply with the registry down: %v", err)
+	}
+	if offs, _ := u.store.Offsets("offers"); len(offs) != 0 {
+		t.Errorf("offsets advanced past a record that was not applied: %v", offs)
+	}
+}

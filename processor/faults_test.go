@@ -20,6 +20,7 @@ import (
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/internal/synth"
 	"github.com/feedmill/feedmill/internal/testenv"
+	"github.com/feedmill/feedmill/processor"
 	"github.com/feedmill/feedmill/state"
 )
 
@@ -294,4 +295,31 @@ func TestStateDirOfAnotherConfigurationIsRefused(t *testing.T) {
 	// The original configuration still runs on it.
 	run = startPipeline(t, env, cfg, testLogger(t))
 	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
+}
+
+// An error of work run on the applier goroutine is the state failing: it
+// stops the pipeline and the app with that error, instead of being
+// swallowed.
+func TestExecErrorStopsTheApp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	env := testenv.New(t, allTopics...)
+	example, templates := synth.ExampleFeeds()
+	cfg := testConfig(t, env, example, templates)
+	a, err := app.New(cfg, app.Deps{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	boom := errors.New("state broken")
+	if err := a.Pipeline.Exec(ctx, func(*processor.Applier) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("Exec: %v", err)
+	}
+	if err := <-done; !errors.Is(err, boom) {
+		t.Fatalf("app Run: %v, want the applier's error", err)
+	}
 }
