@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,21 +41,27 @@ func (e *ValidationError) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// Built-in template names (docs/contract.md, Templates). The feeds package renders them;
-// config only needs their names to check references.
+// Built-in template names (docs/contract.md, Templates). BuiltinTemplates
+// is the one list of them: config checks references against it, and the
+// feeds package renders each (feeds/builtin.go; its tests fail for a name
+// without a format). Adding a built-in template is a name here and its
+// format there.
 const (
 	TemplateGoogleMerchant = "google-merchant"
 	TemplateMetaCatalog    = "meta-catalog"
 	TemplateCeneo          = "ceneo"
 )
 
+// BuiltinTemplates returns the names of the built-in templates, in the
+// order of docs/contract.md, Templates. The slice is new on every call;
+// callers may keep it.
+func BuiltinTemplates() []string {
+	return []string{TemplateGoogleMerchant, TemplateMetaCatalog, TemplateCeneo}
+}
+
 // IsBuiltinTemplate reports whether name is a built-in template.
 func IsBuiltinTemplate(name string) bool {
-	switch name {
-	case TemplateGoogleMerchant, TemplateMetaCatalog, TemplateCeneo:
-		return true
-	}
-	return false
+	return slices.Contains(BuiltinTemplates(), name)
 }
 
 // SASL mechanisms the brokers can be authenticated with.

@@ -96,8 +96,8 @@ func TestDeadLetterRecordLayout(t *testing.T) {
 		Value: []byte{0, 0, 0, 0, 7, 0xff, 0x01},
 		Headers: []kgo.RecordHeader{
 			{Key: HeaderDestination, Value: []byte("d")},
-			{Key: HeaderError, Value: []byte("stale error from upstream")},
-			{Key: HeaderSourceOffset, Value: []byte("1")},
+			{Key: records.HeaderError, Value: []byte("stale error from upstream")},
+			{Key: records.HeaderSourceOffset, Value: []byte("1")},
 		},
 	}
 	dl := deadLetterRecord(config.DefaultDeadLetterTopic, src, "partner status 400: bad title")
@@ -105,11 +105,11 @@ func TestDeadLetterRecordLayout(t *testing.T) {
 		t.Fatalf("dead letter %s key %q value %x, want feedmill-rejects with the original bytes", dl.Topic, dl.Key, dl.Value)
 	}
 	want := map[string]string{
-		HeaderDestination:     "d",
-		HeaderError:           "partner status 400: bad title",
-		HeaderSourceTopic:     "feed-events",
-		HeaderSourcePartition: "3",
-		HeaderSourceOffset:    "42",
+		HeaderDestination:             "d",
+		records.HeaderError:           "partner status 400: bad title",
+		records.HeaderSourceTopic:     "feed-events",
+		records.HeaderSourcePartition: "3",
+		records.HeaderSourceOffset:    "42",
 	}
 	got := map[string]string{}
 	for _, h := range dl.Headers {

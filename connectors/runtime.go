@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/feedmill/feedmill/config"
+	"github.com/feedmill/feedmill/internal/clients"
 	"github.com/feedmill/feedmill/internal/records"
 )
 
@@ -28,14 +29,10 @@ import (
 // are not committed, so a restarted connector tries again.
 var ErrRetriesExhausted = errors.New("partner retries exhausted")
 
-// Header names of dead-letter records (docs/contract.md, Rejects).
-const (
-	HeaderDestination     = "destination"
-	HeaderError           = "error"
-	HeaderSourceTopic     = "source-topic"
-	HeaderSourcePartition = "source-partition"
-	HeaderSourceOffset    = "source-offset"
-)
+// HeaderDestination names a destination of an events record. Dead-letter
+// records carry the rejects layout's headers as well (docs/contract.md,
+// Rejects: records.HeaderError and the source-* headers).
+const HeaderDestination = "destination"
 
 // shutdownTimeout bounds the dead-letter produce, state write and offset
 // commit that follow a cancelled Run.
@@ -106,13 +103,13 @@ func New(cfg config.Connector, p Partner, deps Deps) (*Runtime, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("connector runtime: %w", err)
 	}
-	opts, err := KafkaOpts(cfg.Kafka)
+	opts, err := clients.KafkaOpts(cfg.Kafka)
 	if err != nil {
 		return nil, fmt.Errorf("connector runtime: %w", err)
 	}
 	serde := deps.Serde
 	if serde == nil {
-		rc, err := RegistryClient(cfg.SchemaRegistry)
+		rc, err := clients.Registry(cfg.SchemaRegistry)
 		if err != nil {
 			return nil, fmt.Errorf("connector runtime: %w", err)
 		}
@@ -662,22 +659,18 @@ func (b *batch) deadLetter(ctx context.Context) error {
 // deadLetterRecord copies rec for the dead-letter topic in the rejects
 // layout (docs/contract.md, Rejects): the original key and value bytes,
 // the original headers, and error, source-topic, source-partition and source-offset
-// (replacing any the record already had, so each appears once).
+// (records.AppendRejectHeaders, as the processor's rejects; replacing any
+// the record already had, so each appears once).
 func deadLetterRecord(topic string, rec *kgo.Record, msg string) *kgo.Record {
 	hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+4)
 	for _, h := range rec.Headers {
 		switch h.Key {
-		case HeaderError, HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset:
+		case records.HeaderError, records.HeaderSourceTopic, records.HeaderSourcePartition, records.HeaderSourceOffset:
 			continue
 		}
 		hs = append(hs, h)
 	}
-	hs = append(hs,
-		kgo.RecordHeader{Key: HeaderError, Value: []byte(msg)},
-		kgo.RecordHeader{Key: HeaderSourceTopic, Value: []byte(rec.Topic)},
-		kgo.RecordHeader{Key: HeaderSourcePartition, Value: strconv.AppendInt(nil, int64(rec.Partition), 10)},
-		kgo.RecordHeader{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, rec.Offset, 10)},
-	)
+	hs = records.AppendRejectHeaders(hs, msg, rec.Topic, rec.Partition, rec.Offset)
 	return &kgo.Record{Topic: topic, Key: rec.Key, Value: rec.Value, Headers: hs}
 }
 
@@ -778,4 +771,19 @@ func (b *batch) commit(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// waitCtx waits d or until ctx ends; the default Runtime.Sleep.
+func waitCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -2,23 +2,20 @@ package feeds
 
 import (
 	"strconv"
-	"strings"
 
-	"github.com/feedmill/feedmill/internal/records"
-)
-
-const (
-	builtinGoogle = "google-merchant"
-	builtinMeta   = "meta-catalog"
-	builtinCeneo  = "ceneo"
+	"github.com/feedmill/feedmill/config"
+	"github.com/feedmill/feedmill/feeds/offerrules"
 )
 
 // newBuiltin returns a fresh built-in template, or nil for an unknown name.
-// The formats are data: each is a node tree over the shared adapters below.
+// The names are config's (config.BuiltinTemplates, the one list); the
+// formats are data: each is a node tree over the shared adapters below,
+// which take their business rules (in stock, price, product type) from
+// offerrules, as the partner connectors do.
 func newBuiltin(name string) *Template {
 	t := &Template{ID: name, Builtin: true}
 	switch name {
-	case builtinGoogle:
+	case config.TemplateGoogleMerchant:
 		// https://support.google.com/merchants/answer/7052112
 		t.shell = shellRSS
 		t.item = node{name: "item", children: []node{
@@ -36,7 +33,7 @@ func newBuiltin(name string) *Template {
 			{name: "g:identifier_exists", value: noIdentifiers},
 			{name: "g:product_type", value: productType, maxRunes: 750},
 		}}
-	case builtinMeta:
+	case config.TemplateMetaCatalog:
 		// https://www.facebook.com/business/help/120325381656392
 		t.shell = shellRSS
 		t.item = node{name: "item", children: []node{
@@ -51,7 +48,7 @@ func newBuiltin(name string) *Template {
 			{name: "g:additional_image_link", value: additionalImage, each: additionalImages(10)},
 			{name: "g:brand", value: brandOrSellerName, maxRunes: 100},
 		}}
-	case builtinCeneo:
+	case config.TemplateCeneo:
 		t.shell = shellCeneo
 		t.item = node{name: "o",
 			attrs: []attr{
@@ -154,53 +151,24 @@ func countImages(n int) list {
 	}
 }
 
-// inStock is the availability rule shared by every format.
-func inStock(o *records.Offer) bool {
-	return o.Status == "ACTIVE" && o.Stock > 0
-}
-
+// availability writes the format's words for offerrules.InStock.
 func availability(yes, no string) value {
 	return func(r *renderer, _ int, dst []byte) ([]byte, bool) {
-		if inStock(r.v.Offer) {
+		if offerrules.InStock(r.v.Offer) {
 			return append(dst, yes...), true
 		}
 		return append(dst, no...), true
 	}
 }
 
-// appendAmount writes PriceMinor in major units with exactly the currency's
-// minor-unit digits: 12999 PLN → 129.99, 12999 JPY → 12999.
-func appendAmount(dst []byte, o *records.Offer) []byte {
-	minor := o.PriceMinor
-	if minor < 0 {
-		dst = append(dst, '-')
-		minor = -minor
-	}
-	digits := records.MinorUnits(o.Currency)
-	if digits <= 0 {
-		return strconv.AppendInt(dst, int64(minor), 10)
-	}
-	scale := 1
-	for range digits {
-		scale *= 10
-	}
-	dst = strconv.AppendInt(dst, int64(minor/scale), 10)
-	dst = append(dst, '.')
-	frac := minor % scale
-	for s := scale / 10; s > 1 && frac < s; s /= 10 {
-		dst = append(dst, '0')
-	}
-	return strconv.AppendInt(dst, int64(frac), 10)
-}
-
+// priceAmount is the price in major units (offerrules.AppendAmount).
 func priceAmount(r *renderer, _ int, dst []byte) ([]byte, bool) {
-	return appendAmount(dst, r.v.Offer), true
+	return offerrules.AppendAmount(dst, r.v.Offer.PriceMinor, r.v.Offer.Currency), true
 }
 
+// priceWithCurrency is "129.99 PLN" (offerrules.AppendPrice).
 func priceWithCurrency(r *renderer, _ int, dst []byte) ([]byte, bool) {
-	dst = appendAmount(dst, r.v.Offer)
-	dst = append(dst, ' ')
-	return append(dst, r.v.Offer.Currency...), true
+	return offerrules.AppendPrice(dst, r.v.Offer.PriceMinor, r.v.Offer.Currency), true
 }
 
 // condition lowercases the enum symbol: NEW → new.
@@ -255,24 +223,11 @@ func noIdentifiers(r *renderer, _ int, dst []byte) ([]byte, bool) {
 	return dst, false
 }
 
-// productType turns the category path into Google's form:
-// Electronics/Phones/Smartphones → Electronics > Phones > Smartphones.
+// productType is the category path in Google's form
+// (offerrules.AppendProductType): Electronics/Phones/Smartphones →
+// Electronics > Phones > Smartphones; omitted when the path is blank.
 func productType(r *renderer, _ int, dst []byte) ([]byte, bool) {
-	start := len(dst)
-	rest := r.v.Offer.Category
-	for rest != "" {
-		var seg string
-		seg, rest, _ = strings.Cut(rest, "/")
-		seg = strings.TrimSpace(seg)
-		if seg == "" {
-			continue
-		}
-		if len(dst) > start {
-			dst = append(dst, " > "...)
-		}
-		dst = append(dst, seg...)
-	}
-	return dst, len(dst) > start
+	return offerrules.AppendProductType(dst, r.v.Offer.Category)
 }
 
 func attributeName(r *renderer, i int, dst []byte) ([]byte, bool) {

@@ -85,9 +85,10 @@ func (s *Set) Feed(id string) (*Feed, bool) {
 // not modify it.
 func (s *Set) Templates() []*Template { return s.templates }
 
-// BuiltinTemplates returns the names of the built-in templates.
+// BuiltinTemplates returns the names of the built-in templates
+// (config.BuiltinTemplates, the one list of them).
 func BuiltinTemplates() []string {
-	return []string{builtinGoogle, builtinMeta, builtinCeneo}
+	return config.BuiltinTemplates()
 }
 
 // Compile checks and compiles feeds and templates once. It returns a

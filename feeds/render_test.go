@@ -210,24 +210,6 @@ func TestSanitiseAndTruncate(t *testing.T) {
 	}
 }
 
-func TestPrice(t *testing.T) {
-	tests := []struct {
-		minor    int
-		currency string
-		want     string
-	}{
-		{12999, "PLN", "129.99"}, {5, "PLN", "0.05"}, {100, "EUR", "1.00"}, {0, "PLN", "0.00"},
-		{12999, "JPY", "12999"}, {5, "KWD", "0.005"}, {12345, "KWD", "12.345"}, {1, "CLF", "0.0001"},
-		{-250, "PLN", "-2.50"}, {12999, "XXQ", "129.99"},
-	}
-	for _, tc := range tests {
-		got := string(appendAmount(nil, &records.Offer{PriceMinor: tc.minor, Currency: tc.currency}))
-		if got != tc.want {
-			t.Errorf("%d %s = %s, want %s", tc.minor, tc.currency, got, tc.want)
-		}
-	}
-}
-
 // randomString mixes ASCII, markup, controls, multi-byte runes and raw
 // invalid bytes.
 func randomString(r *rand.Rand, maxLen int) string {

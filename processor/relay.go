@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/state"
 )
 
@@ -265,14 +266,10 @@ func (r *Relay) failedRecord(p int32, seq uint64, rec *kgo.Record, cause error) 
 }
 
 // rejectHeaders are the headers of every reject record (the contract's
-// error and source-* headers).
+// error and source-* headers), built by records like the connectors'
+// dead letters.
 func rejectHeaders(reason, topic string, partition int32, offset int64) []state.Header {
-	return []state.Header{
-		{Key: "error", Value: []byte(reason)},
-		{Key: "source-topic", Value: []byte(topic)},
-		{Key: "source-partition", Value: strconv.AppendInt(nil, int64(partition), 10)},
-		{Key: "source-offset", Value: strconv.AppendInt(nil, offset, 10)},
-	}
+	return records.AppendRejectHeaders([]state.Header(nil), reason, topic, partition, offset)
 }
 
 func truncate(b []byte, n int) []byte {

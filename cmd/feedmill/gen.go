@@ -13,13 +13,13 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/feedmill/feedmill/config"
-	"github.com/feedmill/feedmill/connectors"
+	"github.com/feedmill/feedmill/internal/clients"
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/internal/synth"
 )
 
 func newRegistryClient(r config.SchemaRegistry) (*sr.Client, error) {
-	return connectors.RegistryClient(r)
+	return clients.Registry(r)
 }
 
 func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -50,7 +50,7 @@ func cmdGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *registry != "" {
 		cfg.SchemaRegistry.URL = *registry
 	}
-	kopts, err := connectors.KafkaOpts(cfg.Kafka)
+	kopts, err := clients.KafkaOpts(cfg.Kafka)
 	if err != nil {
 		return err
 	}

@@ -304,10 +304,10 @@ func checkDeadLetters(t *testing.T, ctx context.Context, env *testenv.Env, sc *S
 		k := string(r.Key)
 		seen[k] = true
 		if !allowed[k] {
-			t.Errorf("dead letter for %q, which is neither refused nor undecodable (error %q)", k, header(r, connectors.HeaderError))
+			t.Errorf("dead letter for %q, which is neither refused nor undecodable (error %q)", k, header(r, records.HeaderError))
 		}
-		if header(r, connectors.HeaderError) == "" || header(r, connectors.HeaderSourceTopic) != EventsTopic ||
-			header(r, connectors.HeaderSourceOffset) == "" || header(r, connectors.HeaderSourcePartition) == "" {
+		if header(r, records.HeaderError) == "" || header(r, records.HeaderSourceTopic) != EventsTopic ||
+			header(r, records.HeaderSourceOffset) == "" || header(r, records.HeaderSourcePartition) == "" {
 			t.Errorf("dead letter for %q lacks error/source headers: %v", k, r.Headers)
 		}
 		checkRejectLayout(t, r, bySource)
@@ -341,7 +341,7 @@ type sourcePos struct {
 // dead letter carries unchanged.
 func checkRejectLayout(t *testing.T, r *kgo.Record, bySource map[sourcePos]*kgo.Record) {
 	t.Helper()
-	for _, h := range []string{connectors.HeaderError, connectors.HeaderSourceTopic, connectors.HeaderSourcePartition, connectors.HeaderSourceOffset} {
+	for _, h := range []string{records.HeaderError, records.HeaderSourceTopic, records.HeaderSourcePartition, records.HeaderSourceOffset} {
 		n := 0
 		for _, rh := range r.Headers {
 			if rh.Key == h {
@@ -352,11 +352,11 @@ func checkRejectLayout(t *testing.T, r *kgo.Record, bySource map[sourcePos]*kgo.
 			t.Errorf("dead letter for %q has %d %q headers, want 1", r.Key, n, h)
 		}
 	}
-	part, perr := strconv.ParseInt(header(r, connectors.HeaderSourcePartition), 10, 32)
-	off, oerr := strconv.ParseInt(header(r, connectors.HeaderSourceOffset), 10, 64)
+	part, perr := strconv.ParseInt(header(r, records.HeaderSourcePartition), 10, 32)
+	off, oerr := strconv.ParseInt(header(r, records.HeaderSourceOffset), 10, 64)
 	if perr != nil || oerr != nil {
 		t.Errorf("dead letter for %q: source-partition %q, source-offset %q are not numbers", r.Key,
-			header(r, connectors.HeaderSourcePartition), header(r, connectors.HeaderSourceOffset))
+			header(r, records.HeaderSourcePartition), header(r, records.HeaderSourceOffset))
 		return
 	}
 	src := bySource[sourcePos{int32(part), off}]

@@ -19,6 +19,7 @@ import (
 
 	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/connectors"
+	"github.com/feedmill/feedmill/feeds/offerrules"
 	"github.com/feedmill/feedmill/internal/records"
 )
 
@@ -304,7 +305,9 @@ func (p *Partner) send(ctx context.Context, it *connectors.Item) connectors.Resu
 	return connectors.StatusResult(resp.StatusCode, resp.Header, msg, p.now())
 }
 
-// Input maps an upsert item to the product input sent.
+// Input maps an upsert item to the product input sent. Availability and
+// product type follow offerrules, as the google-merchant template does, so
+// an offer reads the same in the XML feed and through the API.
 func (p *Partner) Input(it *connectors.Item) *ProductInput {
 	o := &it.Offer.Offer
 	attrs := ProductAttributes{
@@ -315,7 +318,7 @@ func (p *Partner) Input(it *connectors.Item) *ProductInput {
 		Condition:    o.Condition,
 		Price:        Price{AmountMicros: strconv.FormatInt(Micros(o.PriceMinor, o.Currency), 10), CurrencyCode: o.Currency},
 	}
-	if o.Status == "ACTIVE" && o.Stock > 0 {
+	if offerrules.InStock(o) {
 		attrs.Availability = "IN_STOCK"
 	}
 	if len(o.Images) > 0 {
@@ -328,8 +331,8 @@ func (p *Partner) Input(it *connectors.Item) *ProductInput {
 	if o.GTIN != nil {
 		attrs.Gtins = []string{*o.GTIN}
 	}
-	if o.Category != "" {
-		attrs.ProductTypes = []string{strings.ReplaceAll(o.Category, "/", " > ")}
+	if pt, ok := offerrules.AppendProductType(nil, o.Category); ok {
+		attrs.ProductTypes = []string{string(pt)}
 	}
 	return &ProductInput{
 		OfferID:           it.OfferID,

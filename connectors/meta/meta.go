@@ -13,7 +13,7 @@ import (
 
 	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/connectors"
-	"github.com/feedmill/feedmill/internal/records"
+	"github.com/feedmill/feedmill/feeds/offerrules"
 )
 
 // MaxBatch is the Graph API's limit of requests per items_batch call.
@@ -234,7 +234,9 @@ func (p *Partner) do(req *http.Request, dst any) (connectors.Result, bool) {
 	return res, false
 }
 
-// ToRequest maps an item to its items_batch request.
+// ToRequest maps an item to its items_batch request. Availability and
+// price follow offerrules, as the meta-catalog template does, so an offer
+// reads the same in the XML feed and through the API.
 func ToRequest(it *connectors.Item) Request {
 	if it.Op != connectors.OpUpsert || it.Offer == nil {
 		return Request{Method: "DELETE", Data: ItemData{ID: it.OfferID}}
@@ -246,11 +248,11 @@ func ToRequest(it *connectors.Item) Request {
 		Description:   o.Description,
 		Availability:  "out of stock",
 		Condition:     strings.ToLower(o.Condition),
-		Price:         FormatPrice(o.PriceMinor, o.Currency),
+		Price:         string(offerrules.AppendPrice(nil, o.PriceMinor, o.Currency)),
 		Link:          o.URL,
 		InternalLabel: []string{SeqLabelPrefix + strconv.FormatInt(it.Seq, 10)},
 	}
-	if o.Status == "ACTIVE" && o.Stock > 0 {
+	if offerrules.InStock(o) {
 		d.Availability = "in stock"
 	}
 	if len(o.Images) > 0 {
@@ -264,25 +266,4 @@ func ToRequest(it *connectors.Item) Request {
 		d.GTIN = *o.GTIN
 	}
 	return Request{Method: "UPDATE", Data: d}
-}
-
-// FormatPrice renders a price in minor units as Meta's "<amount>
-// <currency>" with the currency's minor digits (12999 PLN = "129.99 PLN").
-func FormatPrice(priceMinor int, currency string) string {
-	digits := records.MinorUnits(currency)
-	neg := priceMinor < 0
-	if neg {
-		priceMinor = -priceMinor
-	}
-	s := strconv.Itoa(priceMinor)
-	if digits > 0 {
-		for len(s) <= digits {
-			s = "0" + s
-		}
-		s = s[:len(s)-digits] + "." + s[len(s)-digits:]
-	}
-	if neg {
-		s = "-" + s
-	}
-	return s + " " + currency
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/feedmill/feedmill/connectors"
 	"github.com/feedmill/feedmill/connectors/connectortest"
 	"github.com/feedmill/feedmill/connectors/meta"
+	"github.com/feedmill/feedmill/internal/records"
 )
 
 const (
@@ -196,7 +197,9 @@ func TestMetaConformance(t *testing.T) {
 		rep.Records, fake.n, fake.polls, rep.Applied, rep.Duplicates, rep.Retries, rep.DeadLetters, rep.Faults)
 }
 
-func TestFormatPrice(t *testing.T) {
+// The price is "<amount> <currency>" with the currency's minor digits
+// (offerrules.AppendPrice).
+func TestRequestPrice(t *testing.T) {
 	for _, tc := range []struct {
 		minor    int
 		currency string
@@ -207,8 +210,10 @@ func TestFormatPrice(t *testing.T) {
 		{12999, "JPY", "12999 JPY"},
 		{1234, "KWD", "1.234 KWD"},
 	} {
-		if got := meta.FormatPrice(tc.minor, tc.currency); got != tc.want {
-			t.Errorf("FormatPrice(%d, %s) = %q, want %q", tc.minor, tc.currency, got, tc.want)
+		it := &connectors.Item{OfferID: "o-1", Op: connectors.OpUpsert, Offer: &records.OfferView{
+			Offer: records.Offer{ID: "o-1", PriceMinor: tc.minor, Currency: tc.currency}}}
+		if got := meta.ToRequest(it).Data.Price; got != tc.want {
+			t.Errorf("price of %d %s = %q, want %q", tc.minor, tc.currency, got, tc.want)
 		}
 	}
 }

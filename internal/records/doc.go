@@ -5,7 +5,9 @@
 // schemas (schemas/*.avsc, namespace feedmill.v1, embedded in the binary),
 // the Confluent Schema Registry wire format (magic byte 0, big-endian schema
 // id, Avro binary body), the validation rules the schemas cannot express,
-// and the compact state encoding the state package stores in Pebble.
+// the compact state encoding the state package stores in Pebble, and the
+// headers of a reject record (AppendRejectHeaders), which the processor's
+// rejects and the connectors' dead letters share.
 //
 // The model: upstream writes values with its own (writer) schema and names
 // it by id in the 5-byte header. A Serde fetches the writer schema from the

@@ -9,11 +9,12 @@ import (
 	"github.com/feedmill/feedmill/config"
 )
 
-// Built-in template names (CONTRACT §3) and the destinations feeds use.
+// Built-in template names (config's, the one list) and the destinations
+// feeds use.
 const (
-	TemplateGoogle = "google-merchant"
-	TemplateMeta   = "meta-catalog"
-	TemplateCeneo  = "ceneo"
+	TemplateGoogle = config.TemplateGoogleMerchant
+	TemplateMeta   = config.TemplateMetaCatalog
+	TemplateCeneo  = config.TemplateCeneo
 
 	DestinationGMC     = "gmc-main"
 	DestinationMeta    = "meta-main"

@@ -1,4 +1,4 @@
-package connectors_test
+package clients_test
 
 import (
 	"crypto/ecdsa"
@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/feedmill/feedmill/config"
-	"github.com/feedmill/feedmill/connectors"
+	"github.com/feedmill/feedmill/internal/clients"
 )
 
 func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
@@ -87,7 +87,7 @@ func TestKafkaOpts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			k := base
 			tc.mod(&k)
-			opts, err := connectors.KafkaOpts(k)
+			opts, err := clients.KafkaOpts(k)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err %v, want %q", err, tc.wantErr)
@@ -107,7 +107,7 @@ func TestKafkaOpts(t *testing.T) {
 	}
 }
 
-func TestRegistryClientBasicAuth(t *testing.T) {
+func TestRegistryBasicAuth(t *testing.T) {
 	var gotUser, gotPass string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gotUser, gotPass, _ = r.BasicAuth()
@@ -119,7 +119,7 @@ func TestRegistryClientBasicAuth(t *testing.T) {
 	if err := os.WriteFile(passFile, []byte(" s3cret-0123456789 \n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := connectors.RegistryClient(config.SchemaRegistry{URL: srv.URL, Username: "feedmill", PasswordFile: passFile})
+	cl, err := clients.Registry(config.SchemaRegistry{URL: srv.URL, Username: "feedmill", PasswordFile: passFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,9 +133,9 @@ func TestRegistryClientBasicAuth(t *testing.T) {
 
 // A registry URL with userinfo is refused, and the error does not show
 // the password.
-func TestRegistryClientRefusesUserinfo(t *testing.T) {
+func TestRegistryRefusesUserinfo(t *testing.T) {
 	for _, u := range []string{"http://u:hunter2-SECRET@registry:8081", "http://hunter2-SECRET@registry:8081/"} {
-		_, err := connectors.RegistryClient(config.SchemaRegistry{URL: u})
+		_, err := clients.Registry(config.SchemaRegistry{URL: u})
 		if err == nil {
 			t.Fatalf("%s: no error", config.RedactURL(u))
 		}

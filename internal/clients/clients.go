@@ -1,7 +1,6 @@
-package connectors
+package clients
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -61,7 +60,7 @@ func KafkaOpts(k config.Kafka) ([]kgo.Opt, error) {
 
 // TLSConfig builds a client TLS config from t: the CA bundle (system roots
 // when empty), an optional client certificate and key, the server name and
-// the insecure switch.
+// the insecure switch. Errors name the key path that is wrong.
 func TLSConfig(t config.TLS) (*tls.Config, error) {
 	tc := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
@@ -92,11 +91,11 @@ func TLSConfig(t config.TLS) (*tls.Config, error) {
 	return tc, nil
 }
 
-// RegistryClient builds a schema registry client for r, with basic auth
+// Registry builds a schema registry client for r, with basic auth
 // when r.Username is set (password from r.Password or r.PasswordFile). A
 // URL holding a user or password (http://u:p@host) is refused: the
 // registry client would print it in every error it returns.
-func RegistryClient(r config.SchemaRegistry) (*sr.Client, error) {
+func Registry(r config.SchemaRegistry) (*sr.Client, error) {
 	if r.URL == "" {
 		return nil, errors.New("schema_registry.url: empty")
 	}
@@ -126,19 +125,4 @@ func RegistryClient(r config.SchemaRegistry) (*sr.Client, error) {
 		return nil, fmt.Errorf("schema registry client for %s: %w", r.URL, err)
 	}
 	return cl, nil
-}
-
-// waitCtx waits d or until ctx ends; the default Runtime.Sleep.
-func waitCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
