@@ -7,8 +7,6 @@ import (
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
-
-	"github.com/feedmill/feedmill/internal/records"
 )
 
 // This file holds the atoms of the matching engine: the leaf predicates a
@@ -163,6 +161,8 @@ const (
 
 // field names one scalar leaf of the View an operand reads; the values
 // are the FieldMask bit numbers, plus fieldAttr for one attributes key.
+// The per-field parts (fieldKind, readOffer, readJoined, ...) are generated
+// into model_gen.go.
 type field uint8
 
 const fieldAttr field = 255
@@ -201,11 +201,10 @@ func (o *operand) kinds() uint8 {
 		k = 1<<kString | 1<<kNil
 	default:
 		k = 1 << fieldKind(o.f)
-		switch FieldMask(1) << o.f {
-		case FieldOfferProductID, FieldOfferBrand, FieldOfferGTIN:
+		if FieldMask(1)<<o.f&nullableFields != 0 {
 			k |= 1 << kNil
 		}
-		if FieldMask(1)<<o.f&(FieldsSeller|FieldsRating) != 0 {
+		if FieldMask(1)<<o.f&fieldsJoined != 0 {
 			if o.optional {
 				k |= 1 << kNil
 			} else {
@@ -217,24 +216,6 @@ func (o *operand) kinds() uint8 {
 		k = k&^(1<<kNil) | 1<<o.def.k
 	}
 	return k
-}
-
-// fieldKind is the kind of a scalar field; kErr for the non-scalar ones
-// (images, attributes, timestamps), which operands never read.
-func fieldKind(f field) vkind {
-	switch FieldMask(1) << f {
-	case FieldOfferPriceMinor, FieldOfferStock, FieldOfferVersion,
-		FieldSellerVersion, FieldRatingCount, FieldRatingVersion:
-		return kInt
-	case FieldOfferPrice, FieldRatingAverage, FieldRatingPositivePct:
-		return kFloat
-	case FieldSellerSuperSeller:
-		return kBool
-	case FieldOfferImages, FieldOfferAttributes, FieldOfferUpdatedAt,
-		FieldSellerUpdatedAt, FieldRatingUpdatedAt, FieldNow:
-		return kErr
-	}
-	return kString
 }
 
 func optString(p *string) scalar {
@@ -262,96 +243,17 @@ func (o *operand) readRaw(v *View) scalar {
 		return scalar{k: kString, s: s}
 	}
 	m := FieldMask(1) << o.f
-	switch {
-	case m&FieldsOffer != 0:
+	if m&FieldsOffer != 0 {
 		return readOffer(m, v.Offer)
-	case m&FieldsSeller != 0:
-		if v.Seller == nil {
-			if o.optional {
-				return scalar{}
-			}
-			return scalar{k: kErr}
-		}
-		return readSeller(m, v.Seller)
-	default:
-		if v.Rating == nil {
-			if o.optional {
-				return scalar{}
-			}
-			return scalar{k: kErr}
-		}
-		return readRating(m, v.Rating)
 	}
+	return readJoined(m, v, o.optional)
 }
 
-func readOffer(m FieldMask, o *records.Offer) scalar {
-	switch m {
-	case FieldOfferID:
-		return scalar{k: kString, s: o.ID}
-	case FieldOfferSellerID:
-		return scalar{k: kString, s: o.SellerID}
-	case FieldOfferProductID:
-		return optString(o.ProductID)
-	case FieldOfferTitle:
-		return scalar{k: kString, s: o.Title}
-	case FieldOfferDescription:
-		return scalar{k: kString, s: o.Description}
-	case FieldOfferCategory:
-		return scalar{k: kString, s: o.Category}
-	case FieldOfferPriceMinor:
-		return scalar{k: kInt, i: int64(o.PriceMinor)}
-	case FieldOfferCurrency:
-		return scalar{k: kString, s: o.Currency}
-	case FieldOfferStock:
-		return scalar{k: kInt, i: int64(o.Stock)}
-	case FieldOfferCondition:
-		return scalar{k: kString, s: o.Condition}
-	case FieldOfferStatus:
-		return scalar{k: kString, s: o.Status}
-	case FieldOfferURL:
-		return scalar{k: kString, s: o.URL}
-	case FieldOfferBrand:
-		return optString(o.Brand)
-	case FieldOfferGTIN:
-		return optString(o.GTIN)
-	case FieldOfferVersion:
-		return scalar{k: kInt, i: o.Version}
-	case FieldOfferPrice:
-		return scalar{k: kFloat, f: o.Price}
-	}
-	return scalar{k: kErr}
-}
-
-func readSeller(m FieldMask, s *records.Seller) scalar {
-	switch m {
-	case FieldSellerID:
-		return scalar{k: kString, s: s.ID}
-	case FieldSellerName:
-		return scalar{k: kString, s: s.Name}
-	case FieldSellerCountry:
-		return scalar{k: kString, s: s.Country}
-	case FieldSellerStatus:
-		return scalar{k: kString, s: s.Status}
-	case FieldSellerSuperSeller:
-		return scalar{k: kBool, b: s.SuperSeller}
-	case FieldSellerVersion:
-		return scalar{k: kInt, i: s.Version}
-	}
-	return scalar{k: kErr}
-}
-
-func readRating(m FieldMask, r *records.Rating) scalar {
-	switch m {
-	case FieldRatingSellerID:
-		return scalar{k: kString, s: r.SellerID}
-	case FieldRatingAverage:
-		return scalar{k: kFloat, f: r.Average}
-	case FieldRatingCount:
-		return scalar{k: kInt, i: r.Count}
-	case FieldRatingPositivePct:
-		return scalar{k: kFloat, f: r.PositivePct}
-	case FieldRatingVersion:
-		return scalar{k: kInt, i: r.Version}
+// absent is the value of a field of a joined record the view lacks: nil
+// through an optional chain (seller?.x), otherwise an error.
+func absent(optional bool) scalar {
+	if optional {
+		return scalar{}
 	}
 	return scalar{k: kErr}
 }
@@ -600,23 +502,12 @@ func parseOperand(n ast.Node, bits fieldBits) (operand, bool) {
 	if !ok {
 		return operand{}, false
 	}
-	var shift int
-	var table map[string]uint32
-	switch id.Value {
-	case "offer":
-		shift, table = offerShift, bits.offer
-	case "seller":
-		shift, table = sellerShift, bits.seller
-	case "rating":
-		shift, table = ratingShift, bits.rating
-	default:
-		return operand{}, false
-	}
-	bit, ok := table[prop.Value]
+	// Parsing runs once per Compile: the name lookup may allocate.
+	bit, ok := FieldByName(id.Value + "." + prop.Value)
 	if !ok {
 		return operand{}, false
 	}
-	f := field(shift)
+	var f field
 	for b := bit; b > 1; b >>= 1 {
 		f++
 	}
@@ -681,7 +572,7 @@ func parseAtom(n ast.Node, bits fieldBits) (atom, bool) {
 				// expr looks the needle up as is: only a Go int field
 				// without a default matches the map's key type.
 				if op.hasDef || op.f == fieldAttr ||
-					(FieldMask(1)<<op.f&(FieldOfferPriceMinor|FieldOfferStock) == 0) {
+					(FieldMask(1)<<op.f&goIntFields == 0) {
 					return atom{}, false
 				}
 				return atom{kind: aInIntSet, op: op, ints: set}, true

@@ -6,17 +6,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/expr-lang/expr/vm"
-
-	"github.com/feedmill/feedmill/internal/records"
 )
-
-// View is the joined state of one offer. Offer is non-nil; Seller and
-// Rating are nil when unknown.
-type View struct {
-	Offer  *records.Offer
-	Seller *records.Seller
-	Rating *records.Rating
-}
 
 // Evaluator evaluates filters and renders items of one Set. It owns one
 // expr VM, one environment and the render buffers, so it is NOT safe for

@@ -5,25 +5,13 @@ import (
 	"math"
 
 	"github.com/cespare/xxhash/v2"
-
-	"github.com/feedmill/feedmill/internal/records"
 )
 
-// viewFields are the dotted names of the joined view's fields, in the order
-// their hashes are stored in state.Membership.FieldHashes. Append only:
-// reordering would make every stored hash compare as changed.
-var viewFields = [...]string{
-	"offer.id", "offer.seller_id", "offer.product_id", "offer.title", "offer.description",
-	"offer.category", "offer.price_minor", "offer.currency", "offer.stock", "offer.condition",
-	"offer.status", "offer.url", "offer.images", "offer.brand", "offer.gtin",
-	"offer.attributes", "offer.updated_at", "offer.version",
-	"seller.id", "seller.name", "seller.country", "seller.status", "seller.super_seller",
-	"seller.updated_at", "seller.version",
-	"rating.seller_id", "rating.average", "rating.count", "rating.positive_pct",
-	"rating.updated_at", "rating.version",
-}
-
-const numViewFields = len(viewFields)
+// The names of the stored per-field hashes (viewFields) and hashView are
+// generated into fields_gen.go from the data model
+// (internal/records/modelgen); this file holds the hash of each kind of
+// value. A kind's hash must never change: stored hashes would all compare
+// as changed.
 
 // fieldHasher hashes each field of a joined view without allocating.
 type fieldHasher struct {
@@ -49,6 +37,14 @@ func (h *fieldHasher) i64(v int64) uint32 {
 
 func (h *fieldHasher) f64(v float64) uint32 { return h.i64(int64(math.Float64bits(v))) }
 
+// boolean hashes false as 0 and true as 1.
+func (h *fieldHasher) boolean(v bool) uint32 {
+	if v {
+		return h.i64(1)
+	}
+	return h.i64(0)
+}
+
 func (h *fieldHasher) list(l []string) uint32 {
 	h.d.Reset()
 	for _, s := range l {
@@ -70,34 +66,6 @@ func (h *fieldHasher) attrs(m map[string]string) uint32 {
 		sum += h.d.Sum64()
 	}
 	return uint32(sum ^ uint64(len(m)))
-}
-
-// hashView appends the hash of every view field to dst. A nil seller or
-// rating hashes its fields as 0, distinct from any present value.
-func (h *fieldHasher) hashView(dst []uint32, o *records.Offer, s *records.Seller, r *records.Rating) []uint32 {
-	dst = append(dst,
-		h.str(o.ID), h.str(o.SellerID), h.optStr(o.ProductID), h.str(o.Title), h.str(o.Description),
-		h.str(o.Category), h.i64(int64(o.PriceMinor)), h.str(o.Currency), h.i64(int64(o.Stock)), h.str(o.Condition),
-		h.str(o.Status), h.str(o.URL), h.list(o.Images), h.optStr(o.Brand), h.optStr(o.GTIN),
-		h.attrs(o.Attributes), h.i64(o.UpdatedAt.UnixMilli()), h.i64(o.Version),
-	)
-	if s == nil {
-		dst = append(dst, 0, 0, 0, 0, 0, 0, 0)
-	} else {
-		b := int64(0)
-		if s.SuperSeller {
-			b = 1
-		}
-		dst = append(dst, h.str(s.ID)|1, h.str(s.Name)|1, h.str(s.Country)|1, h.str(s.Status)|1,
-			h.i64(b)|1, h.i64(s.UpdatedAt.UnixMilli())|1, h.i64(s.Version)|1)
-	}
-	if r == nil {
-		dst = append(dst, 0, 0, 0, 0, 0, 0)
-	} else {
-		dst = append(dst, h.str(r.SellerID)|1, h.f64(r.Average)|1, h.i64(r.Count)|1, h.f64(r.PositivePct)|1,
-			h.i64(r.UpdatedAt.UnixMilli())|1, h.i64(r.Version)|1)
-	}
-	return dst
 }
 
 // appendChangedFields appends the names of fields whose hash differs between

@@ -2,7 +2,9 @@ package records
 
 // Upper bounds of Avro binary encodings, computed without encoding: the
 // processor uses them to keep every event within processor.max_event_bytes
-// before it is built. Each bound is at least the real encoded size (a
+// before it is built. The per-record bounds (OfferSizeMax, SellerSizeMax,
+// RatingSizeMax) are generated into model_gen.go from the schemas; this
+// file holds their parts. Each bound is at least the real encoded size (a
 // varint takes at most 10 bytes; strings, arrays and maps add a length or
 // block framing of at most 10 bytes each, plus 10 for the end of a block).
 const (
@@ -18,29 +20,3 @@ func optStrMax(s *string) int {
 	}
 	return 1 + strMax(*s)
 }
-
-// OfferSizeMax bounds the Avro encoding of o (as written inside a
-// FeedEvent's OfferView).
-func OfferSizeMax(o *Offer) int {
-	n := strMax(o.ID) + strMax(o.SellerID) + optStrMax(o.ProductID) + strMax(o.Title) +
-		strMax(o.Description) + strMax(o.Category) + strMax(o.Currency) + strMax(o.URL) +
-		optStrMax(o.Brand) + optStrMax(o.GTIN) +
-		6*varintMax // price_minor, stock, condition, status, updated_at, version
-	n += blockFrame
-	for _, img := range o.Images {
-		n += strMax(img)
-	}
-	n += blockFrame
-	for k, v := range o.Attributes {
-		n += strMax(k) + strMax(v)
-	}
-	return n
-}
-
-// SellerSizeMax bounds the Avro encoding of s.
-func SellerSizeMax(s *Seller) int {
-	return strMax(s.ID) + strMax(s.Name) + strMax(s.Country) + 4*varintMax
-}
-
-// RatingSizeMax bounds the Avro encoding of r (fixed but for the id).
-func RatingSizeMax(r *Rating) int { return strMax(r.SellerID) + 2*8 + 3*varintMax }
