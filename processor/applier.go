@@ -155,22 +155,90 @@ func NewApplier(d ApplierDeps) (*Applier, error) {
 		return nil, err
 	}
 	for i := range jobs {
+		if jobs[i].All {
+			if err := a.expandJob(&jobs[i]); err != nil {
+				return nil, err
+			}
+		}
 		a.putJob(jobs[i])
 	}
 	return a, nil
+}
+
+// expandJob turns a job stored by an older version into one part per
+// partition holding the seller's offers.
+func (a *Applier) expandJob(j *state.Job) error {
+	b := a.store.NewBatch() // read-only
+	defer b.Close()
+	parts, err := a.sellerPartitions(b, j.SellerID)
+	if err != nil {
+		return err
+	}
+	j.All = false
+	j.Parts = j.Parts[:0]
+	for _, p := range parts {
+		j.Parts = append(j.Parts, state.JobPart{Partition: p})
+	}
+	return nil
 }
 
 // SetPartitions sets the offers partitions this instance owns.
 func (a *Applier) SetPartitions(ps []int32) {
 	a.partitions = slices.Clone(ps)
 	slices.Sort(a.partitions)
+	// A partition once owned may hold state from then on: later table
+	// changes must reach it when it is owned again.
+	if _, err := a.knownPartitions(); err == nil {
+		for _, p := range a.partitions {
+			if !slices.Contains(a.storedParts, p) {
+				a.storedParts = append(a.storedParts, p)
+			}
+		}
+	}
+}
+
+func (a *Applier) owns(p int32) bool {
+	_, ok := slices.BinarySearch(a.partitions, p)
+	return ok
+}
+
+// runnable reports whether j has a part in an owned partition.
+func (a *Applier) runnable(j *state.Job) bool {
+	for _, p := range j.Parts {
+		if a.owns(p.Partition) {
+			return true
+		}
+	}
+	return false
+}
+
+// jobPending reports whether seller has a job part in partition p.
+func (a *Applier) jobPending(seller string, p int32) bool {
+	j, ok := a.jobs[seller]
+	if !ok {
+		return false
+	}
+	return slices.ContainsFunc(j.Parts, func(jp state.JobPart) bool { return jp.Partition == p })
 }
 
 // Counts returns the live member count per feed index (a copy).
 func (a *Applier) Counts() []int64 { return slices.Clone(a.counts) }
 
-// PendingJobs reports how many seller re-evaluation jobs are pending.
-func (a *Applier) PendingJobs() int { return len(a.jobOrder) }
+// PendingJobs reports how many seller re-evaluation jobs can progress
+// now (they have a part in an owned partition).
+func (a *Applier) PendingJobs() int {
+	n := 0
+	for _, s := range a.jobOrder {
+		if a.runnable(a.jobs[s]) {
+			n++
+		}
+	}
+	return n
+}
+
+// StoredJobs reports how many seller re-evaluation jobs are stored,
+// including those waiting for a partition this instance does not own.
+func (a *Applier) StoredJobs() int { return len(a.jobOrder) }
 
 func (a *Applier) putJob(j state.Job) {
 	if _, ok := a.jobs[j.SellerID]; !ok {
@@ -524,27 +592,6 @@ func (a *Applier) rating(b *state.Batch, sellerID string) (*records.Rating, erro
 // A job already pending for the seller restarts with both changes.
 func (a *Applier) startJob(b *state.Batch, sellerID string, srcMs int64, changed feeds.FieldMask) error {
 	changed &^= feeds.FieldNow
-	// A seller with no offers in state has nothing to re-evaluate (on a
-	// cold start the tables load before any offer): its offers will be
-	// evaluated with the current seller when they arrive.
-	parts, err := a.knownPartitions()
-	if err != nil {
-		return err
-	}
-	has := false
-	for _, p := range parts {
-		ok, err := b.HasSellerOffers(p, sellerID)
-		if err != nil {
-			return err
-		}
-		if ok {
-			has = true
-			break
-		}
-	}
-	if !has {
-		return nil
-	}
 	relevant := false
 	for _, f := range a.set.Feeds() {
 		if (f.FilterFields()|f.Template.RenderFields())&changed != 0 {
@@ -555,7 +602,18 @@ func (a *Applier) startJob(b *state.Batch, sellerID string, srcMs int64, changed
 	if !relevant {
 		return nil
 	}
-	j := state.Job{SellerID: sellerID, Partition: -1, SourceTimeMs: srcMs, Changed: uint64(changed)}
+	// Every partition of this state holding the seller's offers, owned or
+	// not. A seller with no offers in state has nothing to re-evaluate (on
+	// a cold start the tables load before any offer): its offers will be
+	// evaluated with the current seller when they arrive.
+	parts, err := a.sellerPartitions(b, sellerID)
+	if err != nil || len(parts) == 0 {
+		return err
+	}
+	j := state.Job{SellerID: sellerID, SourceTimeMs: srcMs, Changed: uint64(changed)}
+	for _, p := range parts {
+		j.Parts = append(j.Parts, state.JobPart{Partition: p})
+	}
 	if pending, ok := a.jobs[sellerID]; ok {
 		j.Changed |= pending.Changed
 		j.SourceTimeMs = min(j.SourceTimeMs, pending.SourceTimeMs)
@@ -572,8 +630,29 @@ func (a *Applier) startJob(b *state.Batch, sellerID string, srcMs int64, changed
 	return nil
 }
 
+// sellerPartitions lists, in increasing order, the partitions of this
+// state that hold offers of sellerID.
+func (a *Applier) sellerPartitions(b *state.Batch, sellerID string) ([]int32, error) {
+	known, err := a.knownPartitions()
+	if err != nil {
+		return nil, err
+	}
+	var out []int32
+	for _, p := range known {
+		ok, err := b.HasSellerOffers(p, sellerID)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
 // knownPartitions are the offers partitions that may hold state: the
-// owned ones and those with a stored offset (read once).
+// owned ones, those with a stored offset at start and those owned since.
 func (a *Applier) knownPartitions() ([]int32, error) {
 	if a.storedParts == nil {
 		offs, err := a.store.Offsets(a.topics.Offers)

@@ -2,6 +2,7 @@ package processor_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -321,5 +322,60 @@ func TestApplyReturnsRegistryOutage(t *testing.T) {
 	}
 	if offs, _ := u.store.Offsets("offers"); len(offs) != 0 {
 		t.Errorf("offsets advanced past a record that was not applied: %v", offs)
+	}
+}
+
+// A seller change that lands while the instance owns only some of the
+// partitions holding the seller's offers: the owned ones are re-evaluated
+// at once, the others when they are owned again (a restart that gets a
+// subset of its partitions first), and nothing spins meanwhile.
+func TestApplierSellerJobWaitsForUnownedPartitions(t *testing.T) {
+	u := newUnit(t)
+	u.a.SetPartitions([]int32{0, 1})
+	u.apply(u.sellerRec(seller("ACTIVE", 1)), u.ratingRec(rating(4.8, 1)))
+	var recs []*kgo.Record
+	for i := range 6 {
+		r := u.offerRec(offer(fmt.Sprintf("o%d", i), 1, 5000))
+		r.Partition = int32(i % 2)
+		recs = append(recs, r)
+	}
+	if got := u.apply(recs...); len(got) != 6 {
+		t.Fatalf("initial events: %v", got)
+	}
+	u.a.SetPartitions([]int32{0}) // partition 1 moved away (or not back yet)
+	if err := u.a.Apply(u.ctx, []*kgo.Record{u.sellerRec(seller("SUSPENDED", 2))}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		more, err := u.a.RunJobChunk()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !more {
+			break
+		}
+	}
+	got := u.apply()
+	if len(got) != 3 {
+		t.Fatalf("with partition 0 owned: %d events, want 3 (its offers leave trusted): %v", len(got), got)
+	}
+	if u.a.PendingJobs() != 0 || u.a.StoredJobs() != 1 {
+		t.Fatalf("pending %d (runnable) / %d (stored), want 0 / 1: the job waits for partition 1", u.a.PendingJobs(), u.a.StoredJobs())
+	}
+	if more, err := u.a.RunJobChunk(); more || err != nil {
+		t.Fatalf("RunJobChunk with nothing runnable: %v, %v", more, err)
+	}
+	u.a.SetPartitions([]int32{0, 1}) // partition 1 is back
+	got = u.apply()
+	if len(got) != 3 {
+		t.Fatalf("after partition 1 came back: %d events, want 3: %v", len(got), got)
+	}
+	for _, ev := range got {
+		if !slices.Equal(ev, []string{"REMOVE trusted/ceneo", "REMOVE trusted/hook"}) {
+			t.Errorf("event %v, want the offer to leave trusted", ev)
+		}
+	}
+	if jobs, err := u.store.Jobs(); err != nil || len(jobs) != 0 {
+		t.Fatalf("jobs left: %v %v", jobs, err)
 	}
 }

@@ -200,15 +200,18 @@ func (a *Applier) emit(b *state.Batch, p int32, id string, view *feeds.View, cau
 
 func (a *Applier) topicsEvents() string { return a.topics.Events }
 
-// RunJobChunk advances one pending seller job by up to
-// Processor.SellerChunk offers, in one committed batch. It reports whether
-// any job is pending afterwards.
+// RunJobChunk advances one runnable seller job (round robin) by up to
+// Processor.SellerChunk offers of the partitions it owns, in one committed
+// batch. Parts in partitions this instance does not own wait until it owns
+// them. It reports whether any job can progress afterwards.
 func (a *Applier) RunJobChunk() (bool, error) {
-	if len(a.jobOrder) == 0 || len(a.partitions) == 0 {
-		return len(a.jobOrder) > 0, nil
+	idx := slices.IndexFunc(a.jobOrder, func(s string) bool { return a.runnable(a.jobs[s]) })
+	if idx < 0 {
+		return false, nil
 	}
-	seller := a.jobOrder[0]
+	seller := a.jobOrder[idx]
 	j := *a.jobs[seller]
+	j.Parts = slices.Clone(j.Parts)
 	budget := a.proc.SellerChunk
 	if budget <= 0 {
 		budget = 500
@@ -224,27 +227,22 @@ func (a *Applier) RunJobChunk() (bool, error) {
 	if err != nil {
 		return true, err
 	}
-	done := false
 	for budget > 0 {
-		if pi, owned := slices.BinarySearch(a.partitions, j.Partition); !owned {
-			// Start of the job (Partition -1) or a partition no longer
-			// owned: go on with the next owned one.
-			if pi >= len(a.partitions) {
-				done = true
-				break
-			}
-			j.Partition, j.After = a.partitions[pi], ""
+		k := slices.IndexFunc(j.Parts, func(jp state.JobPart) bool { return a.owns(jp.Partition) })
+		if k < 0 {
+			break
 		}
+		part := &j.Parts[k]
 		var last string
-		n, err := b.ScanSellerOffers(j.Partition, seller, j.After, budget, func(offerID string) error {
+		n, err := b.ScanSellerOffers(part.Partition, seller, part.After, budget, func(offerID string) error {
 			last = offerID
 			var o records.Offer
-			pres, _, err := b.GetOffer(j.Partition, offerID, &o)
+			pres, _, err := b.GetOffer(part.Partition, offerID, &o)
 			if err != nil || pres != state.Live {
 				return err
 			}
 			v := feeds.View{Offer: &o, Seller: sel, Rating: rat}
-			return a.evaluateChanged(b, j.Partition, offerID, &v, feeds.FieldMask(j.Changed), records.CauseChange, j.SourceTimeMs, now)
+			return a.evaluateChanged(b, part.Partition, offerID, &v, feeds.FieldMask(j.Changed), records.CauseChange, j.SourceTimeMs, now)
 		})
 		if err != nil {
 			a.resetCaches()
@@ -252,17 +250,13 @@ func (a *Applier) RunJobChunk() (bool, error) {
 		}
 		budget -= n
 		if n > 0 {
-			j.After = last
+			part.After = last
 		}
 		if budget > 0 { // partition exhausted
-			pi, _ := slices.BinarySearch(a.partitions, j.Partition+1)
-			if pi >= len(a.partitions) {
-				done = true
-				break
-			}
-			j.Partition, j.After = a.partitions[pi], ""
+			j.Parts = slices.Delete(j.Parts, k, k+1)
 		}
 	}
+	done := len(j.Parts) == 0
 	if done {
 		err = b.DeleteJob(seller)
 	} else {
@@ -280,7 +274,7 @@ func (a *Applier) RunJobChunk() (bool, error) {
 	} else {
 		*a.jobs[seller] = j
 		// round robin between sellers
-		a.jobOrder = append(a.jobOrder[1:], seller)
+		a.jobOrder = append(slices.Delete(a.jobOrder, idx, idx+1), seller)
 	}
-	return len(a.jobOrder) > 0, nil
+	return a.PendingJobs() > 0, nil
 }

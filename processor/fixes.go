@@ -2,7 +2,6 @@ package processor
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/feedmill/feedmill/feeds"
@@ -33,10 +32,8 @@ func (a *Applier) ApplyFixes(fixes []state.Fix, refreshAfter time.Duration) (Fix
 	defer b.Close()
 	now := a.now()
 	for _, fx := range fixes {
-		if len(a.partitions) > 0 {
-			if _, ok := slices.BinarySearch(a.partitions, fx.Partition); !ok {
-				continue
-			}
+		if !a.owns(fx.Partition) {
+			continue // another instance owns it, or none yet
 		}
 		a.offer = records.Offer{}
 		pres, _, err := b.GetOffer(fx.Partition, fx.OfferID, &a.offer)
@@ -46,7 +43,7 @@ func (a *Applier) ApplyFixes(fixes []state.Fix, refreshAfter time.Duration) (Fix
 		}
 		var view *feeds.View
 		if pres == state.Live {
-			if _, pending := a.jobs[a.offer.SellerID]; pending {
+			if a.jobPending(a.offer.SellerID, fx.Partition) {
 				continue
 			}
 			seller, err := a.seller(b, a.offer.SellerID)

@@ -210,7 +210,7 @@ func (p *Pipeline) runApplier(ctx context.Context) error {
 		default:
 		}
 		pending := p.applier.PendingJobs() > 0 && p.assigned.Load()
-		p.metrics.jobsPending.Set(float64(p.applier.PendingJobs()))
+		p.metrics.jobsPending.Set(float64(p.applier.StoredJobs()))
 		if pending {
 			// One job chunk per input batch: seller changes progress
 			// under sustained input instead of waiting for an idle moment.

@@ -183,41 +183,82 @@ func (s *Store) Counts() (map[string]int64, error) {
 	return out, it.Error()
 }
 
-// Job is a pending re-evaluation of every offer of one seller, after a
-// seller or rating change. It advances in bounded chunks; each chunk's
-// progress is committed with the chunk's events.
+// Job is a pending re-evaluation of the offers of one seller, after a
+// seller or rating change, in every offers partition of this state that
+// holds offers of the seller. It advances in bounded chunks, one partition
+// at a time; each chunk's progress is committed with the chunk's events. A
+// partition the instance does not own stays pending until it is owned
+// again, so its memberships catch up with every table change the instance
+// applied whatever moved when.
 type Job struct {
 	SellerID string
-	// Partition is the offers partition being scanned.
-	Partition int32
-	// After is the last offer id done in Partition ("" = none yet).
-	After string
+	// Parts are the partitions still to scan, in increasing order, each
+	// with its cursor.
+	Parts []JobPart
 	// SourceTimeMs is the timestamp of the change that started the job.
 	SourceTimeMs int64
 	// Changed is the feeds.FieldMask of the joined-view fields the
 	// change(s) touched; only feeds reading them are re-evaluated.
 	Changed uint64
+	// All marks a job stored by an older version (one cursor over the
+	// owned partitions): the owner expands it to every partition holding
+	// the seller's offers.
+	All bool
 }
 
+// JobPart is one partition of a Job and how far it got.
+type JobPart struct {
+	Partition int32
+	// After is the last offer id done in Partition ("" = none yet).
+	After string
+}
+
+const jobVersion = 3
+
 func appendJob(dst []byte, j *Job) []byte {
-	dst = append(dst, 2)
-	dst = appendPartition(dst, j.Partition)
-	dst = appendString(dst, j.After)
+	dst = append(dst, jobVersion)
+	dst = binary.AppendUvarint(dst, uint64(len(j.Parts)))
+	for _, p := range j.Parts {
+		dst = appendPartition(dst, p.Partition)
+		dst = appendString(dst, p.After)
+	}
 	dst = binary.AppendVarint(dst, j.SourceTimeMs)
 	return binary.AppendUvarint(dst, j.Changed)
 }
 
 func decodeJob(sellerID string, b []byte) (Job, error) {
-	if len(b) < 5 || (b[0] != 1 && b[0] != 2) {
+	if len(b) == 0 || b[0] < 1 || b[0] > jobVersion {
 		return Job{}, fmt.Errorf("%w: job of seller %q", ErrCorrupt, sellerID)
 	}
-	r := reader{b: b[5:]}
-	j := Job{SellerID: sellerID, Partition: int32(binary.BigEndian.Uint32(b[1:5])), Changed: ^uint64(0)}
-	j.After = string(r.bytes("job cursor"))
-	j.SourceTimeMs = r.varint("job time")
-	if b[0] == 2 {
-		j.Changed = r.uvarint("job fields")
+	j := Job{SellerID: sellerID, Changed: ^uint64(0)}
+	if b[0] < 3 { // one cursor over the owned partitions
+		if len(b) < 5 {
+			return Job{}, fmt.Errorf("%w: job of seller %q", ErrCorrupt, sellerID)
+		}
+		r := reader{b: b[5:]}
+		r.bytes("job cursor")
+		j.SourceTimeMs = r.varint("job time")
+		if b[0] == 2 {
+			j.Changed = r.uvarint("job fields")
+		}
+		j.All = true
+		return j, r.err
 	}
+	r := reader{b: b[1:]}
+	n := r.uvarint("job partitions")
+	if n > uint64(len(r.b)) {
+		return Job{}, fmt.Errorf("%w: job of seller %q: %d partitions", ErrCorrupt, sellerID, n)
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		if len(r.b) < 4 {
+			return Job{}, fmt.Errorf("%w: job of seller %q", ErrCorrupt, sellerID)
+		}
+		p := int32(binary.BigEndian.Uint32(r.b[:4]))
+		r.b = r.b[4:]
+		j.Parts = append(j.Parts, JobPart{Partition: p, After: string(r.bytes("job cursor"))})
+	}
+	j.SourceTimeMs = r.varint("job time")
+	j.Changed = r.uvarint("job fields")
 	return j, r.err
 }
 
