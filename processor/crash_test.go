@@ -84,6 +84,19 @@ func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
+	// With kafka.instance_id set, and with the default: the instance id
+	// persisted in the state dir. The change stream flips sellers and
+	// moves ratings across thresholds inside the kill window.
+	for _, id := range []string{"crash-test", ""} {
+		name := "instance_id=" + id
+		if id == "" {
+			name = "instance_id from the state dir"
+		}
+		t.Run(name, func(t *testing.T) { crashRecovery(t, id) })
+	}
+}
+
+func crashRecovery(t *testing.T, instanceID string) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("FEEDMILL_CRASH_SEED"); s != "" {
 		seed, _ = strconv.ParseUint(s, 10, 64)
@@ -98,9 +111,10 @@ func TestCrashRecovery(t *testing.T) {
 	cfg := testConfig(t, env, append(example, synth.FeedSet(40, 3)...), templates)
 	cfg.HTTP.Listen = freePort(t)
 	cfg.FullPass.Interval = 0
-	// Static membership: a restarted instance gets its partitions back
-	// at once instead of waiting for the killed member's session to end.
-	cfg.Kafka.InstanceID = "crash-test"
+	// Static membership (configured, or by default persisted in the
+	// state dir): a restarted instance gets its partitions back at once
+	// instead of waiting for the killed member's session to end.
+	cfg.Kafka.InstanceID = instanceID
 	raw, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -125,9 +139,12 @@ func TestCrashRecovery(t *testing.T) {
 	if err := gen.Initial(func(ch synth.Change) error { return prod.Produce(ctx, ch) }); err != nil {
 		t.Fatal(err)
 	}
+	ops := map[synth.Op]int{}
 	produce := func(n int) {
 		for range n {
-			if err := prod.Produce(ctx, gen.Next()); err != nil {
+			ch := gen.Next()
+			ops[ch.Op]++
+			if err := prod.Produce(ctx, ch); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -158,6 +175,12 @@ func TestCrashRecovery(t *testing.T) {
 		_ = cmd.Wait() // killed: the exit status is the signal
 		produce(1500 + rng.IntN(1500))
 	}
+
+	if ops[synth.OpSellerStatus] == 0 || ops[synth.OpRatingCross] == 0 {
+		t.Fatalf("no seller flip or rating crossing in the kill window: %v", ops)
+	}
+	t.Logf("seller flips %d, rating changes %d, rating crossings %d in the kill window",
+		ops[synth.OpSellerStatus], ops[synth.OpRating], ops[synth.OpRatingCross])
 
 	// Final run: let it catch up, stop it cleanly, verify from its state.
 	for attempt := 0; ; attempt++ {

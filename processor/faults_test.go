@@ -188,6 +188,10 @@ func TestEmptyStateDirRebuildsUnderExistingGroup(t *testing.T) {
 	env := testenv.New(t, allTopics...)
 	example, templates := synth.ExampleFeeds()
 	cfg := testConfig(t, env, example, templates)
+	// The same static member before and after the loss (an id from the
+	// config survives it; one persisted in the lost dir would make the
+	// group wait for the old member's session timeout first).
+	cfg.Kafka.InstanceID = "host-a"
 	gen, err := synth.New(11, synth.Options{Offers: 2000, Sellers: 10})
 	if err != nil {
 		t.Fatal(err)

@@ -2,8 +2,10 @@ package processor
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -462,9 +464,19 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 			p.changePartitions(ctx, nil, m[topic])
 		}),
 	)
-	if p.cfg.Kafka.InstanceID != "" {
-		opts = append(opts, kgo.InstanceID(p.cfg.Kafka.InstanceID))
+	// Static membership by default: the instance id lives in the state
+	// dir (unless kafka.instance_id sets it), so a restarted process gets
+	// its partitions back at once instead of after the session timeout,
+	// and a stopped one keeps them for its restart. Cooperative-sticky
+	// assignment moves only the partitions that must move.
+	instanceID := p.cfg.Kafka.InstanceID
+	if instanceID == "" {
+		var err error
+		if instanceID, err = p.store.InstanceID(newInstanceID); err != nil {
+			return err
+		}
 	}
+	opts = append(opts, kgo.InstanceID(instanceID), kgo.Balancers(kgo.CooperativeStickyBalancer()))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("offers client: %w", err)
@@ -494,6 +506,16 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 		}
 		cl.AllowRebalance()
 	}
+}
+
+// newInstanceID is a fresh group instance id: the host name (for the
+// operator reading the group) and random bytes (for uniqueness).
+func newInstanceID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "feedmill"
+	}
+	return host + "-" + rand.Text()[:12]
 }
 
 func (p *Pipeline) maxPoll() int {

@@ -109,3 +109,25 @@ func (have Identity) diff(want Identity) []string {
 }
 
 func quote(s string) string { return fmt.Sprintf("%q", s) }
+
+var instanceKey = []byte{prefixMeta, 'n'}
+
+// InstanceID returns the consumer group instance id stored in the state
+// dir, storing newID() on first use. The id belongs to the state: a
+// process restarted on the same dir rejoins the group as the same static
+// member and gets its partitions back at once.
+func (s *Store) InstanceID(newID func() string) (string, error) {
+	var id string
+	found, err := s.get(instanceKey, func(v []byte) error { id = string(v); return nil })
+	if err != nil {
+		return "", fmt.Errorf("read instance id: %w", err)
+	}
+	if found {
+		return id, nil
+	}
+	id = newID()
+	if err := s.db.Set(instanceKey, []byte(id), pebble.Sync); err != nil {
+		return "", fmt.Errorf("store instance id: %w", err)
+	}
+	return id, nil
+}
