@@ -241,6 +241,8 @@ func (s *applierStream) ApplyFixes(_ context.Context, fixes []state.Fix, refresh
 	return s.a.ApplyFixes(fixes, refreshAfter)
 }
 
+func (s *applierStream) Coverage() ([]int32, int32) { return []int32{0}, 1 }
+
 func (s *applierStream) ReportEvalErrors(_ context.Context, src *processor.EvalErrorSource) {
 	s.reports++
 	s.a.SyncEvalErrors(src)

@@ -44,6 +44,8 @@ type Pipeline struct {
 
 	tablesLoaded atomic.Bool
 	assigned     atomic.Bool
+	owned        atomic.Pointer[[]int32] // offers partitions owned, sorted
+	offersTotal  atomic.Int32            // partitions of the offers topic
 }
 
 // PipelineDeps are what a Pipeline needs. KafkaOpts hold the connection
@@ -508,6 +510,16 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 	}
 }
 
+// Coverage returns the offers partitions this instance owns (sorted) and
+// the offers topic's partition count (0 before Run has read it). Safe for
+// concurrent use.
+func (p *Pipeline) Coverage() (owned []int32, total int32) {
+	if o := p.owned.Load(); o != nil {
+		owned = *o
+	}
+	return owned, p.offersTotal.Load()
+}
+
 // newInstanceID is a fresh group instance id: the host name (for the
 // operator reading the group) and random bytes (for uniqueness).
 func newInstanceID() string {
@@ -532,7 +544,10 @@ func (p *Pipeline) changePartitions(ctx context.Context, add, remove []int32) {
 		ps = append(ps, add...)
 		ps = slices.DeleteFunc(ps, func(x int32) bool { return slices.Contains(remove, x) })
 		slices.Sort(ps)
-		a.SetPartitions(slices.Compact(ps))
+		ps = slices.Compact(ps)
+		a.SetPartitions(ps)
+		owned := slices.Clone(ps)
+		p.owned.Store(&owned)
 		return nil
 	})
 	if err != nil {

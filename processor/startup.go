@@ -82,6 +82,7 @@ func (p *Pipeline) checkCluster(ctx context.Context, base []kgo.Opt) error {
 	for role, topic := range inputs {
 		want.Partitions[role] = int32(len(md.Topics[topic].Partitions))
 	}
+	p.offersTotal.Store(want.Partitions["offers"])
 	if err := p.store.CheckIdentity(p.cfg.State.Dir, want); err != nil {
 		return err
 	}

@@ -42,6 +42,16 @@ type Run struct {
 	Applied bool `json:"applied"`
 	// NowMs is the evaluation time of the pass (unix ms).
 	NowMs int64 `json:"now_ms"`
+	// Partitions are the offers partitions the pass covered (the ones
+	// this instance owned when it started), of PartitionsTotal.
+	Partitions      []int32 `json:"partitions"`
+	PartitionsTotal int32   `json:"partitions_total"`
+}
+
+// Whole reports whether the run covered every offers partition (runs
+// stored before coverage was recorded count as whole).
+func (r *Run) Whole() bool {
+	return r.PartitionsTotal == 0 || int32(len(r.Partitions)) >= r.PartitionsTotal
 }
 
 // RunFeed is one feed's size in a run. Previous and Change are nil when the

@@ -258,3 +258,11 @@ func (noStream) ApplyFixes(context.Context, []state.Fix, time.Duration) (process
 }
 
 func (noStream) ReportEvalErrors(context.Context, *processor.EvalErrorSource) {}
+
+func (noStream) Coverage() ([]int32, int32) {
+	owned := make([]int32, benchPartitions)
+	for i := range owned {
+		owned[i] = int32(i)
+	}
+	return owned, benchPartitions
+}

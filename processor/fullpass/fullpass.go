@@ -104,6 +104,9 @@ type Stream interface {
 	// ReportEvalErrors adds the pass evaluator's failures to the feed
 	// error metric.
 	ReportEvalErrors(ctx context.Context, src *processor.EvalErrorSource)
+	// Coverage returns the offers partitions this instance owns (sorted)
+	// and the topic's partition count.
+	Coverage() (owned []int32, total int32)
 }
 
 // ErrRunNotHeld is returned by Approve and Reject for a run that is not held.
@@ -205,7 +208,7 @@ func New(d Deps) (*FullPass, error) {
 		case r.Status == state.RunHeld:
 			held++
 		}
-		if r.Status == state.RunPublished && fp.published == nil {
+		if r.Status == state.RunPublished && r.Whole() && fp.published == nil {
 			fp.published = r
 		}
 	}
@@ -378,6 +381,12 @@ func (fp *FullPass) pass(ctx context.Context, id string) error {
 	fp.mu.Lock()
 	prev := fp.published
 	fp.mu.Unlock()
+	if !r.Whole() {
+		// A partial run publishes no file (a feed file must hold every
+		// member) and is no guard baseline; its corrections and
+		// refreshes are this instance's to apply.
+		return fp.publish(ctx, &r)
+	}
 	compareWith(r.Feeds, prev)
 	if reason := guardReason(fp.cfg.Guard, r.Feeds); reason != "" {
 		fp.finish(&r, state.RunHeld, reason)
@@ -472,7 +481,13 @@ func (fp *FullPass) heldIDs() ([]string, error) {
 func (fp *FullPass) publish(ctx context.Context, r *state.Run) error {
 	fp.mu.Lock()
 	keep, err := fp.heldIDs()
-	if err == nil {
+	reason := ""
+	switch {
+	case err != nil:
+	case !r.Whole():
+		fp.files.Discard(r.ID)
+		reason = fmt.Sprintf("covered offers partitions %v of %d: no feed file published (a file must hold every partition's members)", r.Partitions, r.PartitionsTotal)
+	default:
 		keep = slices.DeleteFunc(keep, func(s string) bool { return s < r.ID })
 		if perr := fp.files.Publish(r.ID, keep); perr != nil {
 			fp.mu.Unlock()
@@ -480,10 +495,10 @@ func (fp *FullPass) publish(ctx context.Context, r *state.Run) error {
 		}
 	}
 	if err == nil {
-		fp.finish(r, state.RunPublished, "")
+		fp.finish(r, state.RunPublished, reason)
 		err = fp.store.PutRun(r)
 	}
-	if err == nil {
+	if err == nil && r.Whole() {
 		rr := *r
 		fp.published = &rr
 	}
@@ -737,7 +752,15 @@ func (fp *FullPass) scan(ctx context.Context, r *state.Run, now time.Time) error
 	var scanned int64
 	lastP := int32(-1)
 	var view feeds.View
+	// The pass covers the partitions this instance owns: the state of
+	// others is stale here (their owner corrects and refreshes them).
+	owned, total := fp.stream.Coverage()
+	r.Partitions, r.PartitionsTotal = owned, total
+	whole := r.Whole()
 	err = snap.Scan(ctx, fp.intern, func(it *state.ScanItem) error {
+		if _, ok := slices.BinarySearch(owned, it.Partition); !ok {
+			return nil
+		}
 		if it.Partition != lastP {
 			fp.stream.ReportEvalErrors(ctx, evalSrc)
 			if lastP >= 0 && fp.onPartition != nil {
@@ -780,7 +803,7 @@ func (fp *FullPass) scan(ctx context.Context, r *state.Run, now time.Time) error
 				fps[t.Index] = xxhash.Sum64(items[t.Index])
 				done[t.Index] = true
 			}
-			if f.File {
+			if f.File && whole {
 				if err := w.Item(i, it.Partition, items[t.Index]); err != nil {
 					return err
 				}
@@ -839,7 +862,7 @@ func (fp *FullPass) scan(ctx context.Context, r *state.Run, now time.Time) error
 	r.Scanned, r.Listed = scanned, int64(fixes.Len())
 	r.Feeds = r.Feeds[:0]
 	for i, f := range list {
-		r.Feeds = append(r.Feeds, state.RunFeed{ID: f.ID, Members: sizes[i], File: f.File})
+		r.Feeds = append(r.Feeds, state.RunFeed{ID: f.ID, Members: sizes[i], File: f.File && whole})
 	}
 	return nil
 }
