@@ -67,8 +67,8 @@ type Applier struct {
 	enc       []byte
 	intern    state.Interner
 
-	sellers map[string]*records.Seller // nil value: known absent
-	ratings map[string]*records.Rating
+	tables [feeds.NumJoined]TableInput
+	joiner *Joiner // joined table records, by key, as of the batch being built
 
 	partitions  []int32 // owned offers partitions, sorted
 	storedParts []int32 // partitions with a stored offset at start (lazily read)
@@ -117,7 +117,7 @@ func NewApplier(d ApplierDeps) (*Applier, error) {
 		fp: make([]uint64, len(d.Feeds.Templates())), fpValid: make([]bool, len(d.Feeds.Templates())),
 		counts: make([]int64, n), delta: make([]int64, n),
 		hasher:  newFieldHasher(),
-		sellers: map[string]*records.Seller{}, ratings: map[string]*records.Rating{},
+		tables: TableInputs(d.Topics), joiner: NewJoiner(d.Serde, 0),
 		jobs: map[string]*state.Job{},
 	}
 	for i := range a.oldIdx {
@@ -257,8 +257,7 @@ func (a *Applier) dropJob(seller string) {
 
 // resetCaches forgets everything derived from uncommitted writes.
 func (a *Applier) resetCaches() {
-	clear(a.sellers)
-	clear(a.ratings)
+	a.joiner.Reset()
 	clear(a.delta)
 	a.jobStarts = a.jobStarts[:0]
 	a.pendingActions = [4]int64{}
@@ -330,14 +329,11 @@ func (a *Applier) applyOnce(ctx context.Context, recs []*kgo.Record) error {
 	now := a.now()
 	for _, r := range recs {
 		var err error
-		switch r.Topic {
-		case a.topics.Offers:
+		if r.Topic == a.topics.Offers {
 			err = a.applyOffer(ctx, b, r, now)
-		case a.topics.Sellers:
-			err = a.applySeller(ctx, b, r, now)
-		case a.topics.Ratings:
-			err = a.applyRating(ctx, b, r, now)
-		default:
+		} else if in, ok := a.tableOf(r.Topic); ok {
+			err = a.applyTable(ctx, b, r, now, in)
+		} else {
 			err = fmt.Errorf("record of unexpected topic %q", r.Topic)
 		}
 		if err != nil {
@@ -521,15 +517,9 @@ func (a *Applier) applyOffer(ctx context.Context, b *state.Batch, r *kgo.Record,
 			return err
 		}
 	}
-	seller, err := a.seller(b, a.offer.SellerID)
-	if err != nil {
+	if err := a.joiner.Join(b, &a.offer, &a.view); err != nil {
 		return err
 	}
-	rating, err := a.rating(b, a.offer.SellerID)
-	if err != nil {
-		return err
-	}
-	a.view = feeds.View{Offer: &a.offer, Seller: seller, Rating: rating}
 	changed := feeds.FieldsAll
 	// An offer that was over the size rule is in no feed whatever its
 	// fields: coming back, it is evaluated whole.
@@ -537,7 +527,8 @@ func (a *Applier) applyOffer(ctx context.Context, b *state.Batch, r *kgo.Record,
 		// Only what the change touched is re-evaluated. The seller and
 		// rating are the current ones for both views: their own changes
 		// are re-evaluated by seller jobs.
-		a.prevView = feeds.View{Offer: &a.prev, Seller: seller, Rating: rating}
+		a.prevView = a.view
+		a.prevView.Offer = &a.prev
 		changed = feeds.DiffFields(&a.prevView, &a.view)
 	}
 	return a.evaluateChanged(b, p, id, &a.view, changed, records.CauseChange, r.Timestamp.UnixMilli(), now)
@@ -553,38 +544,6 @@ func (a *Applier) stale(topic string, pres state.Presence, liveVersion int64, to
 		a.metrics.stale.WithLabelValues(topic).Inc()
 	}
 	return ignore
-}
-
-func (a *Applier) seller(b *state.Batch, id string) (*records.Seller, error) {
-	if s, ok := a.sellers[id]; ok {
-		return s, nil
-	}
-	s := new(records.Seller)
-	pres, _, err := b.GetSeller(id, s)
-	if err != nil {
-		return nil, err
-	}
-	if pres != state.Live {
-		s = nil
-	}
-	a.sellers[id] = s
-	return s, nil
-}
-
-func (a *Applier) rating(b *state.Batch, sellerID string) (*records.Rating, error) {
-	if r, ok := a.ratings[sellerID]; ok {
-		return r, nil
-	}
-	r := new(records.Rating)
-	pres, _, err := b.GetRating(sellerID, r)
-	if err != nil {
-		return nil, err
-	}
-	if pres != state.Live {
-		r = nil
-	}
-	a.ratings[sellerID] = r
-	return r, nil
 }
 
 // startJob schedules the re-evaluation of sellerID's offers for a change
@@ -674,100 +633,70 @@ func (a *Applier) knownPartitions() ([]int32, error) {
 	return out, nil
 }
 
-func (a *Applier) applySeller(ctx context.Context, b *state.Batch, r *kgo.Record, now time.Time) error {
-	a.metrics.consumed.WithLabelValues(r.Topic).Inc()
-	id := string(r.Key)
-	if len(r.Key) == 0 {
-		a.reject(b, state.TablePartition, r, "missing key")
-		return nil
-	}
-	var cur records.Seller
-	pres, tomb, err := b.GetSeller(id, &cur)
-	if err != nil {
-		return err
-	}
-	if r.Value == nil {
-		if pres != state.Live {
-			return nil
+// tableOf returns the joined table input read from topic.
+func (a *Applier) tableOf(topic string) (TableInput, bool) {
+	for _, in := range a.tables {
+		if in.Topic == topic {
+			return in, true
 		}
-		if err := b.DeleteSeller(id, cur.Version, now); err != nil {
-			return err
-		}
-		a.sellers[id] = nil
-		return a.startJob(b, id, r.Timestamp.UnixMilli(), feeds.FieldsSeller)
 	}
-	s := new(records.Seller)
-	if rejected, err := a.decodeErr(b, state.TablePartition, r, a.serde.DecodeSeller(ctx, r.Value, s)); rejected || err != nil {
-		return err
-	}
-	if err := records.ValidateSeller(r.Key, s); err != nil {
-		a.reject(b, state.TablePartition, r, err.Error())
-		return nil
-	}
-	if n := records.SellerSizeMax(s); n > tableRecordMax {
-		a.rejectTooLarge(b, state.TablePartition, r, fmt.Sprintf("seller too large: %d bytes, over the %d-byte bound", n, tableRecordMax))
-		return nil
-	}
-	if a.stale(r.Topic, pres, cur.Version, tomb, s.Version, now) {
-		return nil
-	}
-	if err := b.PutSeller(s); err != nil {
-		return err
-	}
-	a.sellers[id] = s
-	var old *records.Seller
-	if pres == state.Live {
-		old = &cur
-	}
-	return a.startJob(b, id, r.Timestamp.UnixMilli(), feeds.DiffFields(&feeds.View{Seller: old}, &feeds.View{Seller: s}))
+	return TableInput{}, false
 }
 
-func (a *Applier) applyRating(ctx context.Context, b *state.Batch, r *kgo.Record, now time.Time) error {
+// applyTable applies one record of a joined table (sellers, ratings,
+// ...): the ordering rule, then the stored record, then a job that
+// re-evaluates the offers joined to it for the fields that changed.
+func (a *Applier) applyTable(ctx context.Context, b *state.Batch, r *kgo.Record, now time.Time, in TableInput) error {
 	a.metrics.consumed.WithLabelValues(r.Topic).Inc()
+	j := in.Joined
 	id := string(r.Key)
 	if len(r.Key) == 0 {
 		a.reject(b, state.TablePartition, r, "missing key")
 		return nil
 	}
-	var cur records.Rating
-	pres, tomb, err := b.GetRating(id, &cur)
+	var cur feeds.View
+	pres, tomb, err := b.GetTable(in.State, id, func(v []byte) error { return j.Unmarshal(a.serde, v, &cur) })
 	if err != nil {
 		return err
+	}
+	var curVersion int64
+	if pres == state.Live {
+		curVersion = j.Version(&cur)
 	}
 	if r.Value == nil {
 		if pres != state.Live {
 			return nil
 		}
-		if err := b.DeleteRating(id, cur.Version, now); err != nil {
+		if err := b.DeleteTable(in.State, id, curVersion, now); err != nil {
 			return err
 		}
-		a.ratings[id] = nil
-		return a.startJob(b, id, r.Timestamp.UnixMilli(), feeds.FieldsRating)
+		a.joiner.Set(j, id, &feeds.View{})
+		return a.startJob(b, id, r.Timestamp.UnixMilli(), j.Fields())
 	}
-	v := new(records.Rating)
-	if rejected, err := a.decodeErr(b, state.TablePartition, r, a.serde.DecodeRating(ctx, r.Value, v)); rejected || err != nil {
+	var next feeds.View
+	if rejected, err := a.decodeErr(b, state.TablePartition, r, j.Decode(ctx, a.serde, r.Value, &next)); rejected || err != nil {
 		return err
 	}
-	if err := records.ValidateRating(r.Key, v); err != nil {
+	if err := j.Validate(r.Key, &next); err != nil {
 		a.reject(b, state.TablePartition, r, err.Error())
 		return nil
 	}
-	if n := records.RatingSizeMax(v); n > tableRecordMax {
-		a.rejectTooLarge(b, state.TablePartition, r, fmt.Sprintf("rating too large: %d bytes, over the %d-byte bound", n, tableRecordMax))
+	if n := j.SizeMax(&next); n > tableRecordMax {
+		a.rejectTooLarge(b, state.TablePartition, r, fmt.Sprintf("%s too large: %d bytes, over the %d-byte bound", j, n, tableRecordMax))
 		return nil
 	}
-	if a.stale(r.Topic, pres, cur.Version, tomb, v.Version, now) {
+	if a.stale(r.Topic, pres, curVersion, tomb, j.Version(&next), now) {
 		return nil
 	}
-	if err := b.PutRating(v); err != nil {
+	if err := b.PutTable(in.State, id, func(dst []byte) ([]byte, error) { return j.Marshal(a.serde, dst, &next) }); err != nil {
 		return err
 	}
-	a.ratings[id] = v
-	var old *records.Rating
+	a.joiner.Set(j, id, &next)
+	var old *feeds.View
 	if pres == state.Live {
 		old = &cur
 	}
-	return a.startJob(b, id, r.Timestamp.UnixMilli(), feeds.DiffFields(&feeds.View{Rating: old}, &feeds.View{Rating: v}))
+	return a.startJob(b, id, r.Timestamp.UnixMilli(), j.Diff(old, &next))
 }
 
 // SweepTombstones forgets deleted keys older than the tombstone retention,

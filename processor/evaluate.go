@@ -219,14 +219,6 @@ func (a *Applier) RunJobChunk() (bool, error) {
 	b := a.store.NewBatch()
 	defer b.Close()
 	now := a.now()
-	sel, err := a.seller(b, seller)
-	if err != nil {
-		return true, err
-	}
-	rat, err := a.rating(b, seller)
-	if err != nil {
-		return true, err
-	}
 	for budget > 0 {
 		k := slices.IndexFunc(j.Parts, func(jp state.JobPart) bool { return a.owns(jp.Partition) })
 		if k < 0 {
@@ -241,7 +233,10 @@ func (a *Applier) RunJobChunk() (bool, error) {
 			if err != nil || pres != state.Live {
 				return err
 			}
-			v := feeds.View{Offer: &o, Seller: sel, Rating: rat}
+			var v feeds.View
+			if err := a.joiner.Join(b, &o, &v); err != nil {
+				return err
+			}
 			return a.evaluateChanged(b, part.Partition, offerID, &v, feeds.FieldMask(j.Changed), records.CauseChange, j.SourceTimeMs, now)
 		})
 		if err != nil {
@@ -257,6 +252,7 @@ func (a *Applier) RunJobChunk() (bool, error) {
 		}
 	}
 	done := len(j.Parts) == 0
+	var err error
 	if done {
 		err = b.DeleteJob(seller)
 	} else {

@@ -214,7 +214,7 @@ func TestFeedErrorsFullPass(t *testing.T) {
 	}
 	stream := &applierStream{a: e.a}
 	fp, err := fullpass.New(fullpass.Deps{
-		Config: config.Default().FullPass, Store: e.store, Feeds: e.set, Files: files, Stream: stream,
+		Config: config.Default().FullPass, Store: e.store, Feeds: e.set, Files: files, Serde: e.serde, Stream: stream,
 		Registry: prometheus.NewRegistry(), Logger: zap.NewNop(), Now: func() time.Time { return e.now },
 	})
 	if err != nil {

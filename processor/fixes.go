@@ -46,17 +46,10 @@ func (a *Applier) ApplyFixes(fixes []state.Fix, refreshAfter time.Duration) (Fix
 			if a.jobPending(a.offer.SellerID, fx.Partition) {
 				continue
 			}
-			seller, err := a.seller(b, a.offer.SellerID)
-			if err != nil {
+			if err := a.joiner.Join(b, &a.offer, &a.view); err != nil {
 				a.resetCaches()
 				return FixResult{}, err
 			}
-			rating, err := a.rating(b, a.offer.SellerID)
-			if err != nil {
-				a.resetCaches()
-				return FixResult{}, err
-			}
-			a.view = feeds.View{Offer: &a.offer, Seller: seller, Rating: rating}
 			view = &a.view
 		}
 		before := b.OutboxLen()

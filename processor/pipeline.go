@@ -301,11 +301,11 @@ func logFetchErrors(logger *zap.Logger, fs kgo.Fetches) error {
 	return fatal
 }
 
-// runTables loads the sellers and ratings tables up to their high
+// runTables loads the joined tables (TableInputs) up to their high
 // watermarks, then starts next (the offers consumer) and keeps consuming
 // the tables.
 func (p *Pipeline) runTables(ctx context.Context, base []kgo.Opt, next func(ctx context.Context) error) error {
-	topics := p.cfg.Kafka.Topics
+	tableTopics := p.tableTopics()
 	admin, err := kgo.NewClient(base...)
 	if err != nil {
 		return fmt.Errorf("admin client: %w", err)
@@ -313,7 +313,7 @@ func (p *Pipeline) runTables(ctx context.Context, base []kgo.Opt, next func(ctx 
 	adm := kadm.NewClient(admin)
 	var ends kadm.ListedOffsets
 	for {
-		ends, err = adm.ListEndOffsets(ctx, topics.Sellers, topics.Ratings)
+		ends, err = adm.ListEndOffsets(ctx, tableTopics...)
 		if err == nil {
 			err = ends.Error()
 		}
@@ -331,7 +331,7 @@ func (p *Pipeline) runTables(ctx context.Context, base []kgo.Opt, next func(ctx 
 	admin.Close()
 	parts := map[string]map[int32]kgo.Offset{}
 	need := map[string]map[int32]int64{}
-	for _, topic := range []string{topics.Sellers, topics.Ratings} {
+	for _, topic := range tableTopics {
 		stored, err := p.store.Offsets(topic)
 		if err != nil {
 			return err
@@ -508,6 +508,15 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 		}
 		cl.AllowRebalance()
 	}
+}
+
+// tableTopics are the topics of the joined table inputs.
+func (p *Pipeline) tableTopics() []string {
+	var out []string
+	for _, in := range TableInputs(p.cfg.Kafka.Topics) {
+		out = append(out, in.Topic)
+	}
+	return out
 }
 
 // Coverage returns the offers partitions this instance owns (sorted) and

@@ -37,13 +37,21 @@ func (p *Pipeline) checkCluster(ctx context.Context, base []kgo.Opt) error {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	t := p.cfg.Kafka.Topics
-	inputs := map[string]string{"offers": t.Offers, "sellers": t.Sellers, "ratings": t.Ratings}
+	// Input roles as named in kafka.topics: offers and each joined table
+	// input (sellers, ratings, ...).
+	roles := []string{"offers"}
+	inputs := map[string]string{"offers": t.Offers}
+	for _, in := range TableInputs(t) {
+		role := in.Joined.String() + "s"
+		roles = append(roles, role)
+		inputs[role] = in.Topic
+	}
 	var md kadm.Metadata
 	var lastLog time.Time
 	for {
-		md, err = adm.Metadata(ctx, t.Offers, t.Sellers, t.Ratings)
+		md, err = adm.Metadata(ctx, append([]string{t.Offers}, p.tableTopics()...)...)
 		if err == nil {
-			for _, role := range []string{"offers", "sellers", "ratings"} {
+			for _, role := range roles {
 				td, ok := md.Topics[inputs[role]]
 				if !ok || td.Err != nil || len(td.Partitions) == 0 {
 					cause := "no partitions"
@@ -75,11 +83,11 @@ func (p *Pipeline) checkCluster(ctx context.Context, base []kgo.Opt) error {
 		FormatVersion: state.FormatVersion,
 		ClusterID:     md.Cluster,
 		GroupID:       p.cfg.Kafka.GroupID,
-		Topics: map[string]string{"offers": t.Offers, "sellers": t.Sellers, "ratings": t.Ratings,
-			"events": t.Events, "rejects": t.Rejects},
+		Topics: map[string]string{"events": t.Events, "rejects": t.Rejects},
 		Partitions: map[string]int32{},
 	}
 	for role, topic := range inputs {
+		want.Topics[role] = topic
 		want.Partitions[role] = int32(len(md.Topics[topic].Partitions))
 	}
 	p.offersTotal.Store(want.Partitions["offers"])

@@ -199,52 +199,6 @@ func (b *Batch) SweepTombstones(cutoff time.Time, limit int) (int, error) {
 	return n, it.Error()
 }
 
-// GetSeller reads seller id into dst (when Live).
-func (b *Batch) GetSeller(id string, dst *records.Seller) (Presence, Tombstone, error) {
-	b.key = sellerKey(b.key[:0], id)
-	return b.getRecord(b.key, "seller", func(v []byte) error { return b.s.codec.UnmarshalSeller(v, dst) })
-}
-
-// PutSeller stores s as the live seller.
-func (b *Batch) PutSeller(s *records.Seller) error {
-	b.key = sellerKey(b.key[:0], s.ID)
-	b.val = append(b.val[:0], tagLive)
-	var err error
-	if b.val, err = b.s.codec.MarshalSeller(b.val, s); err != nil {
-		return fmt.Errorf("encode seller %q: %w", s.ID, err)
-	}
-	return b.set(b.key, b.val)
-}
-
-// DeleteSeller replaces seller id with a tombstone.
-func (b *Batch) DeleteSeller(id string, version int64, at time.Time) error {
-	b.key = sellerKey(b.key[:0], id)
-	return b.putTombstone(version, at)
-}
-
-// GetRating reads the rating of seller id into dst (when Live).
-func (b *Batch) GetRating(sellerID string, dst *records.Rating) (Presence, Tombstone, error) {
-	b.key = ratingKey(b.key[:0], sellerID)
-	return b.getRecord(b.key, "rating", func(v []byte) error { return b.s.codec.UnmarshalRating(v, dst) })
-}
-
-// PutRating stores r as the live rating.
-func (b *Batch) PutRating(r *records.Rating) error {
-	b.key = ratingKey(b.key[:0], r.SellerID)
-	b.val = append(b.val[:0], tagLive)
-	var err error
-	if b.val, err = b.s.codec.MarshalRating(b.val, r); err != nil {
-		return fmt.Errorf("encode rating %q: %w", r.SellerID, err)
-	}
-	return b.set(b.key, b.val)
-}
-
-// DeleteRating replaces the rating of sellerID with a tombstone.
-func (b *Batch) DeleteRating(sellerID string, version int64, at time.Time) error {
-	b.key = ratingKey(b.key[:0], sellerID)
-	return b.putTombstone(version, at)
-}
-
 // PutIndex records that offerID (partition p) belongs to sellerID.
 func (b *Batch) PutIndex(p int32, sellerID, offerID string) error {
 	b.key = indexKey(b.key[:0], p, sellerID, offerID)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -95,16 +97,28 @@ func (have Identity) diff(want Identity) []string {
 	if have.GroupID != want.GroupID {
 		add("kafka.group_id", quote(have.GroupID), quote(want.GroupID))
 	}
-	for _, role := range []string{"offers", "sellers", "ratings", "events", "rejects"} {
+	for _, role := range roles(have.Topics, want.Topics) {
 		if have.Topics[role] != want.Topics[role] {
 			add("kafka.topics."+role, quote(have.Topics[role]), quote(want.Topics[role]))
 		}
 	}
-	for _, role := range []string{"offers", "sellers", "ratings"} {
+	for _, role := range roles(have.Partitions, want.Partitions) {
 		if have.Partitions[role] != want.Partitions[role] {
 			add("partitions of "+role+" topic", have.Partitions[role], want.Partitions[role])
 		}
 	}
+	return out
+}
+
+// roles returns the keys of a and b, sorted.
+func roles[V any](a, b map[string]V) []string {
+	out := slices.Collect(maps.Keys(a))
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 

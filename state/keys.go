@@ -62,16 +62,6 @@ func membershipKey(dst []byte, p int32, id string) []byte {
 	return append(dst, id...)
 }
 
-func sellerKey(dst []byte, id string) []byte {
-	dst = append(dst, prefixSeller)
-	return append(dst, id...)
-}
-
-func ratingKey(dst []byte, sellerID string) []byte {
-	dst = append(dst, prefixRating)
-	return append(dst, sellerID...)
-}
-
 // indexPrefix: 'x' p len(seller) seller (see appendLenString)
 func indexPrefix(dst []byte, p int32, sellerID string) []byte {
 	dst = append(dst, prefixIndex)

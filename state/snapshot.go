@@ -53,18 +53,6 @@ func (sn *Snapshot) getRecord(key []byte, what string, unmarshal func([]byte) er
 	return Absent, fmt.Errorf("%w: %s tag %d", ErrCorrupt, what, v[0])
 }
 
-// GetSeller reads seller id into dst (when Live).
-func (sn *Snapshot) GetSeller(id string, dst *records.Seller) (Presence, error) {
-	sn.key = sellerKey(sn.key[:0], id)
-	return sn.getRecord(sn.key, "seller", func(v []byte) error { return sn.s.codec.UnmarshalSeller(v, dst) })
-}
-
-// GetRating reads the rating of sellerID into dst (when Live).
-func (sn *Snapshot) GetRating(sellerID string, dst *records.Rating) (Presence, error) {
-	sn.key = ratingKey(sn.key[:0], sellerID)
-	return sn.getRecord(sn.key, "rating", func(v []byte) error { return sn.s.codec.UnmarshalRating(v, dst) })
-}
-
 // ScanItem is one offer key seen by Scan. Offer is nil when the offer is
 // deleted or unknown (a membership without a live offer); Membership is
 // nil when none is stored. Both point at buffers reused by the next call:

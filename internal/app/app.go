@@ -187,7 +187,7 @@ func New(cfg *config.Config, d Deps) (a *App, err error) {
 	}
 	a.Files.ChunkWriteTimeout = d.HTTP.ChunkWrite
 	a.Pass, err = fullpass.New(fullpass.Deps{
-		Config: cfg.FullPass, Store: a.Store, Feeds: set, Files: a.Files, Stream: a.Pipeline,
+		Config: cfg.FullPass, Store: a.Store, Feeds: set, Files: a.Files, Serde: a.Serde, Stream: a.Pipeline,
 		MaxEventBytes: cfg.Processor.MaxEventBytes, Registry: a.Registry, Logger: logger, Now: d.Now,
 		Ready: a.Pipeline.Ready, OnPartition: d.OnPartition,
 	})

@@ -71,13 +71,14 @@ func benchState(b *testing.B, dir string, offers int, set *feeds.Set, now time.T
 		n := 0
 		if c == 0 {
 			sellers, ratings = st.Sellers, st.Ratings
+			serde := records.NewSerde(nil)
 			for _, s := range st.Sellers {
-				if err := bt.PutSeller(s); err != nil {
+				if err := bt.PutTable(state.TableSellers, s.ID, func(dst []byte) ([]byte, error) { return serde.MarshalSeller(dst, s) }); err != nil {
 					b.Fatal(err)
 				}
 			}
 			for _, r := range st.Ratings {
-				if err := bt.PutRating(r); err != nil {
+				if err := bt.PutTable(state.TableRatings, r.SellerID, func(dst []byte) ([]byte, error) { return serde.MarshalRating(dst, r) }); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -186,7 +187,7 @@ func BenchmarkFullPass(b *testing.B) {
 			cfg := config.Default().FullPass
 			cfg.Guard.MinSize = 1 << 30
 			fp, err := fullpass.New(fullpass.Deps{
-				Config: cfg, Store: store, Feeds: set, Files: files, Stream: noStream{},
+				Config: cfg, Store: store, Feeds: set, Files: files, Serde: records.NewSerde(nil), Stream: noStream{},
 				Registry: prometheus.NewRegistry(), Logger: zap.NewNop(), Now: func() time.Time { return now },
 			})
 			if err != nil {

@@ -64,6 +64,7 @@ type FullPass struct {
 	published *state.Run // last published run
 	wake      chan struct{}
 	budget    processor.EventBudget
+	serde     *records.Serde
 }
 
 type passJob struct {
@@ -77,6 +78,8 @@ type Deps struct {
 	Store  *state.Store
 	Feeds  *feeds.Set
 	Files  *feedstore.FeedFiles
+	// Serde decodes the joined table records kept in state.
+	Serde *records.Serde
 	// MaxEventBytes is processor.max_event_bytes (0: its default): the
 	// pass applies the streaming path's size rule (eventBudget), so an
 	// offer too large to send is in no file and needs no correction.
@@ -170,8 +173,8 @@ func New(d Deps) (*FullPass, error) {
 		return nil, err
 	}
 	fp := &FullPass{
-		budget: budget,
-		cfg:    d.Config, store: d.Store, set: d.Feeds, files: d.Files, stream: d.Stream, now: d.Now,
+		budget: budget, serde: d.Serde,
+		cfg: d.Config, store: d.Store, set: d.Feeds, files: d.Files, stream: d.Stream, now: d.Now,
 		logger: d.Logger.Named("fullpass"), metrics: newFullPassMetrics(d.Registry), onPartition: d.OnPartition, ready: d.Ready,
 		wake: make(chan struct{}, 1),
 		intern: func(b []byte) string {
@@ -687,43 +690,9 @@ func pct(f float64) string {
 	return s
 }
 
-// snapCache caches sellers and ratings read from the snapshot; it is
-// bounded so memory does not grow with the number of sellers.
-type snapCache struct {
-	snap    *state.Snapshot
-	sellers map[string]*records.Seller
-	ratings map[string]*records.Rating
-}
-
-const snapCacheMax = 1 << 16
-
-func (c *snapCache) lookup(sellerID string) (*records.Seller, *records.Rating, error) {
-	s, ok := c.sellers[sellerID]
-	if !ok {
-		if len(c.sellers) >= snapCacheMax {
-			clear(c.sellers)
-			clear(c.ratings)
-		}
-		s = new(records.Seller)
-		pres, err := c.snap.GetSeller(sellerID, s)
-		if err != nil {
-			return nil, nil, err
-		}
-		if pres != state.Live {
-			s = nil
-		}
-		r := new(records.Rating)
-		pres, err = c.snap.GetRating(sellerID, r)
-		if err != nil {
-			return nil, nil, err
-		}
-		if pres != state.Live {
-			r = nil
-		}
-		c.sellers[sellerID], c.ratings[sellerID] = s, r
-	}
-	return s, c.ratings[sellerID], nil
-}
+// joinCacheMax bounds the records per joined table a pass caches, so
+// memory does not grow with the number of sellers.
+const joinCacheMax = 1 << 16
 
 // scan reads the snapshot, writes the run's documents and fix list and
 // fills r's feed sizes, Scanned and Listed.
@@ -746,7 +715,7 @@ func (fp *FullPass) scan(ctx context.Context, r *state.Run, now time.Time) error
 	items := make([][]byte, len(tmpls))
 	fps := make([]uint64, len(tmpls))
 	done := make([]bool, len(tmpls))
-	cache := &snapCache{snap: snap, sellers: map[string]*records.Seller{}, ratings: map[string]*records.Rating{}}
+	joiner := processor.NewJoiner(fp.serde, joinCacheMax)
 	cycle := fp.cfg.RefreshAfter.Milliseconds()
 	nowMs := now.UnixMilli()
 	var scanned int64
@@ -776,11 +745,9 @@ func (fp *FullPass) scan(ctx context.Context, r *state.Run, now time.Time) error
 			fp.metrics.scanned.Add(4096)
 		}
 		if it.Offer != nil && fp.budget.Fits(it.Offer) {
-			s, rt, err := cache.lookup(it.Offer.SellerID)
-			if err != nil {
+			if err := joiner.Join(snap, it.Offer, &view); err != nil {
 				return err
 			}
-			view = feeds.View{Offer: it.Offer, Seller: s, Rating: rt}
 			ev.Match(&view, now, member)
 		} else {
 			clear(member)
