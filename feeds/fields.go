@@ -12,11 +12,10 @@ import (
 // (`offer.price_minor`, `seller.status`, `rating.average`, `now`).
 //
 // The bits, their names and DiffFields are generated (model_gen.go) from
-// the data model: records in View order, each record's fields in schema
-// order with derived ones last, then FieldNow. A field added to a record
-// moves the bits after it: FieldMask is never stored (the stored per-field
-// hashes have their own append-only order). TestFieldLayout pins the
-// layout.
+// the data model: a field's bit is its position in modelgen's append-only
+// `order` list. FieldMask is stored (pending seller jobs keep the fields a
+// change touched, state.Job.Changed), so an existing bit never moves: a
+// new field takes the next free bit. TestFieldLayout pins the layout.
 //
 // A seller or rating that appears or disappears changes all of its bits
 // (DiffFields does that): `seller == nil` reads seller.id. offer.price is

@@ -235,13 +235,20 @@ func TestFeedErrorsFullPass(t *testing.T) {
 type applierStream struct {
 	a       *processor.Applier
 	reports int
+	owned   []int32 // Coverage; nil: partition 0 of 1
+	total   int32
 }
 
 func (s *applierStream) ApplyFixes(_ context.Context, fixes []state.Fix, refreshAfter time.Duration) (processor.FixResult, error) {
 	return s.a.ApplyFixes(fixes, refreshAfter)
 }
 
-func (s *applierStream) Coverage() ([]int32, int32) { return []int32{0}, 1 }
+func (s *applierStream) Coverage() ([]int32, int32) {
+	if s.owned == nil {
+		return []int32{0}, 1
+	}
+	return s.owned, s.total
+}
 
 func (s *applierStream) ReportEvalErrors(_ context.Context, src *processor.EvalErrorSource) {
 	s.reports++

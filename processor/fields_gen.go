@@ -6,7 +6,7 @@ import "github.com/feedmill/feedmill/internal/records"
 
 // viewFields are the dotted names of the joined view's hashed fields, in
 // the order their hashes are stored in state.Membership.FieldHashes
-// (modelgen's hashOrder: append only, reordering would make every stored
+// (modelgen's order: append only, reordering would make every stored
 // hash compare as changed).
 var viewFields = [...]string{
 	"offer.id",

@@ -16,7 +16,7 @@
 //     allocation-free field readers of the matching engine, and the list of
 //     joined tables with their per-table accessors (Joined).
 //   - processor/fields_gen.go: the names and hashes of the stored per-field
-//     hashes (viewFields, hashView), in the order of model.go's hashOrder.
+//     hashes (viewFields, hashView), in the order of model.go's order.
 //
 // Run it with `go generate ./internal/records`; TestGeneratedUpToDate fails
 // when a committed file differs from what modelgen would write. Generated

@@ -3,7 +3,7 @@ package main
 import "strings"
 
 // genProcessor writes the names and the hash function of the stored
-// per-field hashes, in hashOrder.
+// per-field hashes, in model.go's order (derived fields and now left out).
 func genProcessor(m *resolved) []byte {
 	var b buf
 	b.WriteString(header)
@@ -12,7 +12,7 @@ func genProcessor(m *resolved) []byte {
 	b.p("")
 	b.p("// viewFields are the dotted names of the joined view's hashed fields, in")
 	b.p("// the order their hashes are stored in state.Membership.FieldHashes")
-	b.p("// (modelgen's hashOrder: append only, reordering would make every stored")
+	b.p("// (modelgen's order: append only, reordering would make every stored")
 	b.p("// hash compare as changed).")
 	b.p("var viewFields = [...]string{")
 	for _, h := range m.hashes {
