@@ -46,10 +46,28 @@ func newUnit(t *testing.T) *unit {
 	return newApplierEnv(t, unitFeeds, config.Processor{MaxBatchRecords: 100, SellerChunk: 2})
 }
 
+// envOptions are the optional parts of an applier test environment.
+type envOptions struct {
+	Templates []config.Template
+	Logger    *zap.Logger          // default: no-op
+	Registry  *prometheus.Registry // default: a new one
+}
+
 // newApplierEnv builds a unit with feeds fs and processor settings proc
-// (shared by the unit tests and BenchmarkApplyChange).
-func newApplierEnv(t testing.TB, fs []config.Feed, proc config.Processor) *unit {
+// (shared by the unit tests, BenchmarkApplyChange and the feed error
+// tests). It owns partition 0.
+func newApplierEnv(t testing.TB, fs []config.Feed, proc config.Processor, opts ...envOptions) *unit {
 	t.Helper()
+	var o envOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
 	ctx := context.Background()
 	reg := srfake.New()
 	t.Cleanup(reg.Close)
@@ -67,7 +85,7 @@ func newApplierEnv(t testing.TB, fs []config.Feed, proc config.Processor) *unit 
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := feeds.Compile(fs, nil)
+	set, err := feeds.Compile(fs, o.Templates)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +98,7 @@ func newApplierEnv(t testing.TB, fs []config.Feed, proc config.Processor) *unit 
 	u.a, err = processor.NewApplier(processor.ApplierDeps{
 		Store: u.store, Feeds: set, Serde: u.serde, Topics: cfg.Kafka.Topics, Processor: proc,
 		Retention: time.Hour, EventSchemaID: evID, Now: func() time.Time { return u.now },
-		Metrics: processor.NewMetrics(prometheus.NewRegistry()), Logger: zap.NewNop(),
+		Metrics: processor.NewMetrics(o.Registry), Logger: o.Logger,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -45,44 +43,14 @@ type errorsEnv struct {
 
 func newErrorsEnv(t *testing.T) *errorsEnv {
 	t.Helper()
-	ctx := context.Background()
-	rs := srfake.New()
-	t.Cleanup(rs.Close)
-	cl, err := sr.NewClient(sr.URLs(rs.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &unit{t: t, ctx: ctx, serde: records.NewSerde(cl), now: time.UnixMilli(1_800_000_000_000), relayed: map[int32]uint64{}}
-	for i, k := range []records.Kind{records.KindOffer, records.KindSeller, records.KindRating} {
-		if u.ids[i], err = u.serde.Register(ctx, []string{"offers", "sellers", "ratings"}[i]+"-value", k); err != nil {
-			t.Fatal(err)
-		}
-	}
-	evID, err := u.serde.Register(ctx, "feed-events-value", records.KindFeedEvent)
-	if err != nil {
-		t.Fatal(err)
-	}
+	core, logs := observer.New(zapcore.WarnLevel)
+	reg := prometheus.NewRegistry()
+	u := newApplierEnv(t, errorFeeds, config.Processor{MaxBatchRecords: 100, SellerChunk: 2},
+		envOptions{Templates: errorTemplates, Logger: zap.New(core), Registry: reg})
 	set, err := feeds.Compile(errorFeeds, errorTemplates)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.store, err = state.Open(filepath.Join(t.TempDir(), "state"), u.serde, state.Options{}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = u.store.Close() })
-	core, logs := observer.New(zapcore.WarnLevel)
-	reg := prometheus.NewRegistry()
-	cfg := config.Default()
-	u.a, err = processor.NewApplier(processor.ApplierDeps{
-		Store: u.store, Feeds: set, Serde: u.serde, Topics: cfg.Kafka.Topics, Processor: config.Processor{MaxBatchRecords: 100, SellerChunk: 2},
-		Retention: time.Hour, EventSchemaID: evID, Now: func() time.Time { return u.now },
-		Metrics: processor.NewMetrics(reg), Logger: zap.New(core),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.a.SetPartitions([]int32{0})
 	return &errorsEnv{unit: u, set: set, reg: reg, logs: logs}
 }
 

@@ -574,12 +574,9 @@ func (fp *FullPass) applyRun(ctx context.Context, id string) error {
 func (fp *FullPass) Approve(id string) (state.Run, error) {
 	fp.mu.Lock()
 	defer fp.mu.Unlock()
-	r, err := fp.store.GetRun(id)
+	r, err := fp.heldRun(id, "approve")
 	if err != nil {
-		return state.Run{}, err
-	}
-	if r.Status != state.RunHeld {
-		return r, fmt.Errorf("approve %s (%s): %w", id, r.Status, ErrRunNotHeld)
+		return r, err
 	}
 	if err := fp.files.Publish(id, nil); err != nil {
 		return r, err
@@ -598,17 +595,27 @@ func (fp *FullPass) Approve(id string) (state.Run, error) {
 	return r, nil
 }
 
-// Reject discards held run id: its files and list are removed, nothing is
-// emitted. Errors as Approve.
-func (fp *FullPass) Reject(id string) (state.Run, error) {
-	fp.mu.Lock()
-	defer fp.mu.Unlock()
+// heldRun reads run id and checks that it is held; verb names the
+// decision in the error.
+func (fp *FullPass) heldRun(id, verb string) (state.Run, error) {
 	r, err := fp.store.GetRun(id)
 	if err != nil {
 		return state.Run{}, err
 	}
 	if r.Status != state.RunHeld {
-		return r, fmt.Errorf("reject %s (%s): %w", id, r.Status, ErrRunNotHeld)
+		return r, fmt.Errorf("%s %s (%s): %w", verb, id, r.Status, ErrRunNotHeld)
+	}
+	return r, nil
+}
+
+// Reject discards held run id: its files and list are removed, nothing is
+// emitted. Errors as Approve.
+func (fp *FullPass) Reject(id string) (state.Run, error) {
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	r, err := fp.heldRun(id, "reject")
+	if err != nil {
+		return r, err
 	}
 	if err := fp.discard(&r, "rejected; held because: "+r.Reason); err != nil {
 		return r, err
