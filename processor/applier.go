@@ -116,7 +116,7 @@ func NewApplier(d ApplierDeps) (*Applier, error) {
 		eval: d.Feeds.NewEvaluator(), member: make([]bool, n), prevMember: make([]bool, n), oldIdx: make([]int32, n),
 		fp: make([]uint64, len(d.Feeds.Templates())), fpValid: make([]bool, len(d.Feeds.Templates())),
 		counts: make([]int64, n), delta: make([]int64, n),
-		hasher:  newFieldHasher(),
+		hasher: newFieldHasher(),
 		tables: TableInputs(d.Topics), joiner: NewJoiner(d.Serde, 0),
 		jobs: map[string]*state.Job{},
 	}

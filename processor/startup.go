@@ -83,8 +83,8 @@ func (p *Pipeline) checkCluster(ctx context.Context, base []kgo.Opt) error {
 		FormatVersion: state.FormatVersion,
 		ClusterID:     md.Cluster,
 		GroupID:       p.cfg.Kafka.GroupID,
-		Topics: map[string]string{"events": t.Events, "rejects": t.Rejects},
-		Partitions: map[string]int32{},
+		Topics:        map[string]string{"events": t.Events, "rejects": t.Rejects},
+		Partitions:    map[string]int32{},
 	}
 	for role, topic := range inputs {
 		want.Topics[role] = topic
