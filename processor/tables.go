@@ -76,21 +76,32 @@ func (jn *Joiner) Join(rd TableReader, o *records.Offer, v *feeds.View) error {
 		key := joinKey(j, o)
 		rec, ok := jn.cache[j][key]
 		if !ok {
-			if jn.max > 0 && len(jn.cache[j]) >= jn.max {
-				clear(jn.cache[j])
-			}
-			pres, _, err := rd.GetTable(state.Table(j), key, func(b []byte) error { return j.Unmarshal(jn.serde, b, &rec) })
-			if err != nil {
+			var err error
+			if rec, err = jn.load(rd, j, key); err != nil {
 				return err
 			}
-			if pres != state.Live {
-				j.Clear(&rec)
-			}
-			jn.cache[j][key] = rec
 		}
 		j.Copy(v, &rec)
 	}
 	return nil
+}
+
+// load reads and caches the j record of key (a cache miss; kept out of
+// Join so that its closure does not make Join allocate on hits).
+func (jn *Joiner) load(rd TableReader, j feeds.Joined, key string) (feeds.View, error) {
+	if jn.max > 0 && len(jn.cache[j]) >= jn.max {
+		clear(jn.cache[j])
+	}
+	var rec feeds.View
+	pres, _, err := rd.GetTable(state.Table(j), key, func(b []byte) error { return j.Unmarshal(jn.serde, b, &rec) })
+	if err != nil {
+		return rec, err
+	}
+	if pres != state.Live {
+		j.Clear(&rec)
+	}
+	jn.cache[j][key] = rec
+	return rec, nil
 }
 
 // Set caches rec's j record (nil slot: deleted) under key, after a change.
