@@ -574,7 +574,7 @@ func TestConnectorDeadLetterTopic(t *testing.T) {
 		env        []string
 		want       string
 	}{
-		{"default is the CONTRACT rejects topic", "destinations: [a]\n", nil, "feedmill-rejects"},
+		{"default is the contract's rejects topic", "destinations: [a]\n", nil, "feedmill-rejects"},
 		{"yaml", "destinations: [a]\ndead_letter_topic: partner-dlq\n", nil, "partner-dlq"},
 		{"env", "destinations: [a]\n", []string{"FEEDMILL_DEAD_LETTER_TOPIC=env-dlq"}, "env-dlq"},
 	}

@@ -2,6 +2,8 @@ package processor_test
 
 import (
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -74,5 +76,46 @@ func TestFullPassCoversOwnedPartitions(t *testing.T) {
 	}
 	if !r.Whole() || r.Feeds[0].Members != 4 || !r.Feeds[0].File || files.Current("all") != r.ID {
 		t.Errorf("whole run: %+v, file version %q", r, files.Current("all"))
+	}
+}
+
+// Feed files that cannot be written fail the run (recorded, the previous
+// feeds stay served) without stopping the full pass: RunOnce reports a
+// *fullpass.RunFailedError.
+func TestFullPassOutputFailureFailsTheRun(t *testing.T) {
+	fs := []config.Feed{{ID: "all", Filter: `offer.stock > 0`, Template: "google-merchant", File: true}}
+	u := newApplierEnv(t, fs, config.Processor{MaxBatchRecords: 100, SellerChunk: 10})
+	u.apply(u.offerRec(offer("a", 1, 5000)))
+	set, err := feeds.Compile(fs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "feeds")
+	files, err := feedstore.NewFeedFiles(dir, set, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The feeds dir becomes a plain file: nothing can be written under it.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, []byte("not a dir"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fp, err := fullpass.New(fullpass.Deps{
+		Config: config.Default().FullPass, Store: u.store, Feeds: set, Files: files, Serde: u.serde,
+		Stream: &applierStream{a: u.a}, Registry: prometheus.NewRegistry(), Logger: zap.NewNop(), Now: func() time.Time { return u.now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = fp.RunOnce(context.Background())
+	var failed *fullpass.RunFailedError
+	if !errors.As(err, &failed) {
+		t.Fatalf("RunOnce: %v, want a recorded failed run", err)
+	}
+	r, err := u.store.GetRun(failed.RunID)
+	if err != nil || r.Status != state.RunFailed || !strings.Contains(r.Reason, "write feed files") {
+		t.Fatalf("run %+v (%v), want failed with the reason", r, err)
 	}
 }

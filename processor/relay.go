@@ -144,8 +144,11 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 			return nil
 		})
 		if err != nil {
+			// Settle what the earlier partitions produced, so it is not
+			// produced again; then report the state error.
 			wg.Wait()
-			return 0, err
+			n, serr := r.settleAll(ctx, parts, batches)
+			return n, errors.Join(err, serr)
 		}
 		if len(batch) == 0 {
 			r.mu.Lock()
@@ -155,28 +158,25 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 		}
 		for i := range batch {
 			s := &batch[i]
-			src := s.srcMs
-			isEvent := s.rec.Topic == r.events
 			wg.Add(1)
 			r.client.Produce(ctx, s.rec, func(_ *kgo.Record, err error) {
 				defer wg.Done()
 				s.err = err
-				if err != nil {
-					return
-				}
-				if isEvent {
-					r.metrics.eventsSent.Inc()
-					if src > 0 {
-						r.metrics.latency.Observe(max(0, time.Since(time.UnixMilli(src)).Seconds()))
-					}
-				} else {
-					r.metrics.rejectsSent.Inc()
+				if err == nil {
+					r.countSent(s)
 				}
 			})
 		}
 		batches[p] = batch
 	}
 	wg.Wait()
+	return r.settleAll(ctx, parts, batches)
+}
+
+// settleAll settles every produced partition batch (settle) and deletes
+// what is done. It returns how many records were settled and the first
+// retriable failure.
+func (r *Relay) settleAll(ctx context.Context, parts []int32, batches map[int32][]sent) (int, error) {
 	var first error
 	total := 0
 	for _, p := range parts {
@@ -202,11 +202,22 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 // many of them, from the start, are done: acknowledged, or not accepted by
 // Kafka for a reason no retry can cure and sent to the rejects topic. It
 // stops at the first retriable failure and returns it.
+//
+// Kafka answers "too large" or "invalid" for a whole produce batch, so a
+// record failing so is produced again alone first: only a record refused
+// on its own goes to rejects.
 func (r *Relay) settle(ctx context.Context, p int32, batch []sent) (int, error) {
 	for i := range batch {
 		s := &batch[i]
 		if s.err == nil {
 			continue
+		}
+		if permanent(s.err) {
+			s.err = r.client.ProduceSync(ctx, s.rec).FirstErr()
+			if s.err == nil {
+				r.countSent(s)
+				continue
+			}
 		}
 		if !permanent(s.err) {
 			return i, fmt.Errorf("produce outbox %d/%d to %q: %w", p, s.seq, s.rec.Topic, s.err)
@@ -222,6 +233,18 @@ func (r *Relay) settle(ctx context.Context, p int32, batch []sent) (int, error) 
 			zap.Int("bytes", len(s.rec.Key)+len(s.rec.Value)), zap.Error(s.err))
 	}
 	return len(batch), nil
+}
+
+// countSent counts an acknowledged outbox record.
+func (r *Relay) countSent(s *sent) {
+	if s.rec.Topic != r.events {
+		r.metrics.rejectsSent.Inc()
+		return
+	}
+	r.metrics.eventsSent.Inc()
+	if s.srcMs > 0 {
+		r.metrics.latency.Observe(max(0, time.Since(time.UnixMilli(s.srcMs)).Seconds()))
+	}
 }
 
 // permanent reports whether a produce error is about the record itself,

@@ -48,10 +48,11 @@ func stageOutbox(t testing.TB, recs []outboxRec) *state.Store {
 // fakeProducer answers each Produce with outcome(key, attempt) and records
 // what was acknowledged and what was sent to rejects.
 type fakeProducer struct {
-	outcome  func(key string, attempt int) error
-	attempts map[string]int
-	acked    map[string]int
-	rejected map[string][]kgo.RecordHeader
+	dupRejects int
+	outcome    func(key string, attempt int) error
+	attempts   map[string]int
+	acked      map[string]int
+	rejected   map[string][]kgo.RecordHeader
 }
 
 func newFakeProducer(outcome func(key string, attempt int) error) *fakeProducer {
@@ -68,11 +69,22 @@ func (f *fakeProducer) Produce(_ context.Context, r *kgo.Record, promise func(*k
 	promise(r, err)
 }
 
-func (f *fakeProducer) ProduceSync(_ context.Context, rs ...*kgo.Record) kgo.ProduceResults {
+// ProduceSync takes rejects, and records produced again alone (which
+// get outcome like Produce).
+func (f *fakeProducer) ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults {
 	var out kgo.ProduceResults
 	for _, r := range rs {
-		f.rejected[string(r.Key)] = r.Headers
-		out = append(out, kgo.ProduceResult{Record: r})
+		if r.Topic == "feedmill-rejects" {
+			if _, dup := f.rejected[string(r.Key)]; dup {
+				f.dupRejects++
+			}
+			f.rejected[string(r.Key)] = r.Headers
+			out = append(out, kgo.ProduceResult{Record: r})
+			continue
+		}
+		var res kgo.ProduceResult
+		f.Produce(ctx, r, func(r *kgo.Record, err error) { res = kgo.ProduceResult{Record: r, Err: err} })
+		out = append(out, res)
 	}
 	return out
 }
@@ -224,7 +236,7 @@ func FuzzRelay(f *testing.F) {
 			i, _ := strconv.Atoi(key[1:])
 			switch {
 			case permanentKey[key]:
-				failed[int32(i%3)] = true
+				// Settled in the same round: no re-send follows.
 				return kerr.MessageTooLarge
 			case pick(i, attempt) != 0 && attempt < 4:
 				failed[int32(i%3)] = true
@@ -258,6 +270,9 @@ func FuzzRelay(f *testing.F) {
 				t.Errorf("%s of a partition that never failed was acknowledged %d times", k, fake.acked[k])
 			}
 		}
+		if fake.dupRejects != 0 {
+			t.Errorf("%d records were sent to rejects twice", fake.dupRejects)
+		}
 		if len(fake.rejected) != len(permanentKey) {
 			t.Errorf("%d rejects for %d permanently failing records", len(fake.rejected), len(permanentKey))
 		}
@@ -265,4 +280,32 @@ func FuzzRelay(f *testing.F) {
 			t.Errorf("outbox depth %d at the end", d)
 		}
 	})
+}
+
+// Kafka refuses a whole produce batch as too large while each record fits
+// on its own: the relay produces them again alone and rejects nothing.
+func TestRelayBatchRefusalIsNotARecordFault(t *testing.T) {
+	store := stageOutbox(t, []outboxRec{{0, "a", []byte("1")}, {0, "b", []byte("2")}, {1, "c", []byte("3")}})
+	fake := newFakeProducer(func(key string, attempt int) error {
+		if attempt == 1 && key != "c" {
+			return kerr.MessageTooLarge // the batch holding a and b
+		}
+		return nil
+	})
+	reg := prometheus.NewRegistry()
+	relay := processor.NewRelay(store, fake, "feed-events", "feedmill-rejects", processor.NewMetrics(reg), zap.NewNop())
+	if err := relay.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(fake.rejected) != 0 {
+		t.Errorf("rejected %v: records that fit alone must not go to rejects", fake.rejected)
+	}
+	for _, k := range []string{"a", "b", "c"} {
+		if fake.acked[k] != 1 {
+			t.Errorf("%s acknowledged %d times, want once", k, fake.acked[k])
+		}
+	}
+	if got := gatheredValue(t, reg, "feedmill_events_produced_total"); got != 3 {
+		t.Errorf("feedmill_events_produced_total = %v, want 3", got)
+	}
 }

@@ -236,9 +236,13 @@ var ErrShutdownTimeout = errors.New("processor did not stop within the shutdown 
 // Deps.ShutdownGrace, with ErrShutdownTimeout if a part hangs (its
 // goroutine is then left to the exiting process). Run is called once.
 func (a *App) Run(ctx context.Context) error {
-	return boundedShutdown(ctx, a.deps.ShutdownGrace, func() error {
+	// rctx also ends when a part fails, so the grace period bounds the
+	// shutdown then too (a failed store may hang the parts still writing).
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	return boundedShutdown(rctx, a.deps.ShutdownGrace, func() error {
 		defer a.close()
-		return a.run(ctx)
+		return a.run(rctx, cancel)
 	})
 }
 
@@ -262,11 +266,12 @@ func boundedShutdown(ctx context.Context, grace time.Duration, fn func() error) 
 	}
 }
 
-func (a *App) run(ctx context.Context) error {
+func (a *App) run(ctx context.Context, failed context.CancelFunc) error {
 	logger := a.logger
 	logger.Info("processor started", zap.String("http", a.Addr()),
 		zap.Strings("brokers", a.Config.Kafka.Brokers), zap.Int("feeds", len(a.Feeds.Feeds())), zap.String("state", a.Config.State.Dir))
 	g, gctx := errgroup.WithContext(ctx)
+	context.AfterFunc(gctx, failed)
 	g.Go(func() error { return a.Pipeline.Run(gctx) })
 	g.Go(func() error { return a.Pass.Run(gctx) })
 	g.Go(func() error {

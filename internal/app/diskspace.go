@@ -6,7 +6,7 @@ import (
 	"strconv"
 )
 
-// DiskSpaceError is returned by Run when the state directory's file
+// DiskSpaceError is returned by New when the state directory's file
 // system has less free space than state.min_free_bytes: Pebble on a full
 // disk cannot flush or commit, so the processor refuses to start.
 type DiskSpaceError struct {

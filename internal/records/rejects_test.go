@@ -33,6 +33,6 @@ func TestAppendRejectHeaders(t *testing.T) {
 	}
 	if want := []string{"error", "source-topic", "source-partition", "source-offset"}; records.HeaderError != want[0] ||
 		records.HeaderSourceTopic != want[1] || records.HeaderSourcePartition != want[2] || records.HeaderSourceOffset != want[3] {
-		t.Errorf("header names differ from CONTRACT §1: %v", want)
+		t.Errorf("header names differ from docs/contract.md, Topics: %v", want)
 	}
 }

@@ -25,7 +25,7 @@ type Runs interface {
 
 // RunsAPI serves the full-pass runs: GET /api/runs, GET /api/runs/{id},
 // POST /api/runs, POST /api/runs/{id}/approve and
-// POST /api/runs/{id}/reject (docs/contract.md, HTTP).
+// POST /api/runs/{id}/reject (docs/contract.md, HTTP endpoints).
 type RunsAPI struct {
 	Runs   Runs
 	Store  *state.Store // runs are read from state

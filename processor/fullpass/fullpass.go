@@ -370,11 +370,13 @@ func (fp *FullPass) pass(ctx context.Context, id string) error {
 		if ctx.Err() != nil {
 			return err
 		}
-		fp.files.Discard(id)
-		if derr := fp.store.DeleteFixes(id); derr != nil {
-			fp.logger.Error("delete fixes of failed run", zap.String("run", id), zap.Error(derr))
+		ferr := fp.fail(&r, "pass failed", err)
+		var out *outputError
+		if _, recorded := ferr.(*RunFailedError); recorded && !errors.As(err, &out) {
+			// Reading or writing state failed: recorded, and it stops Run.
+			return fmt.Errorf("full pass %s: %w", id, err)
 		}
-		return fp.fail(&r, "pass failed", err)
+		return ferr
 	}
 	fp.metrics.duration.Observe(time.Since(begin).Seconds())
 	for _, f := range r.Feeds {
@@ -412,6 +414,14 @@ type RunFailedError struct {
 
 func (e *RunFailedError) Error() string { return "run " + e.RunID + " failed: " + e.Err.Error() }
 func (e *RunFailedError) Unwrap() error { return e.Err }
+
+// outputError is a failure to write the pass's feed files: the run fails
+// (the previous feeds stay served) and Run goes on. Other scan errors are
+// the state store's and stop Run.
+type outputError struct{ err error }
+
+func (e *outputError) Error() string { return "write feed files: " + e.err.Error() }
+func (e *outputError) Unwrap() error { return e.err }
 
 // fail records r as failed with the reason what: err. It returns a
 // *RunFailedError, or the error recording it.
@@ -708,7 +718,7 @@ func (fp *FullPass) scan(ctx context.Context, r *state.Run, now time.Time) error
 	defer snap.Close()
 	w, err := fp.files.NewWriter(r.ID, now)
 	if err != nil {
-		return err
+		return &outputError{err}
 	}
 	defer w.Close()
 	fixes := fp.store.NewFixWriter(r.ID)
@@ -779,7 +789,7 @@ func (fp *FullPass) scan(ctx context.Context, r *state.Run, now time.Time) error
 			}
 			if f.File && whole {
 				if err := w.Item(i, it.Partition, items[t.Index]); err != nil {
-					return err
+					return &outputError{err}
 				}
 			}
 			if drift {
@@ -828,7 +838,7 @@ func (fp *FullPass) scan(ctx context.Context, r *state.Run, now time.Time) error
 		}
 	}
 	if err := w.Finish(); err != nil {
-		return err
+		return &outputError{err}
 	}
 	if err := fixes.Flush(); err != nil {
 		return err
