@@ -98,3 +98,27 @@ func BenchmarkAppendOffer(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkMarshalSeller(b *testing.B) {
+	s := NewSerde(nil)
+	v := sampleSeller()
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		buf, err = s.MarshalSeller(buf[:0], &v)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkMarshalRating(b *testing.B) {
+	s := NewSerde(nil)
+	v := sampleRating()
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, _ = s.MarshalRating(buf[:0], &v) // never fails
+	}
+}

@@ -2,7 +2,10 @@
 
 package records
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Offer is one marketplace offer (docs/contract.md, Records), the
 // root of the joined view. The avro tags match the embedded schema; the
@@ -92,4 +95,70 @@ func RatingSizeMax(v *Rating) int {
 	return strMax(v.SellerID) +
 		3*varintMax +
 		2*8
+}
+
+// appendOffer appends the Avro body of v (offer.avsc) to dst.
+// keys is scratch for sorting map keys and is returned for reuse. On
+// error (an enum value that is not a symbol, an int out of range) dst is
+// returned unchanged.
+func appendOffer(dst []byte, v *Offer, keys []string) ([]byte, []string, error) {
+	if v.Stock < math.MinInt32 || v.Stock > math.MaxInt32 {
+		return dst, keys, &intRangeError{field: "stock"}
+	}
+	conditionIdx, err := enumIndex("condition", v.Condition, "NEW", "USED", "REFURBISHED")
+	if err != nil {
+		return dst, keys, err
+	}
+	statusIdx, err := enumIndex("status", v.Status, "ACTIVE", "INACTIVE", "ENDED")
+	if err != nil {
+		return dst, keys, err
+	}
+	dst = appendString(dst, v.ID)
+	dst = appendString(dst, v.SellerID)
+	dst = appendOptString(dst, v.ProductID)
+	dst = appendString(dst, v.Title)
+	dst = appendString(dst, v.Description)
+	dst = appendString(dst, v.Category)
+	dst = appendLong(dst, int64(v.PriceMinor))
+	dst = appendString(dst, v.Currency)
+	dst = appendLong(dst, int64(v.Stock))
+	dst = appendLong(dst, conditionIdx)
+	dst = appendLong(dst, statusIdx)
+	dst = appendString(dst, v.URL)
+	dst = appendStrings(dst, v.Images)
+	dst = appendOptString(dst, v.Brand)
+	dst = appendOptString(dst, v.GTIN)
+	dst, keys = appendStringMap(dst, v.Attributes, keys)
+	dst = appendMillis(dst, v.UpdatedAt)
+	dst = appendLong(dst, v.Version)
+	return dst, keys, nil
+}
+
+// appendSeller appends the Avro body of v (seller.avsc) to dst.
+// On error (an enum value that is not a symbol, an int out of range) dst
+// is returned unchanged.
+func appendSeller(dst []byte, v *Seller) ([]byte, error) {
+	statusIdx, err := enumIndex("status", v.Status, "ACTIVE", "SUSPENDED")
+	if err != nil {
+		return dst, err
+	}
+	dst = appendString(dst, v.ID)
+	dst = appendString(dst, v.Name)
+	dst = appendString(dst, v.Country)
+	dst = appendLong(dst, statusIdx)
+	dst = appendBool(dst, v.SuperSeller)
+	dst = appendMillis(dst, v.UpdatedAt)
+	dst = appendLong(dst, v.Version)
+	return dst, nil
+}
+
+// appendRating appends the Avro body of v (rating.avsc) to dst.
+func appendRating(dst []byte, v *Rating) []byte {
+	dst = appendString(dst, v.SellerID)
+	dst = appendDouble(dst, v.Average)
+	dst = appendLong(dst, v.Count)
+	dst = appendDouble(dst, v.PositivePct)
+	dst = appendMillis(dst, v.UpdatedAt)
+	dst = appendLong(dst, v.Version)
+	return dst
 }

@@ -9,8 +9,11 @@
 //
 // It owns the generated files, and nothing else:
 //
-//   - internal/records/model_gen.go: the Offer, Seller and Rating types and
-//     their encoded-size bounds (OfferSizeMax, ...).
+//   - internal/records/model_gen.go: the Offer, Seller and Rating types,
+//     their encoded-size bounds (OfferSizeMax, ...) and their Avro body
+//     encoders (appendOffer, ...: schema order, derived fields left out,
+//     enum symbols and int ranges checked before writing; encode.go holds
+//     the helpers they call).
 //   - feeds/model_gen.go: the expression environments (checked and slot
 //     form), the usage and FieldMask bits, field names, DiffFields, the
 //     allocation-free field readers of the matching engine, and the list of

@@ -89,7 +89,8 @@ type field struct {
 	kind              fkind
 	goType            string
 	derived, hidden   bool
-	bit               int // FieldMask bit (position in order); -1 when hidden
+	bit               int      // FieldMask bit (position in order); -1 when hidden
+	symbols           []string // kEnum: the symbols, in index order
 }
 
 func (f *field) visible() bool { return !f.hidden }
@@ -247,16 +248,22 @@ func resolveTable(t table, schemas string) (*rtable, error) {
 	}
 	used := map[string]bool{}
 	for _, af := range s.Fields {
-		k, err := kindOf(af.Type)
+		k, symbols, err := kindOf(af.Type)
 		if err != nil {
 			return nil, fmt.Errorf("%s: field %s: %w", t.schema, af.Name, err)
 		}
 		n := t.notes[af.Name]
 		used[af.Name] = true
-		f := &field{name: af.Name, goName: goName(af.Name), doc: af.Doc, kind: k, goType: defaultGoType(k), hidden: n.hidden}
+		f := &field{name: af.Name, goName: goName(af.Name), doc: af.Doc, kind: k, goType: defaultGoType(k), hidden: n.hidden, symbols: symbols}
 		if n.goType != "" {
 			if k != kInt && k != kLong {
 				return nil, fmt.Errorf("%s: field %s: a Go type override only applies to int and long", t.schema, af.Name)
+			}
+			if n.goType != "int" && n.goType != "int32" && n.goType != "int64" {
+				return nil, fmt.Errorf("%s: field %s: Go type %s: want int, int32 or int64", t.schema, af.Name, n.goType)
+			}
+			if k == kLong && n.goType == "int32" {
+				return nil, fmt.Errorf("%s: field %s: an Avro long does not fit int32", t.schema, af.Name)
 			}
 			f.goType = n.goType
 		}
@@ -283,50 +290,56 @@ func resolveTable(t table, schemas string) (*rtable, error) {
 	return rt, nil
 }
 
-func kindOf(raw json.RawMessage) (fkind, error) {
+// kindOf returns the kind of an Avro field type and, for an enum, its
+// symbols.
+func kindOf(raw json.RawMessage) (fkind, []string, error) {
 	var name string
 	if json.Unmarshal(raw, &name) == nil {
 		switch name {
 		case "string":
-			return kString, nil
+			return kString, nil, nil
 		case "int":
-			return kInt, nil
+			return kInt, nil, nil
 		case "long":
-			return kLong, nil
+			return kLong, nil, nil
 		case "double":
-			return kDouble, nil
+			return kDouble, nil, nil
 		case "boolean":
-			return kBool, nil
+			return kBool, nil, nil
 		}
-		return 0, fmt.Errorf("unsupported type %q", name)
+		return 0, nil, fmt.Errorf("unsupported type %q", name)
 	}
 	var union []string
 	if json.Unmarshal(raw, &union) == nil {
 		if len(union) == 2 && union[0] == "null" && union[1] == "string" {
-			return kOptString, nil
+			return kOptString, nil, nil
 		}
-		return 0, fmt.Errorf("unsupported union %v", union)
+		return 0, nil, fmt.Errorf("unsupported union %v", union)
 	}
 	var obj struct {
-		Type        string `json:"type"`
-		LogicalType string `json:"logicalType"`
-		Items       string `json:"items"`
-		Values      string `json:"values"`
+		Type        string   `json:"type"`
+		LogicalType string   `json:"logicalType"`
+		Items       string   `json:"items"`
+		Values      string   `json:"values"`
+		Symbols     []string `json:"symbols"`
 	}
 	if err := json.Unmarshal(raw, &obj); err != nil {
-		return 0, fmt.Errorf("unsupported type %s", raw)
+		return 0, nil, fmt.Errorf("unsupported type %s", raw)
 	}
 	switch {
 	case obj.Type == "enum":
-		return kEnum, nil
+		if len(obj.Symbols) == 0 {
+			return 0, nil, fmt.Errorf("enum without symbols")
+		}
+		return kEnum, obj.Symbols, nil
 	case obj.Type == "long" && obj.LogicalType == "timestamp-millis":
-		return kTime, nil
+		return kTime, nil, nil
 	case obj.Type == "array" && obj.Items == "string":
-		return kStrings, nil
+		return kStrings, nil, nil
 	case obj.Type == "map" && obj.Values == "string":
-		return kStringMap, nil
+		return kStringMap, nil, nil
 	}
-	return 0, fmt.Errorf("unsupported type %s", raw)
+	return 0, nil, fmt.Errorf("unsupported type %s", raw)
 }
 
 func defaultGoType(k fkind) string {
