@@ -27,6 +27,21 @@ func decodeRune[T string | []byte](s T, i int) (rune, int) {
 func appendEscaped[T string | []byte](dst []byte, s T, maxRunes int) []byte {
 	n := 0
 	for i := 0; i < len(s); {
+		// Runs of ASCII that need no escaping are copied whole.
+		if escPlain[s[i]] {
+			j := i + 1
+			for j < len(s) && escPlain[s[j]] {
+				j++
+			}
+			k := j - i
+			if maxRunes > 0 && n+k >= maxRunes {
+				return append(dst, s[i:i+maxRunes-n]...)
+			}
+			dst = append(dst, s[i:j]...)
+			n += k
+			i = j
+			continue
+		}
 		r, size := decodeRune(s, i)
 		if (r == utf8.RuneError && size == 1) || !xmlChar(r) {
 			i += size
@@ -61,6 +76,22 @@ func appendEscaped[T string | []byte](dst []byte, s T, maxRunes int) []byte {
 	return dst
 }
 
+// escPlain and cdataPlain mark the bytes appendEscaped and appendCDATA
+// copy unchanged: ASCII that XML allows, less what they escape or watch.
+var escPlain, cdataPlain = func() (e, c [256]bool) {
+	for b := 0x20; b < 0x80; b++ {
+		e[b], c[b] = true, true
+	}
+	for _, b := range `"'&<>` {
+		e[b] = false
+	}
+	c['>'] = false
+	for _, b := range "\t\n\r" {
+		c[b] = true
+	}
+	return e, c
+}()
+
 // appendCDATA appends s as one or more CDATA sections, with the same
 // sanitising and truncation as appendEscaped; "]]>" in s is split across two
 // sections. An empty value yields an empty section.
@@ -68,6 +99,21 @@ func appendCDATA[T string | []byte](dst []byte, s T, maxRunes int) []byte {
 	dst = append(dst, "<![CDATA["...)
 	n := 0
 	for i := 0; i < len(s); {
+		if cdataPlain[s[i]] {
+			j := i + 1
+			for j < len(s) && cdataPlain[s[j]] {
+				j++
+			}
+			k := j - i
+			if maxRunes > 0 && n+k >= maxRunes {
+				dst = append(dst, s[i:i+maxRunes-n]...)
+				break
+			}
+			dst = append(dst, s[i:j]...)
+			n += k
+			i = j
+			continue
+		}
 		r, size := decodeRune(s, i)
 		if (r == utf8.RuneError && size == 1) || !xmlChar(r) {
 			i += size
