@@ -20,9 +20,13 @@ type Kafka struct {
 	Brokers    []string `yaml:"brokers"`     // default [127.0.0.1:9092]
 	GroupID    string   `yaml:"group_id"`    // default feedmill
 	InstanceID string   `yaml:"instance_id"` // optional static membership
-	Topics     Topics   `yaml:"topics"`
-	TLS        TLS      `yaml:"tls"`
-	SASL       SASL     `yaml:"sasl"`
+	// SessionTimeout is how long the group waits for a member that
+	// stopped heartbeating (a crash, or a static member that stopped)
+	// before its partitions move to the others.
+	SessionTimeout time.Duration `yaml:"session_timeout"` // default 45s
+	Topics         Topics        `yaml:"topics"`
+	TLS            TLS           `yaml:"tls"`
+	SASL           SASL          `yaml:"sasl"`
 }
 
 // Topics names every topic feedmill touches.
@@ -32,6 +36,10 @@ type Topics struct {
 	Ratings string `yaml:"ratings"` // default ratings
 	Events  string `yaml:"events"`  // default feed-events
 	Rejects string `yaml:"rejects"` // default feedmill-rejects
+	// Changelog is the processor's compacted changelog topic, with as
+	// many partitions as Offers: a replica of each offers partition's
+	// state that an instance gaining the partition restores from.
+	Changelog string `yaml:"changelog"` // default <group_id>-changelog
 }
 
 // TLS configures TLS to the brokers; disabled unless Enabled.

@@ -194,8 +194,8 @@ func TestParseDefaults(t *testing.T) {
 	want := Config{
 		Kafka: Kafka{
 			Brokers: []string{"127.0.0.1:9092"},
-			GroupID: "feedmill",
-			Topics:  Topics{Offers: "offers", Sellers: "sellers", Ratings: "ratings", Events: "feed-events", Rejects: "feedmill-rejects"},
+			GroupID: "feedmill", SessionTimeout: 45 * time.Second,
+			Topics: Topics{Offers: "offers", Sellers: "sellers", Ratings: "ratings", Events: "feed-events", Rejects: "feedmill-rejects", Changelog: "feedmill-changelog"},
 		},
 		SchemaRegistry: SchemaRegistry{URL: "http://127.0.0.1:8081"},
 		State:          State{Dir: "./data", TombstoneRetention: 168 * time.Hour, MinFreeBytes: 1 << 30},
@@ -548,8 +548,8 @@ func TestConnectorDefaults(t *testing.T) {
 	want := Connector{
 		Kafka: Kafka{
 			Brokers: []string{"127.0.0.1:9092"},
-			GroupID: "feedmill-connector",
-			Topics:  Topics{Offers: "offers", Sellers: "sellers", Ratings: "ratings", Events: "feed-events", Rejects: "feedmill-rejects"},
+			GroupID: "feedmill-connector", SessionTimeout: 45 * time.Second,
+			Topics: Topics{Offers: "offers", Sellers: "sellers", Ratings: "ratings", Events: "feed-events", Rejects: "feedmill-rejects", Changelog: "feedmill-connector-changelog"},
 		},
 		SchemaRegistry:  SchemaRegistry{URL: "http://127.0.0.1:8081"},
 		Destinations:    []string{"gmc-main"},

@@ -95,9 +95,11 @@ func (c *Config) applyDefaults(p presence) {
 func applyKafkaDefaults(p presence, path string, k *Kafka, groupID string) {
 	setDefault(p, path+".brokers", &k.Brokers, []string{"127.0.0.1:9092"})
 	setDefault(p, path+".group_id", &k.GroupID, groupID)
+	setDefault(p, path+".session_timeout", &k.SessionTimeout, 45*time.Second)
 	setDefault(p, path+".topics.offers", &k.Topics.Offers, "offers")
 	setDefault(p, path+".topics.sellers", &k.Topics.Sellers, "sellers")
 	setDefault(p, path+".topics.ratings", &k.Topics.Ratings, "ratings")
 	setDefault(p, path+".topics.events", &k.Topics.Events, "feed-events")
 	setDefault(p, path+".topics.rejects", &k.Topics.Rejects, "feedmill-rejects")
+	setDefault(p, path+".topics.changelog", &k.Topics.Changelog, k.GroupID+"-changelog")
 }

@@ -253,6 +253,9 @@ func checkKafka(ps *problems, path string, k *Kafka) {
 		}
 	}
 	checkNonEmpty(ps, path+".group_id", k.GroupID)
+	if k.SessionTimeout < time.Second || k.SessionTimeout > 30*time.Minute {
+		ps.add(path+".session_timeout", "must be between 1s and 30m, got %s", k.SessionTimeout)
+	}
 
 	topics := []struct{ key, name string }{
 		{"offers", k.Topics.Offers},
@@ -260,6 +263,7 @@ func checkKafka(ps *problems, path string, k *Kafka) {
 		{"ratings", k.Topics.Ratings},
 		{"events", k.Topics.Events},
 		{"rejects", k.Topics.Rejects},
+		{"changelog", k.Topics.Changelog},
 	}
 	seen := map[string]string{}
 	for _, t := range topics {
