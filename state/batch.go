@@ -42,11 +42,22 @@ type Batch struct {
 	key    []byte
 	val    []byte
 	outbox []pendingOutbox
+	// outboxParts holds, per partition the batch added outbox records
+	// to, the store's next sequence when the first was added and how many
+	// were added (few partitions per batch: a slice, not a map).
+	outboxParts []outboxPart
 }
 
 type pendingOutbox struct {
 	p   int32
+	seq uint64
 	val []byte
+}
+
+type outboxPart struct {
+	p    int32
+	base uint64
+	n    uint64
 }
 
 // NewBatch starts an indexed batch.
@@ -302,18 +313,47 @@ func (b *Batch) DeleteJob(sellerID string) error {
 	return b.b.Delete(b.key, nil)
 }
 
-// AddOutbox stages r to be produced once the batch commits. Its outbox
-// sequence is assigned at Commit.
-func (b *Batch) AddOutbox(p int32, r *OutboxRecord) {
-	b.outbox = append(b.outbox, pendingOutbox{p: p, val: AppendOutboxRecord(nil, r)})
+// ErrOutboxMoved is returned (wrapped) by Batch.Commit when another batch
+// committed outbox records of a partition after this batch took its
+// sequence numbers: each outbox partition must have one writer.
+var ErrOutboxMoved = errors.New("another batch committed in between")
+
+// AddOutbox stages r to be produced once the batch commits and returns the
+// outbox sequence it will be committed at and its encoding
+// (AppendOutboxRecord). The sequence is assigned now: the store's next
+// sequence of p when the batch first added a record of p, plus the records
+// of p added since. enc is owned by the batch: do not modify it; it is
+// valid until the batch is closed. Commit fails with ErrOutboxMoved if
+// another batch committed records of p in between.
+func (b *Batch) AddOutbox(p int32, r *OutboxRecord) (seq uint64, enc []byte) {
+	i := 0
+	for i < len(b.outboxParts) && b.outboxParts[i].p != p {
+		i++
+	}
+	if i == len(b.outboxParts) {
+		b.s.commitMu.Lock()
+		base := b.s.nextOutbox[p]
+		b.s.commitMu.Unlock()
+		b.outboxParts = append(b.outboxParts, outboxPart{p: p, base: base})
+	}
+	part := &b.outboxParts[i]
+	seq = part.base + part.n
+	part.n++
+	enc = AppendOutboxRecord(nil, r)
+	b.outbox = append(b.outbox, pendingOutbox{p: p, seq: seq, val: enc})
+	return seq, enc[:len(enc):len(enc)]
 }
 
 // OutboxLen returns how many outbox records the batch holds.
 func (b *Batch) OutboxLen() int { return len(b.outbox) }
 
 // Commit writes everything atomically; with sync it is durable on return.
-// Outbox sequence numbers are assigned under the store's commit lock, so
-// per partition they are committed in increasing order.
+// The outbox records are committed at the sequences AddOutbox returned,
+// with the next sequence of each of their partitions (the 'z' 'q' key).
+// It fails with an error wrapping ErrOutboxMoved, committing nothing, when
+// another batch committed records of one of those partitions since this
+// one added its first. Commit is serialised with other commits by the
+// store's commit lock.
 func (b *Batch) Commit(sync bool) error {
 	s := b.s
 	s.commitMu.Lock()
@@ -321,17 +361,23 @@ func (b *Batch) Commit(sync bool) error {
 	if err := s.Err(); err != nil {
 		return fmt.Errorf("commit state batch: %w", err)
 	}
-	next := make(map[int32]uint64, 4)
-	for _, o := range b.outbox {
-		seq, ok := next[o.p]
-		if !ok {
-			seq = s.nextOutbox[o.p]
+	for _, part := range b.outboxParts {
+		if s.nextOutbox[part.p] != part.base {
+			return fmt.Errorf("outbox sequence of partition %d moved: %w", part.p, ErrOutboxMoved)
 		}
-		b.key = outboxKey(b.key[:0], o.p, seq)
+	}
+	for _, o := range b.outbox {
+		b.key = outboxKey(b.key[:0], o.p, o.seq)
 		if err := b.set(b.key, o.val); err != nil {
 			return fmt.Errorf("stage outbox: %w", err)
 		}
-		next[o.p] = seq + 1
+	}
+	for _, part := range b.outboxParts {
+		b.key = metaPartitionKey(b.key[:0], metaOutboxNext, part.p)
+		b.val = binary.BigEndian.AppendUint64(b.val[:0], part.base+part.n)
+		if err := b.set(b.key, b.val); err != nil {
+			return fmt.Errorf("stage outbox: %w", err)
+		}
 	}
 	wo := pebble.NoSync
 	if sync {
@@ -345,8 +391,11 @@ func (b *Batch) Commit(sync bool) error {
 		// returned nil: the batch is not durable.
 		return fmt.Errorf("commit state batch: %w", err)
 	}
-	for p, n := range next {
-		s.nextOutbox[p] = n
+	for _, part := range b.outboxParts {
+		s.nextOutbox[part.p] = part.base + part.n
+		if _, ok := s.headOutbox[part.p]; !ok {
+			s.headOutbox[part.p] = part.base
+		}
 	}
 	if len(b.outbox) > 0 {
 		select {

@@ -11,6 +11,9 @@
 // and are driven from the outbox, which is only deleted once acknowledged.
 //
 // Offer-scoped keys carry the offers partition so that a partition's state is
-// a set of contiguous key ranges. state never imports processor and knows
+// a set of contiguous key ranges. That is what lets an instance that gains
+// an offers partition restore it from the partition's compacted changelog
+// topic (changelog.go defines its records, which the processor writes
+// through the outbox; Store.NewRestore wipes and rebuilds the partition). state never imports processor and knows
 // nothing about Kafka clients.
 package state

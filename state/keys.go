@@ -119,3 +119,14 @@ func tombstoneIndexKey(dst []byte, deletedAtMs int64, key []byte) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(deletedAtMs))
 	return append(dst, key...)
 }
+
+// Meta keys of one partition: 'z' kind p.
+const (
+	metaOutboxNext = 'q' // next outbox sequence of p
+	metaRestoring  = 'r' // a restore of p has started and not finished
+)
+
+func metaPartitionKey(dst []byte, kind byte, p int32) []byte {
+	dst = append(dst, prefixMeta, kind)
+	return appendPartition(dst, p)
+}

@@ -3,14 +3,21 @@ package state
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 )
 
 // OutboxRecord is a record waiting in the outbox to be produced.
 type OutboxRecord struct {
-	Topic   string
-	Key     []byte
-	Value   []byte
-	Headers []Header
+	Topic string
+	// Partition is the Kafka partition of Topic to produce to, or
+	// PartitionByKey (-1) to let the producer pick it from Key. Note that
+	// the zero value is partition 0: a record meant to be partitioned by
+	// key must say PartitionByKey. A changelog record names its partition
+	// (the offers partition it belongs to).
+	Partition int32
+	Key       []byte
+	Value     []byte
+	Headers   []Header
 	// SourceTimeMs is the timestamp of the input record that caused it
 	// (unix ms), for the change→event latency; 0 when unknown.
 	SourceTimeMs int64
@@ -22,9 +29,20 @@ type Header struct {
 	Value []byte
 }
 
-// AppendOutboxRecord appends the encoding of r to dst.
+// PartitionByKey in OutboxRecord.Partition lets the producer pick the
+// partition from the record key.
+const PartitionByKey int32 = -1
+
+// outboxRecordVersion is the encoding AppendOutboxRecord writes. Version 1
+// had no partition (it decodes as PartitionByKey).
+const outboxRecordVersion = 2
+
+// AppendOutboxRecord appends the encoding of r to dst: a version byte
+// (2), varint partition, topic, key, value or none, headers, varint
+// source time.
 func AppendOutboxRecord(dst []byte, r *OutboxRecord) []byte {
-	dst = append(dst, 1)
+	dst = append(dst, outboxRecordVersion)
+	dst = binary.AppendVarint(dst, int64(r.Partition))
 	dst = appendString(dst, r.Topic)
 	dst = appendBytes(dst, r.Key)
 	if r.Value == nil {
@@ -41,13 +59,23 @@ func AppendOutboxRecord(dst []byte, r *OutboxRecord) []byte {
 	return binary.AppendVarint(dst, r.SourceTimeMs)
 }
 
-// DecodeOutboxRecord decodes b into r. r's byte slices alias b: copy them
-// if they must outlive b.
+// DecodeOutboxRecord decodes b (version 1 or 2) into r; a version 1
+// record decodes with Partition PartitionByKey. r's byte slices alias b:
+// copy them if they must outlive b. It returns an error wrapping
+// ErrCorrupt when b is not a whole record.
 func DecodeOutboxRecord(b []byte, r *OutboxRecord) error {
-	if len(b) == 0 || b[0] != 1 {
+	if len(b) == 0 || b[0] < 1 || b[0] > outboxRecordVersion {
 		return fmt.Errorf("%w: outbox record version", ErrCorrupt)
 	}
 	rd := reader{b: b[1:]}
+	r.Partition = PartitionByKey
+	if b[0] >= 2 {
+		p := rd.varint("outbox partition")
+		if p < -1 || p > math.MaxInt32 {
+			return fmt.Errorf("%w: outbox partition %d", ErrCorrupt, p)
+		}
+		r.Partition = int32(p)
+	}
 	r.Topic = string(rd.bytes("outbox topic"))
 	r.Key = rd.bytes("outbox key")
 	if len(rd.b) == 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,6 +35,10 @@ type Store struct {
 	// headOutbox is the lowest outbox sequence number not yet deleted per
 	// partition (== nextOutbox when the partition's outbox is empty).
 	headOutbox map[int32]uint64
+	// restoredOutbox holds, per partition, the sequences a restore put
+	// back in the outbox (sorted), which leave holes between them, until
+	// the head passes them: OutboxDepth counts those, not the span.
+	restoredOutbox map[int32][]uint64
 	// outboxNotify is signalled (non-blocking) after every commit that
 	// added outbox records.
 	outboxNotify chan struct{}
@@ -82,7 +87,7 @@ func Open(dir string, codec Codec, o Options, logger *zap.Logger) (*Store, error
 	if err != nil {
 		return nil, fmt.Errorf("open state %q: %w", dir, err)
 	}
-	s := &Store{db: db, codec: codec, logger: logger, failure: failed, nextOutbox: map[int32]uint64{}, headOutbox: map[int32]uint64{}, outboxNotify: make(chan struct{}, 1)}
+	s := &Store{db: db, codec: codec, logger: logger, failure: failed, nextOutbox: map[int32]uint64{}, headOutbox: map[int32]uint64{}, restoredOutbox: map[int32][]uint64{}, outboxNotify: make(chan struct{}, 1)}
 	if err := s.loadOutboxHeads(); err != nil {
 		_ = db.Close() // the load error is what the caller needs
 		return nil, err
@@ -106,7 +111,14 @@ func (s *Store) DB() *pebble.DB { return s.db }
 // OutboxNotify is signalled after each commit that added outbox records.
 func (s *Store) OutboxNotify() <-chan struct{} { return s.outboxNotify }
 
+// loadOutboxHeads sets the next and head outbox sequence of every
+// partition from the outbox keys and the stored next sequences ('z' 'q'):
+// next is the larger of the last key + 1 and the stored next, so
+// sequences never go back, even once a partition's outbox is empty.
 func (s *Store) loadOutboxHeads() error {
+	if err := s.loadOutboxNext(); err != nil {
+		return err
+	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixOutbox}, UpperBound: []byte{prefixOutbox + 1}})
 	if err != nil {
 		return fmt.Errorf("scan outbox: %w", err)
@@ -126,10 +138,71 @@ func (s *Store) loadOutboxHeads() error {
 			break
 		}
 		last := binary.BigEndian.Uint64(it.Key()[5:13])
-		s.nextOutbox[p] = last + 1
+		s.nextOutbox[p] = max(s.nextOutbox[p], last+1)
 		valid = it.SeekGE(end)
 	}
-	return it.Error()
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("scan outbox: %w", err)
+	}
+	// A partition whose outbox is empty has its head at its next.
+	for p, next := range s.nextOutbox {
+		if _, ok := s.headOutbox[p]; !ok {
+			s.headOutbox[p] = next
+		}
+	}
+	return nil
+}
+
+// loadOutboxNext reads the stored next outbox sequences into s.nextOutbox.
+func (s *Store) loadOutboxNext() error {
+	prefix := []byte{prefixMeta, metaOutboxNext}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("scan outbox next: %w", err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		k, v := it.Key(), it.Value()
+		if len(k) != 6 || len(v) != 8 {
+			return fmt.Errorf("%w: outbox next key %q", ErrCorrupt, k)
+		}
+		s.nextOutbox[int32(binary.BigEndian.Uint32(k[2:6]))] = binary.BigEndian.Uint64(v)
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("scan outbox next: %w", err)
+	}
+	return nil
+}
+
+// SetOutboxNext raises the next outbox sequence of partition p to next,
+// durably (Sync); it never lowers it (a smaller next is a no-op), since
+// sequences must not go back: a changelog's acknowledged watermark is a
+// sequence. Records of p committed from then on get sequences from next.
+// Safe for concurrent use; a batch that added records of p before the
+// change fails its Commit with ErrOutboxMoved.
+func (s *Store) SetOutboxNext(p int32, next uint64) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if next <= s.nextOutbox[p] {
+		return nil
+	}
+	v := binary.BigEndian.AppendUint64(nil, next)
+	if err := s.db.Set(metaPartitionKey(nil, metaOutboxNext, p), v, pebble.Sync); err != nil {
+		return fmt.Errorf("set outbox next of partition %d: %w", p, err)
+	}
+	s.raiseOutboxNextLocked(p, next)
+	return nil
+}
+
+// raiseOutboxNextLocked sets the in-memory next of p to next (> the
+// current); a partition with an empty outbox moves its head along. The
+// caller holds commitMu and has stored next.
+func (s *Store) raiseOutboxNextLocked(p int32, next uint64) {
+	old := s.nextOutbox[p]
+	s.nextOutbox[p] = next
+	if head, ok := s.headOutbox[p]; !ok || head >= old {
+		s.headOutbox[p] = next
+	}
 }
 
 func (s *Store) get(key []byte, fn func(v []byte) error) (bool, error) {
@@ -368,6 +441,9 @@ func (s *Store) DeleteOutbox(p int32, from, to uint64) error {
 	if to+1 > s.headOutbox[p] {
 		s.headOutbox[p] = to + 1
 	}
+	if rs := s.restoredOutbox[p]; len(rs) > 0 && rs[len(rs)-1] < s.headOutbox[p] {
+		delete(s.restoredOutbox, p)
+	}
 	s.commitMu.Unlock()
 	return nil
 }
@@ -380,11 +456,27 @@ func (s *Store) OutboxDepth() int64 {
 	defer s.commitMu.Unlock()
 	var n int64
 	for p, next := range s.nextOutbox {
-		if head := s.headOutbox[p]; next > head {
+		head := s.headOutbox[p]
+		if rs := s.restoredOutbox[p]; len(rs) > 0 {
+			i, _ := slices.BinarySearch(rs, head)
+			n += int64(len(rs) - i)
+			head = max(head, rs[len(rs)-1]+1)
+		}
+		if next > head {
 			n += int64(next - head)
 		}
 	}
 	return n
+}
+
+// OutboxHead returns the lowest outbox sequence of partition p that may
+// still be in the outbox: every record of p below it was deleted. After a
+// restore of p it is the first sequence the restore put back (or the next
+// sequence), wherever a relay of p had got to before.
+func (s *Store) OutboxHead(p int32) uint64 {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	return s.headOutbox[p]
 }
 
 // NextOutbox returns the next outbox sequence number of partition p: every

@@ -1,0 +1,514 @@
+package state
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/feedmill/feedmill/internal/records"
+)
+
+// restoreBatchBytes bounds the Pebble batches a restore writes: memory is
+// this plus the events it remembers.
+const restoreBatchBytes = 4 << 20
+
+// Restore rebuilds the state of one offers partition p from its changelog
+// (see ChangelogOfferKey): NewRestore wipes p, Apply applies the changelog
+// records in log order, Finish rebuilds what the changelog does not carry
+// and commits. A Restore is not safe for concurrent use.
+//
+// The caller must keep every other writer of p away while a Restore of p
+// is open: no batch touching p's offers, memberships or outbox commits and
+// the relay neither scans nor deletes p's outbox until Finish or Abort
+// returns. Restores of different partitions, and writes of other
+// partitions, may go on (feed counts are updated by read-modify-write
+// under no lock: a caller that writes counts concurrently, or keeps them
+// in memory, applies RestoreStats.CountDeltas itself).
+//
+// Crash safety: NewRestore durably marks p as being restored in the batch
+// that wipes it, and Finish clears the mark in its last, synced batch. A
+// crash (or an Abort) in between leaves p partly restored, without a
+// stored offset of the offers topic, and RestoreIncomplete(p) true: the
+// partition must be restored again (a new NewRestore knows that the feed
+// counts no longer include p and does not subtract them twice).
+type Restore struct {
+	s           *Store
+	p           int32
+	offersTopic string
+
+	b   *pebble.Batch
+	key []byte
+	// events remembers the last event of each restored offer, by offer id.
+	events map[string]restoreEvent
+	// countDeltas accumulates the change of each feed count (wipe and
+	// restore).
+	countDeltas map[string]int64
+	offset      int64
+	hasOffset   bool
+	acked       uint64
+	bytes       int64
+	done        bool
+	rec         OutboxRecord // scratch, to check events
+}
+
+type restoreEvent struct {
+	seq uint64
+	rec []byte
+}
+
+// RestoreStats says what a Restore restored.
+type RestoreStats struct {
+	// Offers and Tombstones count the restored live and deleted offers.
+	Offers, Tombstones int64
+	// Memberships counts the restored memberships.
+	Memberships int64
+	// Events counts the events put back in the outbox (at or above the
+	// acknowledged watermark).
+	Events int64
+	// Offset is the restored next offset of the offers partition, when
+	// HasOffset (the changelog had a "c" record).
+	Offset    int64
+	HasOffset bool
+	// Bytes is the total size of the changelog values applied.
+	Bytes int64
+	// CountDeltas is the change of each feed's stored live member count
+	// made by the restore (the restored memberships minus those wiped).
+	CountDeltas map[string]int64
+}
+
+// ErrRestoreDone is returned by Apply and Finish after Finish or Abort.
+var ErrRestoreDone = errors.New("restore already finished")
+
+// NewRestore starts restoring offers partition p, whose input is
+// partition p of offersTopic. It wipes p's state: offers ('o' p), their
+// memberships ('m' p), the seller index ('x' p), the tombstone index
+// entries of p's offers ('t'), p's outbox ('q' p) and the stored offset of
+// offersTopic p; it first subtracts p's memberships from the feed counts
+// ('n': every feed of a membership counts one member), unless an earlier
+// restore of p that did not finish did already. Seller jobs are not
+// touched. The wipe is committed (without sync) before NewRestore returns;
+// see Restore for what a crash leaves. Errors come from Pebble or from a
+// stored membership or count that does not decode (ErrCorrupt).
+func (s *Store) NewRestore(p int32, offersTopic string) (*Restore, error) {
+	r := &Restore{s: s, p: p, offersTopic: offersTopic, b: s.db.NewBatch(),
+		events: map[string]restoreEvent{}, countDeltas: map[string]int64{}}
+	if err := r.wipe(); err != nil {
+		r.Abort()
+		return nil, fmt.Errorf("restore partition %d: wipe: %w", p, err)
+	}
+	return r, nil
+}
+
+func (r *Restore) wipe() error {
+	s, p := r.s, r.p
+	marker := metaPartitionKey(nil, metaRestoring, p)
+	restarted, err := s.get(marker, func([]byte) error { return nil })
+	if err != nil {
+		return err
+	}
+	if !restarted {
+		// The marker and the subtraction go in the same (first) batch.
+		if err := r.b.Set(marker, nil, nil); err != nil {
+			return err
+		}
+		deltas, _, err := r.memberCounts()
+		if err != nil {
+			return err
+		}
+		for feed, n := range deltas {
+			r.countDeltas[feed] -= n
+		}
+		if err := r.addCounts(deltas, -1); err != nil {
+			return err
+		}
+	}
+	if err := r.b.Delete(offsetKey(nil, r.offersTopic, p), nil); err != nil {
+		return err
+	}
+	for _, prefix := range [][]byte{
+		offerKey(nil, p, ""), membershipKey(nil, p, ""), append([]byte{prefixIndex}, appendPartition(nil, p)...), outboxPrefix(nil, p),
+	} {
+		if err := r.b.DeleteRange(prefix, prefixEnd(prefix), nil); err != nil {
+			return err
+		}
+	}
+	// The tombstone index is ordered by time: read all of it, keep p's.
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixTombIndex}, UpperBound: []byte{prefixTombIndex + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	offerPrefix := offerKey(nil, p, "")
+	for it.First(); it.Valid(); it.Next() {
+		if k := it.Key(); len(k) >= 9 && bytes.HasPrefix(k[9:], offerPrefix) {
+			if err := r.b.Delete(k, nil); err != nil {
+				return err
+			}
+			if err := r.flushIfFull(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if err := r.flush(pebble.NoSync); err != nil {
+		return err
+	}
+	s.commitMu.Lock()
+	s.headOutbox[p] = s.nextOutbox[p]
+	delete(s.restoredOutbox, p)
+	s.commitMu.Unlock()
+	return nil
+}
+
+// memberCounts reads the stored memberships of p: how many of them each
+// feed has, and how many there are.
+func (r *Restore) memberCounts() (map[string]int64, int64, error) {
+	prefix := membershipKey(nil, r.p, "")
+	it, err := r.s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer it.Close()
+	counts := map[string]int64{}
+	names := map[string]string{}
+	intern := func(b []byte) string {
+		if n, ok := names[string(b)]; ok {
+			return n
+		}
+		n := string(b)
+		names[n] = n
+		return n
+	}
+	var m Membership
+	var n int64
+	for it.First(); it.Valid(); it.Next() {
+		if err := DecodeMembership(it.Value(), &m, intern); err != nil {
+			return nil, 0, fmt.Errorf("membership %q: %w", it.Key()[len(prefix):], err)
+		}
+		for i := range m.Feeds {
+			counts[m.Feeds[i].FeedID]++
+		}
+		n++
+	}
+	return counts, n, it.Error()
+}
+
+// addCounts adds sign × deltas to the stored feed counts, in r.b.
+func (r *Restore) addCounts(deltas map[string]int64, sign int64) error {
+	var key []byte
+	for feed, d := range deltas {
+		key = countKey(key[:0], feed)
+		var cur int64
+		if _, err := r.s.get(key, func(v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("%w: count of %q", ErrCorrupt, feed)
+			}
+			cur = int64(binary.BigEndian.Uint64(v))
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := r.b.Set(key, binary.BigEndian.AppendUint64(nil, uint64(cur+sign*d)), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Restore) flushIfFull() error {
+	if r.b.Len() < restoreBatchBytes {
+		return nil
+	}
+	return r.flush(pebble.NoSync)
+}
+
+func (r *Restore) flush(wo *pebble.WriteOptions) error {
+	if r.b.Empty() {
+		return nil
+	}
+	if err := r.b.Commit(wo); err != nil {
+		return err
+	}
+	if err := r.s.Err(); err != nil {
+		return err // a fatal Pebble error: the commit is not durable
+	}
+	r.b.Reset()
+	return nil
+}
+
+// Apply applies one changelog record of p, in log order: a later record
+// of a key replaces an earlier one, and a nil (or empty) value deletes.
+// "o" offerID writes (or deletes) the offer key and the membership key of
+// the offer as the value carries them, and remembers the offer's event (a
+// value without one, or a nil value, forgets it); "c" remembers the offset
+// of the offers partition, "a" the acknowledged outbox sequence. Writes
+// are committed (without sync) in batches of about 4 MiB. key and value
+// are not retained. It returns an error wrapping ErrChangelogCorrupt for a
+// record it cannot decode (or an unknown key), ErrRestoreDone after
+// Finish or Abort; after an error, Abort.
+func (r *Restore) Apply(key, value []byte) error {
+	if r.done {
+		return ErrRestoreDone
+	}
+	if len(key) == 0 {
+		return fmt.Errorf("restore partition %d: %w: empty key", r.p, ErrChangelogCorrupt)
+	}
+	r.bytes += int64(len(value))
+	var err error
+	switch key[0] {
+	case ChangelogKindOffer:
+		err = r.applyOffer(key[1:], value)
+	case ChangelogKindOffset:
+		switch {
+		case len(key) != 1:
+			err = fmt.Errorf("%w: key %q", ErrChangelogCorrupt, key)
+		case len(value) == 0:
+			r.offset, r.hasOffset = 0, false
+		default:
+			r.offset, err = DecodeChangelogOffset(value)
+			r.hasOffset = err == nil
+		}
+	case ChangelogKindAcked:
+		switch {
+		case len(key) != 1:
+			err = fmt.Errorf("%w: key %q", ErrChangelogCorrupt, key)
+		case len(value) == 0:
+			r.acked = 0
+		default:
+			r.acked, err = DecodeChangelogAcked(value)
+		}
+	default:
+		err = fmt.Errorf("%w: key %q", ErrChangelogCorrupt, key)
+	}
+	if err == nil {
+		err = r.flushIfFull()
+	}
+	if err != nil {
+		return fmt.Errorf("restore partition %d: %w", r.p, err)
+	}
+	return nil
+}
+
+func (r *Restore) applyOffer(id, value []byte) error {
+	r.key = append(append(r.key[:0], prefixOffer), appendPartition(nil, r.p)...)
+	r.key = append(r.key, id...)
+	if len(value) == 0 {
+		delete(r.events, string(id))
+		if err := r.b.Delete(r.key, nil); err != nil {
+			return err
+		}
+		r.key[0] = prefixMembership
+		return r.b.Delete(r.key, nil)
+	}
+	offerVal, memVal, seq, event, err := DecodeChangelogOffer(value)
+	if err != nil {
+		return fmt.Errorf("offer %q: %w", id, err)
+	}
+	for _, kv := range [2]struct {
+		prefix byte
+		val    []byte
+	}{{prefixOffer, offerVal}, {prefixMembership, memVal}} {
+		r.key[0] = kv.prefix
+		if kv.val == nil {
+			err = r.b.Delete(r.key, nil)
+		} else {
+			err = r.b.Set(r.key, kv.val, nil)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if event == nil {
+		delete(r.events, string(id))
+		return nil
+	}
+	if err := DecodeOutboxRecord(event, &r.rec); err != nil {
+		return fmt.Errorf("%w: event of offer %q: %w", ErrChangelogCorrupt, id, err)
+	}
+	if e, ok := r.events[string(id)]; ok {
+		r.events[string(id)] = restoreEvent{seq: seq, rec: append(e.rec[:0], event...)}
+	} else {
+		r.events[string(id)] = restoreEvent{seq: seq, rec: slices.Clone(event)}
+	}
+	return nil
+}
+
+// Finish completes the restore: it rebuilds p's seller index from the
+// restored live offers (decoded with the store's codec) and the tombstone
+// index from the restored offer tombstones; sets the stored offset of the
+// offers topic partition p when the changelog had one; puts the
+// remembered events whose sequence is at or above the acknowledged
+// watermark back in p's outbox at their sequences; raises p's next outbox
+// sequence to the largest of the last of those + 1, the watermark and its
+// current value; adds the restored memberships to the feed counts; and
+// clears the restore mark, committing the last batch with sync. It returns
+// an error wrapping ErrChangelogCorrupt when two remembered events have
+// the same sequence, ErrCorrupt for a restored value that does not
+// decode, ErrRestoreDone after Finish or Abort; after an error, Abort.
+func (r *Restore) Finish() (RestoreStats, error) {
+	if r.done {
+		return RestoreStats{}, ErrRestoreDone
+	}
+	st, err := r.finish()
+	if err != nil {
+		return RestoreStats{}, fmt.Errorf("restore partition %d: %w", r.p, err)
+	}
+	return st, nil
+}
+
+func (r *Restore) finish() (RestoreStats, error) {
+	s, p := r.s, r.p
+	st := RestoreStats{Offset: r.offset, HasOffset: r.hasOffset, Bytes: r.bytes}
+	if err := r.flush(pebble.NoSync); err != nil {
+		return st, err
+	}
+	if err := r.rebuildIndexes(&st); err != nil {
+		return st, err
+	}
+	deltas, n, err := r.memberCounts()
+	if err != nil {
+		return st, err
+	}
+	st.Memberships = n
+	for feed, d := range deltas {
+		r.countDeltas[feed] += d
+	}
+	if err := r.addCounts(deltas, 1); err != nil {
+		return st, err
+	}
+	if r.hasOffset {
+		if err := r.b.Set(offsetKey(nil, r.offersTopic, p), binary.BigEndian.AppendUint64(nil, uint64(r.offset)), nil); err != nil {
+			return st, err
+		}
+	}
+	events := make([]restoreEvent, 0, len(r.events))
+	for _, e := range r.events {
+		if e.seq >= r.acked {
+			events = append(events, e)
+		}
+	}
+	slices.SortFunc(events, func(a, b restoreEvent) int { return cmp.Compare(a.seq, b.seq) })
+	var key []byte
+	for i, e := range events {
+		if i > 0 && events[i-1].seq == e.seq {
+			return st, fmt.Errorf("%w: two events at outbox sequence %d", ErrChangelogCorrupt, e.seq)
+		}
+		key = outboxKey(key[:0], p, e.seq)
+		if err := r.b.Set(key, e.rec, nil); err != nil {
+			return st, err
+		}
+	}
+	st.Events = int64(len(events))
+	if err := r.b.Delete(metaPartitionKey(nil, metaRestoring, p), nil); err != nil {
+		return st, err
+	}
+
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	next := max(s.nextOutbox[p], r.acked)
+	if len(events) > 0 {
+		next = max(next, events[len(events)-1].seq+1)
+	}
+	if err := r.b.Set(metaPartitionKey(nil, metaOutboxNext, p), binary.BigEndian.AppendUint64(nil, next), nil); err != nil {
+		return st, err
+	}
+	if err := r.flush(pebble.Sync); err != nil {
+		return st, err
+	}
+	s.nextOutbox[p] = next
+	s.headOutbox[p] = next
+	if len(events) > 0 {
+		s.headOutbox[p] = events[0].seq
+		seqs := make([]uint64, len(events))
+		for i, e := range events {
+			seqs[i] = e.seq
+		}
+		s.restoredOutbox[p] = seqs
+		select {
+		case s.outboxNotify <- struct{}{}:
+		default:
+		}
+	}
+	r.done = true
+	_ = r.b.Close() // committed; closing only releases it
+	st.CountDeltas = r.countDeltas
+	return st, nil
+}
+
+// rebuildIndexes writes the seller index and the tombstone index of the
+// restored offers of p.
+func (r *Restore) rebuildIndexes(st *RestoreStats) error {
+	prefix := offerKey(nil, r.p, "")
+	it, err := r.s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var (
+		offer records.Offer
+		key   []byte
+	)
+	for it.First(); it.Valid(); it.Next() {
+		k, v := it.Key(), it.Value()
+		id := k[len(prefix):]
+		if len(v) == 0 {
+			return fmt.Errorf("%w: empty offer %q", ErrCorrupt, id)
+		}
+		switch v[0] {
+		case tagLive:
+			if r.s.codec == nil {
+				return fmt.Errorf("decode offer %q: the store has no codec", id)
+			}
+			if err := r.s.codec.UnmarshalOffer(v[1:], &offer); err != nil {
+				return fmt.Errorf("decode offer %q: %w", id, err)
+			}
+			key = append(indexPrefix(key[:0], r.p, offer.SellerID), id...)
+			st.Offers++
+		case tagTombstone:
+			t, err := decodeTombstone(v)
+			if err != nil {
+				return fmt.Errorf("offer %q: %w", id, err)
+			}
+			key = tombstoneIndexKey(key[:0], t.DeletedAt.UnixMilli(), k)
+			st.Tombstones++
+		default:
+			return fmt.Errorf("%w: offer %q tag %d", ErrCorrupt, id, v[0])
+		}
+		if err := r.b.Set(key, nil, nil); err != nil {
+			return err
+		}
+		if err := r.flushIfFull(); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// Abort ends a restore that failed or is given up: what was committed
+// stays (see Restore: p remains marked as being restored unless Finish
+// succeeded). It is a no-op after Finish or Abort.
+func (r *Restore) Abort() {
+	if r.done {
+		return
+	}
+	r.done = true
+	_ = r.b.Close() // discards the uncommitted writes; nothing to report
+}
+
+// RestoreIncomplete reports whether a restore of offers partition p was
+// started (NewRestore) and has not finished: p's state is partial and must
+// be restored again before it is used.
+func (s *Store) RestoreIncomplete(p int32) (bool, error) {
+	found, err := s.get(metaPartitionKey(nil, metaRestoring, p), func([]byte) error { return nil })
+	if err != nil {
+		return false, fmt.Errorf("read restore mark of partition %d: %w", p, err)
+	}
+	return found, nil
+}
