@@ -68,6 +68,13 @@ type Applier struct {
 	intern    state.Interner
 
 	tables [feeds.NumJoined]TableInput
+	// changelog is the changelog topic ("" for none); touched lists the
+	// offers the batch being built changed, with the event it emitted for
+	// each, for their changelog records (stageChangelog).
+	changelog  string
+	touched    []touchedOffer
+	touchedIdx map[touchKey]int
+	clBuf      []byte
 	joiner *Joiner // joined table records, by key, as of the batch being built
 
 	partitions  []int32 // owned offers partitions, sorted
@@ -85,6 +92,21 @@ type tp struct {
 	topic     string
 	partition int32
 	next      int64
+}
+
+type touchKey struct {
+	p  int32
+	id string
+}
+
+type touchedOffer struct {
+	touchKey
+	events []touchedEvent // the events the batch emitted for the offer, in order
+}
+
+type touchedEvent struct {
+	seq uint64 // outbox sequence
+	enc []byte // encoded outbox record (batch-owned)
 }
 
 // ApplierDeps are what an Applier needs.
@@ -118,6 +140,7 @@ func NewApplier(d ApplierDeps) (*Applier, error) {
 		counts: make([]int64, n), delta: make([]int64, n),
 		hasher: newFieldHasher(),
 		tables: TableInputs(d.Topics), joiner: NewJoiner(d.Serde, 0),
+		changelog: d.Topics.Changelog, touchedIdx: map[touchKey]int{},
 		jobs: map[string]*state.Job{},
 	}
 	for i := range a.oldIdx {
@@ -258,6 +281,7 @@ func (a *Applier) dropJob(seller string) {
 // resetCaches forgets everything derived from uncommitted writes.
 func (a *Applier) resetCaches() {
 	a.joiner.Reset()
+	a.clearTouched()
 	clear(a.delta)
 	a.jobStarts = a.jobStarts[:0]
 	a.pendingActions = [4]int64{}
@@ -376,13 +400,19 @@ func (a *Applier) commit(b *state.Batch, now time.Time) error {
 		}
 	}
 	outboxN := b.OutboxLen()
-	// A batch that emits something is durable before the relay can send
-	// it. One that emits nothing need not wait for the disk: if a crash
-	// loses it, re-applying its input gives the same state and emits
-	// nothing either (and a later synced commit makes it durable too).
+	if err := a.stageChangelog(b); err != nil {
+		return err
+	}
+	// A batch that emits events or rejects is durable before the relay
+	// can send them. One that emits nothing need not wait for the disk:
+	// if a crash loses it, re-applying its input gives the same state and
+	// emits nothing either (and a later synced commit makes it durable
+	// too). Its changelog records may reach Kafka first: then the state
+	// dir is behind the changelog, and the partition is restored from it.
 	if err := b.Commit(outboxN > 0); err != nil {
 		return err
 	}
+	a.clearTouched()
 	for i, d := range a.delta {
 		if d != 0 {
 			a.counts[i] += d
@@ -697,6 +727,91 @@ func (a *Applier) applyTable(ctx context.Context, b *state.Batch, r *kgo.Record,
 		old = &cur
 	}
 	return a.startJob(b, id, r.Timestamp.UnixMilli(), j.Diff(old, &next))
+}
+
+// touch notes that the batch being built changes offer id of partition p.
+func (a *Applier) touch(p int32, id string) *touchedOffer {
+	k := touchKey{p, id}
+	if i, ok := a.touchedIdx[k]; ok {
+		return &a.touched[i]
+	}
+	a.touchedIdx[k] = len(a.touched)
+	a.touched = append(a.touched, touchedOffer{touchKey: k})
+	return &a.touched[len(a.touched)-1]
+}
+
+func (a *Applier) clearTouched() {
+	clear(a.touchedIdx)
+	clear(a.touched) // drop references to batch memory
+	a.touched = a.touched[:0]
+}
+
+// stageChangelog adds the changelog records of the batch to its outbox:
+// per offer it changed, the event it emitted (if any) then the offer's
+// stored value and membership as the batch leaves them; then one per
+// offers partition whose consumed offset it moved. The relay sends them
+// before the batch's events (Relay.ChangelogTopic), in this order within
+// a partition, and deletes an event's record once the event was
+// acknowledged.
+func (a *Applier) stageChangelog(b *state.Batch) error {
+	if a.changelog == "" {
+		return nil
+	}
+	for i := range a.touched {
+		t := &a.touched[i]
+		if t.p < 0 {
+			continue
+		}
+		for _, e := range t.events {
+			// The events first, each in its own record: an offer record
+			// in the changelog implies the events before it are there.
+			b.AddOutbox(t.p, &state.OutboxRecord{Topic: a.changelog, Partition: t.p,
+				Key: state.ChangelogEventKey(nil, e.seq), Value: e.enc})
+		}
+		val, ok, err := b.AppendChangelogOffer(a.clBuf[:0], t.p, t.id, 0, nil)
+		if err != nil {
+			return fmt.Errorf("changelog record of offer %q: %w", t.id, err)
+		}
+		a.clBuf = val
+		rec := &state.OutboxRecord{Topic: a.changelog, Partition: t.p, Key: state.ChangelogOfferKey(nil, t.id)}
+		if ok {
+			rec.Value = val
+		}
+		b.AddOutbox(t.p, rec)
+	}
+	// Each partition the batch wrote ends with its offset record: the
+	// relay cuts its rounds after one, so a round never holds a batch's
+	// events without all of its changelog records.
+	var parts []int32
+	for i := range a.touched {
+		if p := a.touched[i].p; p >= 0 && !slices.Contains(parts, p) {
+			parts = append(parts, p)
+		}
+	}
+	for _, o := range a.offsetsSeen {
+		if o.topic == a.topics.Offers && !slices.Contains(parts, o.partition) {
+			parts = append(parts, o.partition)
+		}
+	}
+	for _, p := range parts {
+		next, ok := int64(0), false
+		for _, o := range a.offsetsSeen {
+			if o.topic == a.topics.Offers && o.partition == p {
+				next, ok = o.next, true
+			}
+		}
+		if !ok {
+			var err error
+			if next, ok, err = b.Offset(a.topics.Offers, p); err != nil {
+				return err
+			}
+		}
+		if ok { // a partition with offers has a stored offset
+			b.AddOutbox(p, &state.OutboxRecord{Topic: a.changelog, Partition: p,
+				Key: state.ChangelogOffsetKey, Value: state.AppendChangelogOffset(nil, next)})
+		}
+	}
+	return nil
 }
 
 // SweepTombstones forgets deleted keys older than the tombstone retention,

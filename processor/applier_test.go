@@ -34,6 +34,14 @@ type unit struct {
 	now     time.Time
 	offset  int64
 	relayed map[int32]uint64
+	// changelog collects the changelog records apply read from the outbox.
+	changelog []changelogRec
+}
+
+type changelogRec struct {
+	p     int32
+	key   string
+	value []byte
 }
 
 var unitFeeds = []config.Feed{
@@ -165,6 +173,10 @@ func (u *unit) apply(recs ...*kgo.Record) [][]string {
 	for _, p := range parts {
 		_, err := u.store.ScanOutbox(p, u.relayed[p], 1<<20, func(seq uint64, r *state.OutboxRecord) error {
 			u.relayed[p] = seq + 1
+			if r.Topic == config.Default().Kafka.Topics.Changelog {
+				u.changelog = append(u.changelog, changelogRec{p: r.Partition, key: string(r.Key), value: slices.Clone(r.Value)})
+				return nil
+			}
 			if r.Topic == "feedmill-rejects" {
 				out = append(out, []string{"reject " + string(r.Headers[0].Value)})
 				return nil

@@ -25,6 +25,7 @@ func (a *Applier) evaluateChanged(b *state.Batch, p int32, id string, view *feed
 	if view != nil && !a.budget.Fits(view.Offer) {
 		view = nil // the size rule: in no feed, and no offer in the event
 	}
+	a.touch(p, id)
 	if _, err := b.GetMembership(p, id, &a.mem, a.intern); err != nil {
 		return err
 	}
@@ -192,13 +193,20 @@ func (a *Applier) emit(b *state.Batch, p int32, id string, view *feeds.View, cau
 		}
 		a.pendingActions[actionIndex(e.Action)]++
 	}
-	b.AddOutbox(p, &state.OutboxRecord{
-		Topic: a.topicsEvents(), Key: []byte(id), Value: a.enc, Headers: a.headers, SourceTimeMs: srcMs,
+	outSeq, enc := b.AddOutbox(p, &state.OutboxRecord{
+		Topic: a.topicsEvents(), Partition: -1, Key: []byte(id), Value: a.enc, Headers: a.headers, SourceTimeMs: srcMs,
 	})
+	t := a.touch(p, id)
+	t.events = append(t.events, touchedEvent{seq: outSeq, enc: enc})
 	return nil
 }
 
 func (a *Applier) topicsEvents() string { return a.topics.Events }
+
+// partitionJob is the seller id of a job that re-evaluates every offer of
+// its partitions (after a restore: the restored memberships reflect the
+// previous owner's tables, not this instance's).
+const partitionJob = ""
 
 // RunJobChunk advances one runnable seller job (round robin) by up to
 // Processor.SellerChunk offers of the partitions it owns, in one committed
@@ -226,7 +234,13 @@ func (a *Applier) RunJobChunk() (bool, error) {
 		}
 		part := &j.Parts[k]
 		var last string
-		n, err := b.ScanSellerOffers(part.Partition, seller, part.After, budget, func(offerID string) error {
+		scan := func(fn func(string) error) (int, error) {
+			return b.ScanSellerOffers(part.Partition, seller, part.After, budget, fn)
+		}
+		if seller == partitionJob {
+			scan = func(fn func(string) error) (int, error) { return b.ScanOffers(part.Partition, part.After, budget, fn) }
+		}
+		n, err := scan(func(offerID string) error {
 			last = offerID
 			var o records.Offer
 			pres, _, err := b.GetOffer(part.Partition, offerID, &o)

@@ -22,6 +22,7 @@ type Metrics struct {
 	jobsPending   prometheus.Gauge
 	produceErrors prometheus.Counter
 	unproducible  prometheus.Counter
+	restoredOffers prometheus.Counter
 	ready         prometheus.Gauge
 	feedErrors    *prometheus.CounterVec
 }
@@ -76,6 +77,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		unproducible: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "feedmill_unproducible_records_total", Help: "Outbox records Kafka refused for good (too large, invalid), sent to the rejects topic instead.",
 		}),
+		restoredOffers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "feedmill_restored_offers_total", Help: "Offers restored from the changelog into partitions gained without current local state.",
+		}),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "feedmill_ready", Help: "1 when tables are loaded and partitions restored.",
 		}),
@@ -86,6 +90,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.consumed, m.rejected, m.stale, m.eventsEntries, m.eventsSent, m.rejectsSent,
 		m.outboxAdded, m.outboxDepth, m.latency, m.lag, m.committed, m.members, m.jobsPending,
-		m.produceErrors, m.unproducible, m.ready, m.feedErrors)
+		m.produceErrors, m.unproducible, m.restoredOffers, m.ready, m.feedErrors)
 	return m
 }

@@ -45,6 +45,7 @@ type Pipeline struct {
 	tablesLoaded atomic.Bool
 	assigned     atomic.Bool
 	owned        atomic.Pointer[[]int32] // offers partitions owned, sorted
+	restoreErr   atomic.Pointer[error]   // a failed restore (stops runOffers)
 	offersTotal  atomic.Int32            // partitions of the offers topic
 }
 
@@ -139,7 +140,22 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return fmt.Errorf("producer client: %w", err)
 	}
 	defer producer.Close()
+	// The changelog's records hold an offer and its last event: they may
+	// be twice an event's size (the topic is created to take them).
+	clProducer, err := kgo.NewClient(append(slices.Clone(base),
+		kgo.ProducerLinger(5*time.Millisecond),
+		kgo.RecordRetries(10),
+		kgo.ProducerBatchMaxBytes(p.changelogBatchBytes()),
+		kgo.MaxBufferedRecords(50000),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+	)...)
+	if err != nil {
+		return fmt.Errorf("changelog producer client: %w", err)
+	}
+	defer clProducer.Close()
 	p.relay = NewRelay(p.store, producer, p.cfg.Kafka.Topics.Events, p.cfg.Kafka.Topics.Rejects, p.metrics, p.logger)
+	p.relay.ChangelogTopic, p.relay.Changelog = p.cfg.Kafka.Topics.Changelog, clProducer
+	p.relay.Owns = p.owns
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return p.runApplier(ctx) })
@@ -436,7 +452,25 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchMaxWait(200*time.Millisecond),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// A gained partition is restored (restoreAssigned) before it is
+		// owned: until then neither the applier nor the relay touches it.
+		// kgo calls this, with the group's committed offsets, before it
+		// fetches them; Callbacks use Run's ctx (see below).
 		kgo.AdjustFetchOffsetsFn(func(_ context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+			added := make([]int32, 0, len(offs[topic]))
+			committed := map[int32]int64{}
+			for part, o := range offs[topic] {
+				added = append(added, part)
+				committed[part] = o.EpochOffset().Offset
+			}
+			slices.Sort(added)
+			if err := p.restoreAssigned(ctx, base, added, committed); err != nil {
+				if ctx.Err() == nil {
+					p.restoreErr.Store(&err)
+				}
+				return nil, err
+			}
+			p.changePartitions(ctx, added, nil)
 			stored, err := p.store.Offsets(topic)
 			if err != nil {
 				return nil, err
@@ -456,8 +490,10 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 		}),
 		// Partition callbacks use Run's ctx: the client may call them
 		// during Close with a context that never ends.
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			p.changePartitions(ctx, m[topic], nil)
+		// Gained partitions become owned in AdjustFetchOffsetsFn, after
+		// their restore; this only marks the assignment done.
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, _ map[string][]int32) {
+			p.changePartitions(ctx, nil, nil)
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			p.changePartitions(ctx, nil, m[topic])
@@ -478,7 +514,8 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 			return err
 		}
 	}
-	opts = append(opts, kgo.InstanceID(instanceID), kgo.Balancers(kgo.CooperativeStickyBalancer()))
+	opts = append(opts, kgo.InstanceID(instanceID), kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.SessionTimeout(p.cfg.Kafka.SessionTimeout))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("offers client: %w", err)
@@ -489,6 +526,10 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 		if ctx.Err() != nil {
 			cl.AllowRebalance()
 			return ctx.Err()
+		}
+		if err := p.restoreErr.Load(); err != nil {
+			cl.AllowRebalance()
+			return *err
 		}
 		if err := logFetchErrors(p.logger, fs); err != nil {
 			cl.AllowRebalance()
@@ -508,6 +549,13 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 		}
 		cl.AllowRebalance()
 	}
+}
+
+// owns reports whether this instance owns offers partition part.
+func (p *Pipeline) owns(part int32) bool {
+	owned, _ := p.Coverage()
+	_, ok := slices.BinarySearch(owned, part)
+	return ok
 }
 
 // tableTopics are the topics of the joined table inputs.

@@ -42,14 +42,38 @@ type Relay struct {
 
 	mu      sync.Mutex
 	relayed map[int32]uint64 // next outbox seq to relay, per partition
+	// rejected holds, per partition, the outbox records already sent to
+	// rejects in a round that could not be deleted (another record of the
+	// partition failed): later rounds skip them.
+	rejected map[int32]map[uint64]bool
+	// ackedNext holds, per partition, the acknowledged watermark not yet
+	// written to the changelog, and ackedEvents the outbox sequences of
+	// acknowledged events whose changelog records are still to delete:
+	// both go with the partition's next round.
+	ackedNext   map[int32]uint64
+	ackedEvents map[int32][]uint64
 	// MaxBatch bounds the records produced per round and partition.
 	MaxBatch int
+	// ChangelogTopic names the changelog ("" when there is none) and
+	// Changelog produces to it (its records can be larger than events).
+	// A round produces, per partition, its changelog records first (in
+	// outbox order: each batch's events, offers, then its offset record,
+	// which ends the batch), then, once all were acknowledged, its events
+	// and rejects: the changelog never lags an event a consumer saw, and a
+	// restore re-sends the events it holds that may not have been sent.
+	ChangelogTopic string
+	Changelog      producer
+	// Owns reports whether this instance owns offers partition p (nil:
+	// every partition). The outbox of a partition it does not own is not
+	// relayed: its new owner restores the partition and re-sends from the
+	// changelog.
+	Owns func(p int32) bool
 }
 
 // NewRelay creates a relay that produces with client (idempotent producer).
 func NewRelay(store *state.Store, client producer, eventsTopic, rejectsTopic string, metrics *Metrics, logger *zap.Logger) *Relay {
 	return &Relay{store: store, client: client, events: eventsTopic, rejects: rejectsTopic, metrics: metrics,
-		logger: logger.Named("relay"), relayed: map[int32]uint64{}, MaxBatch: 5000}
+		logger: logger.Named("relay"), relayed: map[int32]uint64{}, rejected: map[int32]map[uint64]bool{}, ackedNext: map[int32]uint64{}, ackedEvents: map[int32][]uint64{}, MaxBatch: 5000}
 }
 
 // Run relays until ctx ends.
@@ -109,22 +133,40 @@ type sent struct {
 	seq   uint64
 	rec   *kgo.Record
 	srcMs int64 // timestamp of the input that caused it, for the latency
-	err   error
+	phase int   // phaseState or phaseOutput
+	// batchEnd marks a changelog offset record: the last record of a
+	// batch in its partition.
+	batchEnd bool
+	// watermark marks the acknowledged-watermark record a round adds (not
+	// an outbox record).
+	watermark bool
+	err       error
 }
 
-// round produces up to MaxBatch records of every partition with outbox
-// records and waits for all acknowledgements. Per partition it then
-// deletes the longest prefix that Kafka acknowledged or that went to the
-// rejects topic. It returns how many records were settled, and the first
-// retriable failure (the records from there on are produced again by a
-// later round).
+// The steps of a round, in order.
+const (
+	phaseState  = iota // changelog records, in outbox order
+	phaseOutput        // events and rejects
+	numPhases
+)
+
+// round produces up to MaxBatch records of every owned partition with
+// outbox records, in the steps of ChangelogTopic, waiting for the
+// acknowledgements of each step before the next. A partition whose
+// records all settled (acknowledged, or refused for good and sent to
+// rejects) has them deleted; one with a retriable failure keeps them for
+// a later round, which produces them again. It returns how many records
+// were settled, and the first retriable failure.
 func (r *Relay) round(ctx context.Context) (int, error) {
 	defer func() { r.metrics.outboxDepth.Set(float64(r.store.OutboxDepth())) }()
 	parts := r.store.OutboxPartitions()
 	slices.Sort(parts)
-	var wg sync.WaitGroup
 	batches := map[int32][]sent{}
+	var scanErr error
 	for _, p := range parts {
+		if p != state.TablePartition && r.Owns != nil && !r.Owns(p) {
+			continue
+		}
 		r.mu.Lock()
 		from := r.relayed[p]
 		r.mu.Unlock()
@@ -135,20 +177,23 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 			continue
 		}
 		var batch []sent
-		_, err := r.store.ScanOutbox(p, from, r.MaxBatch, func(seq uint64, o *state.OutboxRecord) error {
+		n, err := r.store.ScanOutbox(p, from, r.MaxBatch, func(seq uint64, o *state.OutboxRecord) error {
 			rec := &kgo.Record{Topic: o.Topic, Key: slices.Clone(o.Key), Value: slices.Clone(o.Value)}
 			for _, h := range o.Headers {
 				rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: slices.Clone(h.Value)})
 			}
-			batch = append(batch, sent{seq: seq, rec: rec, srcMs: o.SourceTimeMs})
+			ph, isEnd := phaseOutput, false
+			if r.ChangelogTopic != "" && o.Topic == r.ChangelogTopic {
+				rec.Partition = o.Partition
+				ph = phaseState
+				isEnd = string(o.Key) == string(state.ChangelogOffsetKey)
+			}
+			batch = append(batch, sent{seq: seq, rec: rec, srcMs: o.SourceTimeMs, phase: ph, batchEnd: isEnd})
 			return nil
 		})
 		if err != nil {
-			// Settle what the earlier partitions produced, so it is not
-			// produced again; then report the state error.
-			wg.Wait()
-			n, serr := r.settleAll(ctx, parts, batches)
-			return n, errors.Join(err, serr)
+			scanErr = fmt.Errorf("relay outbox of partition %d: %w", p, err)
+			break
 		}
 		if len(batch) == 0 {
 			r.mu.Lock()
@@ -156,87 +201,202 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 			r.mu.Unlock()
 			continue
 		}
-		for i := range batch {
-			s := &batch[i]
-			wg.Add(1)
-			r.client.Produce(ctx, s.rec, func(_ *kgo.Record, err error) {
-				defer wg.Done()
-				s.err = err
-				if err == nil {
-					r.countSent(s)
-				}
-			})
+		if n == r.MaxBatch && r.ChangelogTopic != "" && p != state.TablePartition {
+			// Cut inside a batch: its events come before its changelog
+			// records, some of which are beyond the cut. Keep the whole
+			// batches: each ends with its offset record (state first).
+			last := len(batch) - 1
+			for last >= 0 && !batch[last].batchEnd {
+				last--
+			}
+			if last >= 0 {
+				batch = batch[:last+1]
+			}
 		}
+		// Before the round's batches, so they come before a batch end.
+		batch = append(r.takeAcked(p, batch[0].seq), batch...)
 		batches[p] = batch
 	}
-	wg.Wait()
-	return r.settleAll(ctx, parts, batches)
-}
-
-// settleAll settles every produced partition batch (settle) and deletes
-// what is done. It returns how many records were settled and the first
-// retriable failure.
-func (r *Relay) settleAll(ctx context.Context, parts []int32, batches map[int32][]sent) (int, error) {
-	var first error
-	total := 0
-	for _, p := range parts {
-		batch := batches[p]
-		settled, err := r.settle(ctx, p, batch)
-		if settled > 0 {
-			if derr := r.store.DeleteOutbox(p, batch[0].seq, batch[settled-1].seq); derr != nil {
-				return total, derr
+	failed := map[int32]error{}
+	for ph := range numPhases {
+		var wg sync.WaitGroup
+		for p, batch := range batches {
+			if failed[p] != nil {
+				continue
 			}
-			r.mu.Lock()
-			r.relayed[p] = batch[settled-1].seq + 1
-			r.mu.Unlock()
-			total += settled
+			for i := range batch {
+				s := &batch[i]
+				if s.phase != ph || r.wasRejected(p, s.seq) {
+					continue
+				}
+				wg.Add(1)
+				r.producerOf(s).Produce(ctx, s.rec, func(_ *kgo.Record, err error) {
+					defer wg.Done()
+					s.err = err
+					if err == nil {
+						r.countSent(s)
+					}
+				})
+			}
 		}
-		if err != nil && first == nil {
-			first = err
+		wg.Wait()
+		for p, batch := range batches {
+			if failed[p] != nil {
+				continue
+			}
+			if err := r.settle(ctx, p, batch, ph); err != nil {
+				failed[p] = err
+			}
 		}
 	}
-	return total, first
+	total := 0
+	var first error
+	for _, p := range parts {
+		batch, ok := batches[p]
+		if !ok {
+			continue
+		}
+		if err := failed[p]; err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		last := batch[len(batch)-1].seq
+		if err := r.store.DeleteOutbox(p, batch[0].seq, last); err != nil {
+			return total, err
+		}
+		if off := maxChangelogOffset(batch); off >= 0 {
+			if err := r.store.SetChangelogWritten(p, off); err != nil {
+				return total, err
+			}
+		}
+		r.mu.Lock()
+		delete(r.rejected, p)
+		r.relayed[p] = last + 1
+		if p != state.TablePartition && r.ChangelogTopic != "" {
+			r.ackedNext[p] = last + 1
+			for i := range batch {
+				if s := &batch[i]; s.phase == phaseOutput && s.rec.Topic == r.events {
+					r.ackedEvents[p] = append(r.ackedEvents[p], s.seq)
+				}
+			}
+		}
+		r.mu.Unlock()
+		total += len(batch)
+	}
+	return total, errors.Join(scanErr, first)
 }
 
-// settle walks a partition's produced records in order and returns how
-// many of them, from the start, are done: acknowledged, or not accepted by
-// Kafka for a reason no retry can cure and sent to the rejects topic. It
-// stops at the first retriable failure and returns it.
-//
+// producerOf is the client for s: changelog records go through the
+// changelog producer.
+func (r *Relay) producerOf(s *sent) producer {
+	if s.phase != phaseOutput && r.Changelog != nil {
+		return r.Changelog
+	}
+	return r.client
+}
+
+// takeAcked returns the changelog records that follow up p's earlier
+// rounds, to go with its next one (phase state, at outbox sequence seq,
+// the round's last): the acknowledged watermark (every outbox record of p
+// below it was acknowledged, so a restore re-sends only what may not have
+// been) and the deletion of the acknowledged events' records. Those a
+// stop loses only make a restore re-send more (the same events) and leave
+// event records below the watermark, which a restore ignores.
+func (r *Relay) takeAcked(p int32, seq uint64) []sent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []sent
+	for _, e := range r.ackedEvents[p] {
+		out = append(out, sent{seq: seq, phase: phaseState, watermark: true,
+			rec: &kgo.Record{Topic: r.ChangelogTopic, Partition: p, Key: state.ChangelogEventKey(nil, e)}})
+	}
+	delete(r.ackedEvents, p)
+	if w, ok := r.ackedNext[p]; ok {
+		out = append(out, sent{seq: seq, phase: phaseState, watermark: true,
+			rec: &kgo.Record{Topic: r.ChangelogTopic, Partition: p, Key: slices.Clone(state.ChangelogAckedKey), Value: state.AppendChangelogAcked(nil, w)}})
+		delete(r.ackedNext, p)
+	}
+	return out
+}
+
+// maxChangelogOffset is the highest offset Kafka gave the batch's
+// changelog records (-1: none).
+func maxChangelogOffset(batch []sent) int64 {
+	off := int64(-1)
+	for i := range batch {
+		if s := &batch[i]; s.phase != phaseOutput && s.rec.Offset > off && s.rec.Topic != "" {
+			off = s.rec.Offset
+		}
+	}
+	return off
+}
+
+func (r *Relay) wasRejected(p int32, seq uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rejected[p][seq]
+}
+
+// ResetPartition forgets how far partition p was relayed (its outbox was
+// replaced by a restore).
+func (r *Relay) ResetPartition(p int32) {
+	r.mu.Lock()
+	delete(r.relayed, p)
+	delete(r.rejected, p)
+	delete(r.ackedNext, p)
+	delete(r.ackedEvents, p)
+	r.mu.Unlock()
+}
+
+// settle resolves the failures of phase ph among a partition's records:
 // Kafka answers "too large" or "invalid" for a whole produce batch, so a
-// record failing so is produced again alone first: only a record refused
-// on its own goes to rejects.
-func (r *Relay) settle(ctx context.Context, p int32, batch []sent) (int, error) {
+// record failing so is produced again alone first, and only a record
+// refused on its own goes to rejects. It returns the first retriable
+// failure (the partition then waits for a later round).
+func (r *Relay) settle(ctx context.Context, p int32, batch []sent, ph int) error {
 	for i := range batch {
 		s := &batch[i]
-		if s.err == nil {
+		if s.phase != ph || s.err == nil {
 			continue
 		}
 		if permanent(s.err) {
-			s.err = r.client.ProduceSync(ctx, s.rec).FirstErr()
+			s.err = r.producerOf(s).ProduceSync(ctx, s.rec).FirstErr()
 			if s.err == nil {
 				r.countSent(s)
 				continue
 			}
 		}
 		if !permanent(s.err) {
-			return i, fmt.Errorf("produce outbox %d/%d to %q: %w", p, s.seq, s.rec.Topic, s.err)
+			return fmt.Errorf("produce outbox %d/%d to %q: %w", p, s.seq, s.rec.Topic, s.err)
 		}
-		rej := r.failedRecord(p, s.seq, s.rec, s.err)
+		cause := s.err
+		rej := r.failedRecord(p, s.seq, s.rec, cause)
 		if err := r.client.ProduceSync(ctx, rej).FirstErr(); err != nil {
-			return i, fmt.Errorf("send unproducible outbox record %d/%d to %q: %w", p, s.seq, r.rejects, err)
+			return fmt.Errorf("send unproducible outbox record %d/%d to %q: %w", p, s.seq, r.rejects, err)
 		}
+		s.err = nil
+		r.mu.Lock()
+		if r.rejected[p] == nil {
+			r.rejected[p] = map[uint64]bool{}
+		}
+		r.rejected[p][s.seq] = true
+		r.mu.Unlock()
 		r.metrics.rejectsSent.Inc()
 		r.metrics.unproducible.Inc()
 		r.logger.Error("outbox record refused by Kafka, sent to rejects",
 			zap.String("topic", s.rec.Topic), zap.ByteString("key", truncate(s.rec.Key, 200)),
-			zap.Int("bytes", len(s.rec.Key)+len(s.rec.Value)), zap.Error(s.err))
+			zap.Int("bytes", len(s.rec.Key)+len(s.rec.Value)), zap.Error(cause))
 	}
-	return len(batch), nil
+	return nil
 }
 
 // countSent counts an acknowledged outbox record.
 func (r *Relay) countSent(s *sent) {
+	if s.phase != phaseOutput {
+		return
+	}
 	if s.rec.Topic != r.events {
 		r.metrics.rejectsSent.Inc()
 		return

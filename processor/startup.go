@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -23,6 +24,12 @@ const recordOverheadBytes = 512
 // max_event_bytes always fits, and the topics are checked to accept it.
 func (p *Pipeline) producerBatchBytes() int32 {
 	return int32(p.cfg.Processor.MaxEventBytes + recordOverheadBytes)
+}
+
+// changelogBatchBytes bounds a changelog record: an offer's stored value
+// and membership (bounded by the size rule) and its last event.
+func (p *Pipeline) changelogBatchBytes() int32 {
+	return int32(2*p.cfg.Processor.MaxEventBytes + 64<<10)
 }
 
 // checkCluster runs before anything is consumed. It waits (while ctx
@@ -94,20 +101,54 @@ func (p *Pipeline) checkCluster(ctx context.Context, base []kgo.Opt) error {
 	if err := p.store.CheckIdentity(p.cfg.State.Dir, want); err != nil {
 		return err
 	}
+	if err := p.ensureChangelog(ctx, adm, want.Partitions["offers"]); err != nil {
+		return err
+	}
 	return p.checkMessageBytes(ctx, adm)
 }
 
-// checkMessageBytes refuses an events or rejects topic whose
-// max.message.bytes is below what the producer may send. A topic that
-// does not exist yet, or configs we may not read, are logged and passed.
+// ensureChangelog creates the changelog topic (compacted, as many
+// partitions as the offers topic) when it is missing, and refuses one
+// whose partition count differs: changelog partition p is the replica of
+// offers partition p.
+func (p *Pipeline) ensureChangelog(ctx context.Context, adm *kadm.Client, partitions int32) error {
+	topic := p.cfg.Kafka.Topics.Changelog
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("read changelog topic %q: %w", topic, err)
+	}
+	if td, ok := md.Topics[topic]; ok && td.Err == nil {
+		if n := int32(len(td.Partitions)); n != partitions {
+			return fmt.Errorf("changelog topic %q has %d partitions, the offers topic %d: they must be equal "+
+				"(delete the changelog topic to have it created again, or set kafka.topics.changelog)", topic, n, partitions)
+		}
+		return nil
+	}
+	compact, maxBytes := "compact", strconv.Itoa(int(p.changelogBatchBytes()))
+	resp, err := adm.CreateTopic(ctx, partitions, -1, map[string]*string{"cleanup.policy": &compact, "max.message.bytes": &maxBytes}, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create changelog topic %q (compacted, %d partitions): %w; create it, or grant feedmill the right to", topic, partitions, err)
+	}
+	p.logger.Info("created the changelog topic", zap.String("topic", topic), zap.Int32("partitions", partitions))
+	return nil
+}
+
+// checkMessageBytes refuses an events, rejects or changelog topic whose
+// max.message.bytes is below what the producer may send to it. A topic
+// that does not exist yet, or configs we may not read, are logged and
+// passed.
 func (p *Pipeline) checkMessageBytes(ctx context.Context, adm *kadm.Client) error {
 	t := p.cfg.Kafka.Topics
-	rcs, err := adm.DescribeTopicConfigs(ctx, t.Events, t.Rejects)
+	need := map[string]int64{t.Events: int64(p.producerBatchBytes()), t.Rejects: int64(p.producerBatchBytes()),
+		t.Changelog: int64(p.changelogBatchBytes())}
+	rcs, err := adm.DescribeTopicConfigs(ctx, t.Events, t.Rejects, t.Changelog)
 	if err != nil {
 		p.logger.Warn("cannot read the output topics' max.message.bytes; not checked", zap.Error(err))
 		return nil
 	}
-	need := int64(p.producerBatchBytes())
 	for _, rc := range rcs {
 		if rc.Err != nil {
 			p.logger.Warn("cannot read a topic's config; max.message.bytes not checked", zap.String("topic", rc.Name), zap.Error(rc.Err))
@@ -121,16 +162,13 @@ func (p *Pipeline) checkMessageBytes(ctx context.Context, adm *kadm.Client) erro
 			if err != nil {
 				return fmt.Errorf("topic %q: max.message.bytes %q: %w", rc.Name, *c.Value, err)
 			}
-			if n < need {
+			if n < need[rc.Name] {
 				return fmt.Errorf("topic %q accepts records of at most %d bytes (max.message.bytes), "+
-					"but processor.max_event_bytes is %d (+%d bytes of batch framing): "+
+					"but feedmill may send %d bytes to it (processor.max_event_bytes %d; a changelog record holds an offer and its event): "+
 					"raise the topic's max.message.bytes or lower processor.max_event_bytes",
-					rc.Name, n, p.cfg.Processor.MaxEventBytes, recordOverheadBytes)
+					rc.Name, n, need[rc.Name], p.cfg.Processor.MaxEventBytes)
 			}
 		}
 	}
 	return nil
 }
-
-// isIdentityError reports whether err is a refused state dir.
-func isIdentityError(err error) bool { return errors.Is(err, state.ErrIdentity) }

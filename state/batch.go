@@ -293,6 +293,20 @@ func (b *Batch) SetOffset(topic string, p int32, next int64) error {
 	return b.set(b.key, b.val)
 }
 
+// Offset returns the stored next offset of topic partition p, as the
+// batch sees it (ok false: none).
+func (b *Batch) Offset(topic string, p int32) (next int64, ok bool, err error) {
+	b.key = offsetKey(b.key[:0], topic, p)
+	ok, err = b.get(b.key, func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("%w: offset of %s/%d", ErrCorrupt, topic, p)
+		}
+		next = int64(binary.BigEndian.Uint64(v))
+		return nil
+	})
+	return next, ok, err
+}
+
 // SetCount stores the live member count of feedID.
 func (b *Batch) SetCount(feedID string, n int64) error {
 	b.key = countKey(b.key[:0], feedID)

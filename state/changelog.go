@@ -31,7 +31,20 @@ const (
 	ChangelogKindOffer  = 'o'
 	ChangelogKindOffset = 'c'
 	ChangelogKindAcked  = 'a'
+	// ChangelogKindEvent keys hold one event each ("e" + its outbox
+	// sequence, 8 bytes big-endian; the value its encoded outbox record),
+	// written before the offer records of its batch; the relay deletes
+	// them (nil value) once the event was acknowledged. A restore queues
+	// again those at or above the acknowledged sequence.
+	ChangelogKindEvent = 'e'
 )
+
+// ChangelogEventKey appends the changelog key of the event at outbox
+// sequence seq to dst.
+func ChangelogEventKey(dst []byte, seq uint64) []byte {
+	dst = append(dst, ChangelogKindEvent)
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
 
 // changelogOfferVersion is the version byte of an "o" value.
 const changelogOfferVersion = 1

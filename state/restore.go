@@ -45,6 +45,8 @@ type Restore struct {
 	key []byte
 	// events remembers the last event of each restored offer, by offer id.
 	events map[string]restoreEvent
+	// seqEvents remembers the "e" records, by outbox sequence.
+	seqEvents map[uint64][]byte
 	// countDeltas accumulates the change of each feed count (wipe and
 	// restore).
 	countDeltas map[string]int64
@@ -96,7 +98,7 @@ var ErrRestoreDone = errors.New("restore already finished")
 // stored membership or count that does not decode (ErrCorrupt).
 func (s *Store) NewRestore(p int32, offersTopic string) (*Restore, error) {
 	r := &Restore{s: s, p: p, offersTopic: offersTopic, b: s.db.NewBatch(),
-		events: map[string]restoreEvent{}, countDeltas: map[string]int64{}}
+		events: map[string]restoreEvent{}, seqEvents: map[uint64][]byte{}, countDeltas: map[string]int64{}}
 	if err := r.wipe(); err != nil {
 		r.Abort()
 		return nil, fmt.Errorf("restore partition %d: wipe: %w", p, err)
@@ -275,6 +277,15 @@ func (r *Restore) Apply(key, value []byte) error {
 			r.offset, err = DecodeChangelogOffset(value)
 			r.hasOffset = err == nil
 		}
+	case ChangelogKindEvent:
+		switch {
+		case len(key) != 9:
+			err = fmt.Errorf("%w: key %q", ErrChangelogCorrupt, key)
+		case len(value) == 0:
+			delete(r.seqEvents, binary.BigEndian.Uint64(key[1:]))
+		default:
+			r.seqEvents[binary.BigEndian.Uint64(key[1:])] = slices.Clone(value)
+		}
 	case ChangelogKindAcked:
 		switch {
 		case len(key) != 1:
@@ -388,10 +399,19 @@ func (r *Restore) finish() (RestoreStats, error) {
 			return st, err
 		}
 	}
-	events := make([]restoreEvent, 0, len(r.events))
+	events := make([]restoreEvent, 0, len(r.events)+len(r.seqEvents))
 	for _, e := range r.events {
 		if e.seq >= r.acked {
 			events = append(events, e)
+		}
+	}
+	have := make(map[uint64]bool, len(events))
+	for _, e := range events {
+		have[e.seq] = true
+	}
+	for seq, rec := range r.seqEvents {
+		if seq >= r.acked && !have[seq] {
+			events = append(events, restoreEvent{seq: seq, rec: rec})
 		}
 	}
 	slices.SortFunc(events, func(a, b restoreEvent) int { return cmp.Compare(a.seq, b.seq) })

@@ -1,0 +1,366 @@
+package processor
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+
+	"github.com/feedmill/feedmill/feeds"
+	"github.com/feedmill/feedmill/state"
+)
+
+// Restoring a partition.
+//
+// When the group assigns an offers partition, its local state is reused
+// when it is current: it has a stored offset at least the group's
+// committed one (no other instance applied more of the partition since).
+// Otherwise (no local state, or behind) the partition is restored from the
+// changelog: its local keys are replaced by the changelog's (state
+// Restore), the events the changelog holds past the acknowledged
+// watermark are queued again (a consumer dedupes them by seq), input
+// resumes at the changelog's offset, and a whole-partition job
+// re-evaluates every offer against this instance's tables.
+
+// needsRestore reports whether offers partition part must be restored:
+// local is its stored offset (hasLocal false: none), committed the group's
+// committed offset (negative: none).
+func needsRestore(local int64, hasLocal bool, committed int64) bool {
+	return !hasLocal || (committed >= 0 && local < committed)
+}
+
+// restoreAssigned restores, before they are owned, the gained partitions
+// whose local state is not current: none stored, behind the group's
+// committed offset, another instance wrote their changelog since this
+// state dir did, or a restore of them did not finish.
+//
+// committed holds the group's committed offsets (negative: none).
+func (p *Pipeline) restoreAssigned(ctx context.Context, base []kgo.Opt, parts []int32, committed map[int32]int64) error {
+	if len(parts) == 0 {
+		return nil
+	}
+	topic := p.cfg.Kafka.Topics.Offers
+	stored, err := p.store.Offsets(topic)
+	if err != nil {
+		return err
+	}
+	clEnds, err := changelogEnds(ctx, base, p.cfg.Kafka.Topics.Changelog)
+	if err != nil {
+		return err
+	}
+	for _, part := range parts {
+		partial, err := p.store.RestoreIncomplete(part)
+		if err != nil {
+			return err
+		}
+		written, hasWritten, err := p.store.ChangelogWritten(part)
+		if err != nil {
+			return err
+		}
+		local, has := stored[part]
+		othersWrote := clEnds[part] > 0 && (!hasWritten || clEnds[part] > written+1)
+		c, hasCommit := committed[part]
+		if !hasCommit {
+			c = -1
+		}
+		if !partial && !othersWrote && !needsRestore(local, has, c) {
+			continue
+		}
+		if _, _, err := p.restorePartition(ctx, base, part); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// restorePartition restores offers partition part from the changelog on
+// the applier goroutine. It returns the offset to resume input at (ok
+// false: start at the beginning).
+func (p *Pipeline) restorePartition(ctx context.Context, base []kgo.Opt, part int32) (offset int64, ok bool, err error) {
+	topic := p.cfg.Kafka.Topics.Changelog
+	began := time.Now()
+	var stats state.RestoreStats
+	var end int64
+	var tailEvents [][]byte // keys of the unfinished batch's event records
+	var tailOffers []string // offers it wrote
+	var tailMax uint64      // highest outbox sequence its events use, plus one
+	err = p.Exec(ctx, func(a *Applier) error {
+		var err error
+		stats, err = a.RestorePartition(part, func(apply func(key, value []byte) error) error {
+			end, err = readChangelog(ctx, base, topic, part, apply, func(key, _ []byte) error {
+				switch {
+				case len(key) == 9 && key[0] == state.ChangelogKindEvent:
+					tailEvents = append(tailEvents, slices.Clone(key))
+					tailMax = max(tailMax, binary.BigEndian.Uint64(key[1:])+1)
+				case len(key) > 0 && key[0] == state.ChangelogKindOffer:
+					tailOffers = append(tailOffers, string(key[1:]))
+				}
+				return nil
+			})
+			return err
+		})
+		return err
+	})
+	var written int64 = -1
+	if err == nil && (len(tailEvents) > 0 || len(tailOffers) > 0) {
+		// The unfinished batch's events were never sent: delete their
+		// records (a later restore must not send them) and keep their
+		// outbox sequences unused; its offers get their restored values
+		// back, ended by an offset record, so the batch is superseded
+		// before anything else is written.
+		written, err = p.supersedeTail(ctx, base, part, tailEvents, tailOffers, stats)
+		if err == nil && tailMax > 0 {
+			err = p.store.SetOutboxNext(part, tailMax)
+		}
+	}
+	if err == nil && end > 0 {
+		err = p.store.SetChangelogWritten(part, max(end-1, written)) // current with the changelog now
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("restore offers partition %d from %q: %w", part, topic, err)
+	}
+	if p.relay != nil {
+		p.relay.ResetPartition(part)
+	}
+	el := time.Since(began)
+	p.metrics.restoredOffers.Add(float64(stats.Offers))
+	p.logger.Info("restored a partition from the changelog", zap.Int32("partition", part),
+		zap.Int64("offers", stats.Offers), zap.Int64("memberships", stats.Memberships), zap.Int64("events_requeued", stats.Events),
+		zap.Int64("bytes", stats.Bytes), zap.Duration("took", el), zap.Int64("offset", stats.Offset), zap.Bool("has_offset", stats.HasOffset))
+	return stats.Offset, stats.HasOffset, nil
+}
+
+// changelogEnds returns the end offset of every changelog partition.
+func changelogEnds(ctx context.Context, base []kgo.Opt, topic string) (map[int32]int64, error) {
+	admin, err := kgo.NewClient(base...)
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close()
+	ends, err := kadm.NewClient(admin).ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("end offsets of changelog %q: %w", topic, err)
+	}
+	out := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out, nil
+}
+
+// supersedeTail writes, to changelog partition part, deletions of the
+// unfinished batch's event records, the restored values of its offers and
+// an offset record (the restored offset) that ends them as a batch. It
+// returns the offset of the last record written.
+func (p *Pipeline) supersedeTail(ctx context.Context, base []kgo.Opt, part int32, events [][]byte, offers []string, stats state.RestoreStats) (int64, error) {
+	topic := p.cfg.Kafka.Topics.Changelog
+	recs := make([]*kgo.Record, 0, len(events)+len(offers)+1)
+	for _, k := range events {
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: part, Key: k})
+	}
+	b := p.store.NewBatch() // read-only
+	defer b.Close()
+	for _, id := range offers {
+		val, ok, err := b.AppendChangelogOffer(nil, part, id, 0, nil)
+		if err != nil {
+			return -1, err
+		}
+		rec := &kgo.Record{Topic: topic, Partition: part, Key: state.ChangelogOfferKey(nil, id)}
+		if ok {
+			rec.Value = val
+		}
+		recs = append(recs, rec)
+	}
+	if stats.HasOffset {
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: part, Key: slices.Clone(state.ChangelogOffsetKey),
+			Value: state.AppendChangelogOffset(nil, stats.Offset)})
+	}
+	cl, err := kgo.NewClient(append(slices.Clone(base), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchMaxBytes(p.changelogBatchBytes()))...)
+	if err != nil {
+		return -1, err
+	}
+	defer cl.Close()
+	res := cl.ProduceSync(ctx, recs...)
+	if err := res.FirstErr(); err != nil {
+		return -1, fmt.Errorf("supersede the unfinished batch in the changelog: %w", err)
+	}
+	last := int64(-1)
+	for _, r := range res {
+		last = max(last, r.Record.Offset)
+	}
+	return last, nil
+}
+
+// readChangelog reads changelog partition part from its start to its end.
+// It calls apply, in order, for each record up to the last batch end (an
+// offset record): the state of whole batches. The records after it are a
+// batch its writer did not finish (it stopped before the batch's offset
+// record was acknowledged, so none of its events were sent): they go to
+// tail instead. It returns the end offset.
+func readChangelog(ctx context.Context, base []kgo.Opt, topic string, part int32, apply, tail func(key, value []byte) error) (int64, error) {
+	ends, err := changelogEnds(ctx, base, topic)
+	if err != nil {
+		return 0, err
+	}
+	endOff := ends[part]
+	if endOff <= 0 {
+		return 0, nil // empty: nothing was ever written for the partition
+	}
+	lastEnd, err := lastBatchEnd(ctx, base, topic, part, endOff)
+	if err != nil {
+		return 0, err
+	}
+	err = scanChangelog(ctx, base, topic, part, 0, endOff, func(r *kgo.Record) error {
+		if r.Offset <= lastEnd {
+			return apply(r.Key, r.Value)
+		}
+		return tail(r.Key, r.Value)
+	})
+	return endOff, err
+}
+
+// lastBatchEnd returns the offset of the last offset record of changelog
+// partition part below end (-1: none), reading back from the end in
+// growing windows (it is normally within the last batch).
+func lastBatchEnd(ctx context.Context, base []kgo.Opt, topic string, part int32, end int64) (int64, error) {
+	for window := int64(20_000); ; window *= 4 {
+		from := max(0, end-window)
+		last := int64(-1)
+		err := scanChangelog(ctx, base, topic, part, from, end, func(r *kgo.Record) error {
+			if string(r.Key) == string(state.ChangelogOffsetKey) {
+				last = r.Offset
+			}
+			return nil
+		})
+		if err != nil || last >= 0 || from == 0 {
+			return last, err
+		}
+	}
+}
+
+// scanChangelog calls fn for each record of changelog partition part with
+// an offset in [from, end).
+func scanChangelog(ctx context.Context, base []kgo.Opt, topic string, part int32, from, end int64, fn func(*kgo.Record) error) error {
+	if from >= end {
+		return nil
+	}
+	cl, err := kgo.NewClient(append(slices.Clone(base),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part: kgo.NewOffset().At(from)}}),
+		kgo.FetchMaxWait(100*time.Millisecond))...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for {
+		fs := cl.PollRecords(ctx, 10000)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return ferr
+		}
+		for _, r := range fs.Records() {
+			if r.Offset >= end {
+				return nil
+			}
+			if err := fn(r); err != nil {
+				return err
+			}
+			if r.Offset+1 >= end {
+				return nil
+			}
+		}
+	}
+}
+
+// RestorePartition replaces partition part's state with what feed gives
+// (the changelog records in log order), then reloads the member counts
+// and replaces the partition's pending seller job parts with one job that
+// re-evaluates all its offers against this instance's tables. It must run
+// on the applier goroutine.
+func (a *Applier) RestorePartition(part int32, feed func(apply func(key, value []byte) error) error) (state.RestoreStats, error) {
+	a.resetCaches()
+	r, err := a.store.NewRestore(part, a.topics.Offers)
+	if err != nil {
+		return state.RestoreStats{}, err
+	}
+	if err := feed(r.Apply); err != nil {
+		r.Abort()
+		return state.RestoreStats{}, err
+	}
+	stats, err := r.Finish()
+	if err != nil {
+		return stats, err
+	}
+	counts, err := a.store.Counts()
+	if err != nil {
+		return stats, err
+	}
+	for _, f := range a.set.Feeds() {
+		a.counts[f.Index] = counts[f.ID]
+		a.metrics.members.WithLabelValues(f.ID).Set(float64(a.counts[f.Index]))
+	}
+	if !slices.Contains(a.storedParts, part) {
+		a.storedParts = append(a.storedParts, part)
+	}
+	return stats, a.replaceJobsOf(part)
+}
+
+// replaceJobsOf drops partition part from every pending job and queues one
+// whole-partition job for it, in one committed batch.
+func (a *Applier) replaceJobsOf(part int32) error {
+	b := a.store.NewBatch()
+	defer b.Close()
+	var changed []state.Job
+	for _, seller := range a.jobOrder {
+		j := *a.jobs[seller]
+		n := len(j.Parts)
+		j.Parts = slices.DeleteFunc(slices.Clone(j.Parts), func(jp state.JobPart) bool { return jp.Partition == part })
+		if len(j.Parts) == n {
+			continue
+		}
+		var err error
+		if len(j.Parts) == 0 {
+			err = b.DeleteJob(seller)
+		} else {
+			err = b.PutJob(&j)
+		}
+		if err != nil {
+			return err
+		}
+		changed = append(changed, j)
+	}
+	var joined feeds.FieldMask
+	for _, in := range a.tables {
+		joined |= in.Joined.Fields()
+	}
+	whole := state.Job{SellerID: partitionJob, Parts: []state.JobPart{{Partition: part}}, Changed: uint64(joined)}
+	if pending, ok := a.jobs[partitionJob]; ok {
+		whole.Parts = append(slices.DeleteFunc(slices.Clone(pending.Parts), func(jp state.JobPart) bool { return jp.Partition == part }), whole.Parts...)
+		slices.SortFunc(whole.Parts, func(x, y state.JobPart) int { return int(x.Partition) - int(y.Partition) })
+	}
+	if err := b.PutJob(&whole); err != nil {
+		return err
+	}
+	if err := b.Commit(true); err != nil {
+		return err
+	}
+	for _, j := range changed {
+		if len(j.Parts) == 0 {
+			a.dropJob(j.SellerID)
+		} else {
+			*a.jobs[j.SellerID] = j
+		}
+	}
+	a.putJob(whole)
+	return nil
+}
