@@ -75,7 +75,7 @@ type Applier struct {
 	touched    []touchedOffer
 	touchedIdx map[touchKey]int
 	clBuf      []byte
-	joiner *Joiner // joined table records, by key, as of the batch being built
+	joiner     *Joiner // joined table records, by key, as of the batch being built
 
 	partitions  []int32 // owned offers partitions, sorted
 	storedParts []int32 // partitions with a stored offset at start (lazily read)

@@ -7,24 +7,24 @@ import (
 // Metrics are the processor's Prometheus metrics, registered on the
 // registerer passed to NewMetrics (never the global default).
 type Metrics struct {
-	consumed      *prometheus.CounterVec
-	rejected      *prometheus.CounterVec
-	stale         *prometheus.CounterVec
-	eventsEntries *prometheus.CounterVec
-	eventsSent    prometheus.Counter
-	rejectsSent   prometheus.Counter
-	outboxAdded   prometheus.Counter
-	outboxDepth   prometheus.Gauge
-	latency       prometheus.Histogram
-	lag           *prometheus.GaugeVec
-	committed     *prometheus.GaugeVec
-	members       *prometheus.GaugeVec
-	jobsPending   prometheus.Gauge
-	produceErrors prometheus.Counter
-	unproducible  prometheus.Counter
+	consumed       *prometheus.CounterVec
+	rejected       *prometheus.CounterVec
+	stale          *prometheus.CounterVec
+	eventsEntries  *prometheus.CounterVec
+	eventsSent     prometheus.Counter
+	rejectsSent    prometheus.Counter
+	outboxAdded    prometheus.Counter
+	outboxDepth    prometheus.Gauge
+	latency        prometheus.Histogram
+	lag            *prometheus.GaugeVec
+	committed      *prometheus.GaugeVec
+	members        *prometheus.GaugeVec
+	jobsPending    prometheus.Gauge
+	produceErrors  prometheus.Counter
+	unproducible   prometheus.Counter
 	restoredOffers prometheus.Counter
-	ready         prometheus.Gauge
-	feedErrors    *prometheus.CounterVec
+	ready          prometheus.Gauge
+	feedErrors     *prometheus.CounterVec
 }
 
 // NewMetrics creates and registers the processor metrics.
