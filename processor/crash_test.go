@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -156,7 +157,9 @@ func crashRecovery(t *testing.T, instanceID string) {
 
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin, "run", "-config", cfgPath, "-log-level", "warn")
-		cmd.Env = os.Environ()
+		// The seed variable is the test's: the child would refuse it as an
+		// unknown FEEDMILL_ config key.
+		cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "FEEDMILL_CRASH_SEED=") })
 		cmd.Stderr = &testWriter{t: t}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
