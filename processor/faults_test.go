@@ -327,3 +327,96 @@ func TestExecErrorStopsTheApp(t *testing.T) {
 		t.Fatalf("app Run: %v, want the applier's error", err)
 	}
 }
+
+// A state dir the changelog has never seen (one from before the changelog,
+// or a changelog deleted) is copied into it at start, so a new owner of
+// its partitions restores every offer, not only those changed since.
+func TestChangelogSeededFromLocalState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	ctx := context.Background()
+	env := testenv.New(t, allTopics...)
+	example, templates := synth.ExampleFeeds()
+	cfg := testConfig(t, env, example, templates)
+	cfg.Kafka.InstanceID = "host-a"
+	gen, err := synth.New(13, synth.Options{Offers: 1500, Sellers: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serde := records.NewSerde(env.Registry(t))
+	prod, err := synth.NewProducer(ctx, env.Client(t, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil))), serde, cfg.Kafka.Topics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gen.Initial(func(ch synth.Change) error { return prod.Produce(ctx, ch) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	run := startPipeline(t, env, cfg, testLogger(t))
+	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
+	want, err := run.Store.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.Stop()
+	// The changelog is lost; the state dir is not.
+	adm := kadm.NewClient(env.Client(t))
+	if _, err := adm.DeleteTopics(ctx, cfg.Kafka.Topics.Changelog); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		md, err := adm.Metadata(ctx, cfg.Kafka.Topics.Changelog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if td, ok := md.Topics[cfg.Kafka.Topics.Changelog]; !ok || td.Err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the changelog topic was not deleted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	run = startPipeline(t, env, cfg, testLogger(t))
+	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
+	for deadline := time.Now().Add(time.Minute); ; { // every partition copied
+		ends, err := adm.ListEndOffsets(ctx, cfg.Kafka.Topics.Changelog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copied := 0
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Offset > 0 {
+				copied++
+			}
+		})
+		if copied == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 4 partitions copied into the changelog", copied)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	run.Stop()
+	// A new owner (an empty state dir) restores it all from the changelog.
+	fresh := *cfg
+	fresh.State.Dir = t.TempDir()
+	run = startPipeline(t, env, &fresh, testLogger(t))
+	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
+	got, err := run.Store.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := gatheredValue(t, run.Registry, "feedmill_restored_offers_total"); n < 1500 {
+		t.Errorf("restored %v offers, want the whole catalog (1500)", n)
+	}
+	for _, f := range example {
+		if got[f.ID] != want[f.ID] {
+			t.Errorf("feed %s: %d members before, %d after the restore", f.ID, want[f.ID], got[f.ID])
+		}
+	}
+}

@@ -177,20 +177,32 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 			continue
 		}
 		var batch []sent
-		n, err := r.store.ScanOutbox(p, from, r.MaxBatch, func(seq uint64, o *state.OutboxRecord) error {
-			rec := &kgo.Record{Topic: o.Topic, Key: slices.Clone(o.Key), Value: slices.Clone(o.Value)}
-			for _, h := range o.Headers {
-				rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: slices.Clone(h.Value)})
+		var n int
+		var err error
+		// A round takes whole batches: when the window ends inside the
+		// first batch (one batch can hold more records than MaxBatch),
+		// it grows until it holds that batch's end.
+		for limit := r.MaxBatch; ; limit *= 2 {
+			batch = batch[:0]
+			n, err = r.store.ScanOutbox(p, from, limit, func(seq uint64, o *state.OutboxRecord) error {
+				rec := &kgo.Record{Topic: o.Topic, Key: slices.Clone(o.Key), Value: slices.Clone(o.Value)}
+				for _, h := range o.Headers {
+					rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: slices.Clone(h.Value)})
+				}
+				ph, isEnd := phaseOutput, false
+				if r.ChangelogTopic != "" && o.Topic == r.ChangelogTopic {
+					rec.Partition = o.Partition
+					ph = phaseState
+					isEnd = string(o.Key) == string(state.ChangelogOffsetKey)
+				}
+				batch = append(batch, sent{seq: seq, rec: rec, srcMs: o.SourceTimeMs, phase: ph, batchEnd: isEnd})
+				return nil
+			})
+			if err != nil || n < limit || r.ChangelogTopic == "" || p == state.TablePartition ||
+				slices.ContainsFunc(batch, func(s sent) bool { return s.batchEnd }) {
+				break
 			}
-			ph, isEnd := phaseOutput, false
-			if r.ChangelogTopic != "" && o.Topic == r.ChangelogTopic {
-				rec.Partition = o.Partition
-				ph = phaseState
-				isEnd = string(o.Key) == string(state.ChangelogOffsetKey)
-			}
-			batch = append(batch, sent{seq: seq, rec: rec, srcMs: o.SourceTimeMs, phase: ph, batchEnd: isEnd})
-			return nil
-		})
+		}
 		if err != nil {
 			scanErr = fmt.Errorf("relay outbox of partition %d: %w", p, err)
 			break
@@ -201,7 +213,7 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 			r.mu.Unlock()
 			continue
 		}
-		if n == r.MaxBatch && r.ChangelogTopic != "" && p != state.TablePartition {
+		if n == len(batch) && n >= r.MaxBatch && r.ChangelogTopic != "" && p != state.TablePartition {
 			// Cut inside a batch: its events come before its changelog
 			// records, some of which are beyond the cut. Keep the whole
 			// batches: each ends with its offset record (state first).

@@ -69,6 +69,14 @@ func (p *Pipeline) restoreAssigned(ctx context.Context, base []kgo.Opt, parts []
 			c = -1
 		}
 		if !partial && !othersWrote && !needsRestore(local, has, c) {
+			if has && clEnds[part] == 0 {
+				// Local state the changelog has never seen (a state dir
+				// from before the changelog, or a changelog deleted):
+				// copy it in first, or its next owner would miss it.
+				if err := p.seedChangelog(ctx, base, part, local); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		if _, _, err := p.restorePartition(ctx, base, part); err != nil {
@@ -196,6 +204,65 @@ func (p *Pipeline) supersedeTail(ctx context.Context, base []kgo.Opt, part int32
 		last = max(last, r.Record.Offset)
 	}
 	return last, nil
+}
+
+// seedChangelog writes every offer of partition part (its stored value
+// and membership) to the changelog, then the stored offset, as one batch.
+func (p *Pipeline) seedChangelog(ctx context.Context, base []kgo.Opt, part int32, offset int64) error {
+	topic := p.cfg.Kafka.Topics.Changelog
+	cl, err := kgo.NewClient(append(slices.Clone(base), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchMaxBytes(p.changelogBatchBytes()))...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	b := p.store.NewBatch() // read-only
+	defer b.Close()
+	var recs []*kgo.Record
+	last := int64(-1)
+	flush := func() error {
+		res := cl.ProduceSync(ctx, recs...)
+		if err := res.FirstErr(); err != nil {
+			return fmt.Errorf("copy partition %d's state into the changelog: %w", part, err)
+		}
+		for _, r := range res {
+			last = max(last, r.Record.Offset)
+		}
+		recs = recs[:0]
+		return nil
+	}
+	after, n := "", 0
+	for {
+		var ids []string
+		k, err := b.ScanOffers(part, after, 1000, func(id string) error { ids = append(ids, id); return nil })
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			val, ok, err := b.AppendChangelogOffer(nil, part, id, 0, nil)
+			if err != nil {
+				return err
+			}
+			if ok {
+				recs = append(recs, &kgo.Record{Topic: topic, Partition: part, Key: state.ChangelogOfferKey(nil, id), Value: val})
+			}
+		}
+		n += len(ids)
+		if k < 1000 {
+			break
+		}
+		after = ids[len(ids)-1]
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	recs = append(recs, &kgo.Record{Topic: topic, Partition: part, Key: slices.Clone(state.ChangelogOffsetKey),
+		Value: state.AppendChangelogOffset(nil, offset)})
+	if err := flush(); err != nil {
+		return err
+	}
+	p.logger.Info("copied a partition's state into the changelog", zap.Int32("partition", part), zap.Int("offers", n))
+	return p.store.SetChangelogWritten(part, last)
 }
 
 // readChangelog reads changelog partition part from its start to its end.
