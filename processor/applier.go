@@ -75,6 +75,8 @@ type Applier struct {
 	touched    []touchedOffer
 	touchedIdx map[touchKey]int
 	clBuf      []byte
+	clKey      []byte
+	clParts    []int32
 	joiner     *Joiner // joined table records, by key, as of the batch being built
 
 	partitions  []int32 // owned offers partitions, sorted
@@ -765,24 +767,26 @@ func (a *Applier) stageChangelog(b *state.Batch) error {
 		for _, e := range t.events {
 			// The events first, each in its own record: an offer record
 			// in the changelog implies the events before it are there.
-			b.AddOutbox(t.p, &state.OutboxRecord{Topic: a.changelog, Partition: t.p,
-				Key: state.ChangelogEventKey(nil, e.seq), Value: e.enc})
+			a.clKey = state.ChangelogEventKey(a.clKey[:0], e.seq)
+			b.AddOutbox(t.p, &state.OutboxRecord{Topic: a.changelog, Partition: t.p, Key: a.clKey, Value: e.enc})
 		}
 		val, ok, err := b.AppendChangelogOffer(a.clBuf[:0], t.p, t.id, 0, nil)
 		if err != nil {
 			return fmt.Errorf("changelog record of offer %q: %w", t.id, err)
 		}
 		a.clBuf = val
-		rec := &state.OutboxRecord{Topic: a.changelog, Partition: t.p, Key: state.ChangelogOfferKey(nil, t.id)}
+		a.clKey = state.ChangelogOfferKey(a.clKey[:0], t.id)
+		rec := state.OutboxRecord{Topic: a.changelog, Partition: t.p, Key: a.clKey}
 		if ok {
 			rec.Value = val
 		}
-		b.AddOutbox(t.p, rec)
+		b.AddOutbox(t.p, &rec) // encodes a copy: the buffers are reused
 	}
 	// Each partition the batch wrote ends with its offset record: the
 	// relay cuts its rounds after one, so a round never holds a batch's
 	// events without all of its changelog records.
-	var parts []int32
+	parts := a.clParts[:0]
+	defer func() { a.clParts = parts }()
 	for i := range a.touched {
 		if p := a.touched[i].p; p >= 0 && !slices.Contains(parts, p) {
 			parts = append(parts, p)
@@ -807,8 +811,8 @@ func (a *Applier) stageChangelog(b *state.Batch) error {
 			}
 		}
 		if ok { // a partition with offers has a stored offset
-			b.AddOutbox(p, &state.OutboxRecord{Topic: a.changelog, Partition: p,
-				Key: state.ChangelogOffsetKey, Value: state.AppendChangelogOffset(nil, next)})
+			a.clBuf = state.AppendChangelogOffset(a.clBuf[:0], next)
+			b.AddOutbox(p, &state.OutboxRecord{Topic: a.changelog, Partition: p, Key: state.ChangelogOffsetKey, Value: a.clBuf})
 		}
 	}
 	return nil
