@@ -610,6 +610,11 @@ func (p *Pipeline) changePartitions(ctx context.Context, add, remove []int32) {
 	if err != nil {
 		return // ctx ended: shutting down
 	}
+	if len(remove) > 0 && p.relay != nil {
+		// A revoke returns (and the partitions move) only once no round
+		// of ours still sends their records.
+		p.relay.Quiesce()
+	}
 	if len(add) > 0 || len(remove) > 0 {
 		p.logger.Info("offers partitions changed", zap.Int32s("assigned", add), zap.Int32s("revoked", remove))
 	}

@@ -40,6 +40,8 @@ type Relay struct {
 	metrics *Metrics
 	logger  *zap.Logger
 
+	// roundMu is held for a whole round (Quiesce waits for it).
+	roundMu sync.Mutex
 	mu      sync.Mutex
 	relayed map[int32]uint64 // next outbox seq to relay, per partition
 	// rejected holds, per partition, the outbox records already sent to
@@ -158,6 +160,8 @@ const (
 // a later round, which produces them again. It returns how many records
 // were settled, and the first retriable failure.
 func (r *Relay) round(ctx context.Context) (int, error) {
+	r.roundMu.Lock()
+	defer r.roundMu.Unlock()
 	defer func() { r.metrics.outboxDepth.Set(float64(r.store.OutboxDepth())) }()
 	parts := r.store.OutboxPartitions()
 	slices.Sort(parts)
@@ -349,6 +353,14 @@ func (r *Relay) wasRejected(p int32, seq uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.rejected[p][seq]
+}
+
+// Quiesce waits until the round in flight (if any) has finished. After a
+// partition stops being owned, it returns once nothing of it is being
+// sent: the next owner can restore it without a late write of ours.
+func (r *Relay) Quiesce() {
+	r.roundMu.Lock()
+	defer r.roundMu.Unlock() // nothing to do while held: waiting was the point
 }
 
 // ResetPartition forgets how far partition p was relayed (its outbox was
