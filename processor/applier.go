@@ -532,9 +532,20 @@ func (a *Applier) applyOffer(ctx context.Context, b *state.Batch, r *kgo.Record,
 		return nil
 	}
 	if !a.budget.Fits(&a.offer) {
-		// Stored (state follows the source), in no feed (evaluateChanged
-		// applies the size rule), and reported.
+		// Too large to announce, or to keep in the changelog: reported,
+		// and treated as deleted with its version (a later, smaller
+		// version brings it back; an older or equal one stays out).
 		a.rejectTooLarge(b, p, r, a.budget.tooLargeReason(&a.offer))
+		if pres != state.Live {
+			return b.DeleteOffer(p, id, a.offer.Version, now)
+		}
+		if err := b.DeleteIndex(p, a.prev.SellerID, id); err != nil {
+			return err
+		}
+		if err := b.DeleteOffer(p, id, a.offer.Version, now); err != nil {
+			return err
+		}
+		return a.evaluate(b, p, id, nil, records.CauseChange, r.Timestamp.UnixMilli(), now)
 	}
 	if err := b.PutOffer(p, &a.offer); err != nil {
 		return err
@@ -553,9 +564,7 @@ func (a *Applier) applyOffer(ctx context.Context, b *state.Batch, r *kgo.Record,
 		return err
 	}
 	changed := feeds.FieldsAll
-	// An offer that was over the size rule is in no feed whatever its
-	// fields: coming back, it is evaluated whole.
-	if pres == state.Live && a.budget.Fits(&a.prev) {
+	if pres == state.Live {
 		// Only what the change touched is re-evaluated. The seller and
 		// rating are the current ones for both views: their own changes
 		// are re-evaluated by seller jobs.

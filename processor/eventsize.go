@@ -13,10 +13,11 @@ import (
 //   - a seller or rating record larger than tableRecordMax is rejected;
 //   - an offer whose encoding, with its id repeated in the key, event_id
 //     and offer_id, is larger than what the budget leaves for it is
-//     "not renderable": it is in no feed (its members get a REMOVE, with
-//     no offer in the event), and the input record goes to the rejects
-//     topic with the reason, its value left out. A later, smaller version
-//     brings it back like a new offer.
+//     "not renderable": it is treated as deleted with its version (its
+//     members get a REMOVE, with no offer in the event; nothing of it is
+//     kept, so the changelog's records stay small too), and the input
+//     record goes to the rejects topic with the reason, its value left
+//     out. A later, smaller version brings it back like a new offer.
 //
 // The budget reserves room for the rest of the largest possible event:
 // every (feed, destination) entry twice over (an event also removes feeds

@@ -130,6 +130,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	producer, err := kgo.NewClient(append(slices.Clone(base),
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.RecordRetries(10),
+		kgo.RecordDeliveryTimeout(20*time.Second), // bounds a round, so a revoke (Relay.Quiesce) is bounded
 		// One batch never exceeds what the topics accept (checkCluster);
 		// a larger record fails alone, before buffering, and the relay
 		// sends it to rejects.
@@ -145,6 +146,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	clProducer, err := kgo.NewClient(append(slices.Clone(base),
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.RecordRetries(10),
+		kgo.RecordDeliveryTimeout(20*time.Second),
 		kgo.ProducerBatchMaxBytes(p.changelogBatchBytes()),
 		kgo.MaxBufferedRecords(50000),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -456,7 +458,7 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 		// owned: until then neither the applier nor the relay touches it.
 		// kgo calls this, with the group's committed offsets, before it
 		// fetches them; Callbacks use Run's ctx (see below).
-		kgo.AdjustFetchOffsetsFn(func(_ context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+		kgo.AdjustFetchOffsetsFn(func(actx context.Context, offs map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 			added := make([]int32, 0, len(offs[topic]))
 			committed := map[int32]int64{}
 			for part, o := range offs[topic] {
@@ -464,10 +466,15 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 				committed[part] = o.EpochOffset().Offset
 			}
 			slices.Sort(added)
-			if err := p.restoreAssigned(ctx, base, added, committed); err != nil {
-				if ctx.Err() == nil {
+			// actx ends when the session starts revoking: a restore that
+			// outlives its assignment does not make the partition ours.
+			if err := p.restoreAssigned(actx, base, added, committed); err != nil {
+				if ctx.Err() == nil && actx.Err() == nil {
 					p.restoreErr.Store(&err)
 				}
+				return nil, err
+			}
+			if err := actx.Err(); err != nil {
 				return nil, err
 			}
 			p.changePartitions(ctx, added, nil)

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -166,6 +167,7 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 	parts := r.store.OutboxPartitions()
 	slices.Sort(parts)
 	batches := map[int32][]sent{}
+	taken := map[int32][]sent{} // follow-up records taken for this round
 	var scanErr error
 	for _, p := range parts {
 		if p != state.TablePartition && r.Owns != nil && !r.Owns(p) {
@@ -230,7 +232,9 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 			}
 		}
 		// Before the round's batches, so they come before a batch end.
-		batch = append(r.takeAcked(p, batch[0].seq), batch...)
+		acks := r.takeAcked(p, batch[0].seq)
+		taken[p] = acks
+		batch = append(acks, batch...)
 		batches[p] = batch
 	}
 	failed := map[int32]error{}
@@ -242,7 +246,7 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 			}
 			for i := range batch {
 				s := &batch[i]
-				if s.phase != ph || r.wasRejected(p, s.seq) {
+				if s.phase != ph || (!s.watermark && r.wasRejected(p, s.seq)) {
 					continue
 				}
 				wg.Add(1)
@@ -276,6 +280,7 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 			if first == nil {
 				first = err
 			}
+			r.putBackAcked(p, taken[p])
 			continue
 		}
 		last := batch[len(batch)-1].seq
@@ -337,6 +342,24 @@ func (r *Relay) takeAcked(p int32, seq uint64) []sent {
 	return out
 }
 
+// putBackAcked returns the follow-up records of a failed round to the
+// partition's next one.
+func (r *Relay) putBackAcked(p int32, acks []sent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range acks {
+		k := s.rec.Key
+		switch {
+		case len(k) == 9 && k[0] == state.ChangelogKindEvent:
+			r.ackedEvents[p] = append(r.ackedEvents[p], binary.BigEndian.Uint64(k[1:]))
+		case string(k) == string(state.ChangelogAckedKey):
+			if w, err := state.DecodeChangelogAcked(s.rec.Value); err == nil && w > r.ackedNext[p] {
+				r.ackedNext[p] = w
+			}
+		}
+	}
+}
+
 // maxChangelogOffset is the highest offset Kafka gave the batch's
 // changelog records (-1: none).
 func maxChangelogOffset(batch []sent) int64 {
@@ -392,7 +415,11 @@ func (r *Relay) settle(ctx context.Context, p int32, batch []sent, ph int) error
 				continue
 			}
 		}
-		if !permanent(s.err) {
+		if !permanent(s.err) || s.phase != phaseOutput {
+			// A changelog record is never sent to rejects: the batch's
+			// events must not go out without it. The size rule keeps
+			// every changelog record within the topic's limit; a refusal
+			// stops the partition and shows in produce errors.
 			return fmt.Errorf("produce outbox %d/%d to %q: %w", p, s.seq, s.rec.Topic, s.err)
 		}
 		cause := s.err

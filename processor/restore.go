@@ -79,6 +79,20 @@ func (p *Pipeline) restoreAssigned(ctx context.Context, base []kgo.Opt, parts []
 			}
 			continue
 		}
+		if has && !partial && clEnds[part] > 0 {
+			// A changelog with no whole batch holds only an unfinished
+			// one (an interrupted copy of this state): copy again.
+			lastEnd, err := lastBatchEnd(ctx, base, p.cfg.Kafka.Topics.Changelog, part, clEnds[part])
+			if err != nil {
+				return err
+			}
+			if lastEnd < 0 {
+				if err := p.seedChangelog(ctx, base, part, local); err != nil {
+					return err
+				}
+				continue
+			}
+		}
 		if _, _, err := p.restorePartition(ctx, base, part); err != nil {
 			return err
 		}

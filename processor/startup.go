@@ -124,8 +124,12 @@ func (p *Pipeline) ensureChangelog(ctx context.Context, adm *kadm.Client, partit
 		}
 		return nil
 	}
-	compact, maxBytes := "compact", strconv.Itoa(int(p.changelogBatchBytes()))
-	resp, err := adm.CreateTopic(ctx, partitions, -1, map[string]*string{"cleanup.policy": &compact, "max.message.bytes": &maxBytes}, topic)
+	// min.compaction.lag.ms keeps the records of an unfinished batch
+	// (which a restore skips) from compacting away the last whole value
+	// of their keys before the partition's next owner supersedes them.
+	compact, maxBytes, lag := "compact", strconv.Itoa(int(p.changelogBatchBytes())), "3600000"
+	resp, err := adm.CreateTopic(ctx, partitions, -1, map[string]*string{"cleanup.policy": &compact,
+		"max.message.bytes": &maxBytes, "min.compaction.lag.ms": &lag}, topic)
 	if err == nil {
 		err = resp.Err
 	}
