@@ -52,7 +52,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "feedmill_outbox_added_total", Help: "Records committed to the outbox.",
 		}),
 		outboxDepth: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "feedmill_outbox_depth", Help: "Records committed to the outbox and not yet acknowledged by Kafka.",
+			Name: "feedmill_outbox_depth", Help: "Records committed to the outbox of the partitions this instance relays and not yet acknowledged by Kafka.",
 		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "feedmill_change_to_event_seconds",
@@ -69,7 +69,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "feedmill_feed_members", Help: "Live member count per feed.",
 		}, []string{"feed"}),
 		jobsPending: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "feedmill_seller_jobs_pending", Help: "Seller/rating re-evaluations not finished.",
+			Name: "feedmill_seller_jobs_pending", Help: "Seller/rating re-evaluations not finished in the partitions this instance owns.",
 		}),
 		produceErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "feedmill_produce_errors_total", Help: "Failed attempts to produce outbox records (retried).",

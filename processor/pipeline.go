@@ -232,7 +232,9 @@ func (p *Pipeline) runApplier(ctx context.Context) error {
 		default:
 		}
 		pending := p.applier.PendingJobs() > 0 && p.assigned.Load()
-		p.metrics.jobsPending.Set(float64(p.applier.StoredJobs()))
+		// Jobs that can progress here: parts waiting for partitions owned
+		// elsewhere are that owner's to run.
+		p.metrics.jobsPending.Set(float64(p.applier.PendingJobs()))
 		if pending {
 			// One job chunk per input batch: seller changes progress
 			// under sustained input instead of waiting for an idle moment.

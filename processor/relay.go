@@ -163,7 +163,7 @@ const (
 func (r *Relay) round(ctx context.Context) (int, error) {
 	r.roundMu.Lock()
 	defer r.roundMu.Unlock()
-	defer func() { r.metrics.outboxDepth.Set(float64(r.store.OutboxDepth())) }()
+	defer func() { r.metrics.outboxDepth.Set(float64(r.store.OutboxDepthOf(r.relays))) }()
 	parts := r.store.OutboxPartitions()
 	slices.Sort(parts)
 	batches := map[int32][]sent{}
@@ -376,6 +376,13 @@ func (r *Relay) wasRejected(p int32, seq uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.rejected[p][seq]
+}
+
+// relays reports whether the relay sends partition p's outbox: the
+// partitions it owns and the table partition. The depth metric counts
+// only those (another owner sends the rest).
+func (r *Relay) relays(p int32) bool {
+	return p == state.TablePartition || r.Owns == nil || r.Owns(p)
 }
 
 // Quiesce waits until the round in flight (if any) has finished. After a

@@ -451,11 +451,18 @@ func (s *Store) DeleteOutbox(p int32, from, to uint64) error {
 // OutboxDepth returns the number of records committed to the outbox and
 // not yet deleted (acknowledged by Kafka or sent to rejects), from the
 // store's own per-partition bounds: it is right whatever the relay did.
-func (s *Store) OutboxDepth() int64 {
+func (s *Store) OutboxDepth() int64 { return s.OutboxDepthOf(nil) }
+
+// OutboxDepthOf is OutboxDepth over the partitions for which keep reports
+// true (nil: all).
+func (s *Store) OutboxDepthOf(keep func(p int32) bool) int64 {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	var n int64
 	for p, next := range s.nextOutbox {
+		if keep != nil && !keep(p) {
+			continue
+		}
 		head := s.headOutbox[p]
 		if rs := s.restoredOutbox[p]; len(rs) > 0 {
 			i, _ := slices.BinarySearch(rs, head)
