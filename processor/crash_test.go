@@ -128,18 +128,7 @@ func crashRecovery(t *testing.T, instanceID string) {
 		t.Fatalf("written config does not load: %v", err)
 	}
 
-	gen, err := synth.New(int64(seed), synth.Options{Offers: 8000, Sellers: 30})
-	if err != nil {
-		t.Fatal(err)
-	}
-	serde := records.NewSerde(env.Registry(t))
-	prod, err := synth.NewProducer(ctx, env.Client(t), serde, cfg.Kafka.Topics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gen.Initial(func(ch synth.Change) error { return prod.Produce(ctx, ch) }); err != nil {
-		t.Fatal(err)
-	}
+	gen, prod, serde := apptest.ProduceCatalog(t, env, cfg.Kafka.Topics, int64(seed), synth.Options{Offers: 8000, Sellers: 30})
 	ops := map[synth.Op]int{}
 	produce := func(n int) {
 		for range n {

@@ -17,6 +17,7 @@ import (
 	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/feeds"
 	"github.com/feedmill/feedmill/internal/app"
+	"github.com/feedmill/feedmill/internal/apptest"
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/internal/synth"
 	"github.com/feedmill/feedmill/internal/testenv"
@@ -87,19 +88,8 @@ func TestOversizedOfferAmongTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gen, err := synth.New(7, synth.Options{Offers: 1500, Sellers: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	serde := records.NewSerde(env.Registry(t))
-	client := env.Client(t, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)), kgo.ProducerBatchMaxBytes(8<<20))
-	prod, err := synth.NewProducer(ctx, client, serde, cfg.Kafka.Topics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gen.Initial(func(ch synth.Change) error { return prod.Produce(ctx, ch) }); err != nil {
-		t.Fatal(err)
-	}
+	gen, prod, serde := apptest.ProduceCatalog(t, env, cfg.Kafka.Topics, 7, synth.Options{Offers: 1500, Sellers: 10},
+		kgo.ProducerBatchMaxBytes(8<<20))
 	run := startPipeline(t, env, cfg, testLogger(t))
 	for range 1500 {
 		if err := prod.Produce(ctx, gen.Next()); err != nil {
@@ -192,7 +182,7 @@ func TestEmptyStateDirRebuildsUnderExistingGroup(t *testing.T) {
 	// config survives it; one persisted in the lost dir would make the
 	// group wait for the old member's session timeout first).
 	cfg.Kafka.InstanceID = "host-a"
-	produceCatalog(t, env, cfg, 11, 2000)
+	apptest.ProduceCatalog(t, env, cfg.Kafka.Topics, 11, synth.Options{Offers: 2000, Sellers: 10})
 	run := startPipeline(t, env, cfg, testLogger(t))
 	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
 	first, err := run.Store.Counts()
@@ -326,7 +316,7 @@ func TestChangelogSeededFromLocalState(t *testing.T) {
 	example, templates := synth.ExampleFeeds()
 	cfg := testConfig(t, env, example, templates)
 	cfg.Kafka.InstanceID = "host-a"
-	produceCatalog(t, env, cfg, 13, 1500)
+	apptest.ProduceCatalog(t, env, cfg.Kafka.Topics, 13, synth.Options{Offers: 1500, Sellers: 10})
 	run := startPipeline(t, env, cfg, testLogger(t))
 	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
 	want, err := run.Store.Counts()
@@ -390,27 +380,5 @@ func TestChangelogSeededFromLocalState(t *testing.T) {
 		if got[f.ID] != want[f.ID] {
 			t.Errorf("feed %s: %d members before, %d after the restore", f.ID, want[f.ID], got[f.ID])
 		}
-	}
-}
-
-// produceCatalog produces a synthetic catalog of n offers (10 sellers)
-// from seed to cfg's topics.
-func produceCatalog(t *testing.T, env *testenv.Env, cfg *config.Config, seed int64, n int) {
-	t.Helper()
-	ctx := context.Background()
-	gen, err := synth.New(seed, synth.Options{Offers: n, Sellers: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	serde := records.NewSerde(env.Registry(t))
-	prod, err := synth.NewProducer(ctx, env.Client(t, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil))), serde, cfg.Kafka.Topics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gen.Initial(func(ch synth.Change) error { return prod.Produce(ctx, ch) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := prod.Flush(ctx); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/feeds"
+	"github.com/feedmill/feedmill/internal/apptest"
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/internal/synth"
 	"github.com/feedmill/feedmill/internal/testenv"
@@ -65,21 +66,7 @@ func TestThreeInstances(t *testing.T) {
 	base.FullPass.Interval = 0
 	base.Kafka.SessionTimeout = kfakeMinSessionTimeout
 
-	gen, err := synth.New(int64(seed), synth.Options{Offers: 6000, Sellers: 30})
-	if err != nil {
-		t.Fatal(err)
-	}
-	serde := records.NewSerde(env.Registry(t))
-	prod, err := synth.NewProducer(ctx, env.Client(t), serde, base.Kafka.Topics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gen.Initial(func(ch synth.Change) error { return prod.Produce(ctx, ch) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := prod.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	gen, prod, serde := apptest.ProduceCatalog(t, env, base.Kafka.Topics, int64(seed), synth.Options{Offers: 6000, Sellers: 30})
 
 	// produce sends n changes in flushed batches of 100, paced so that
 	// the steps a phase runs happen while the stream flows. It runs on

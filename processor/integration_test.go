@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/feedmill/feedmill/feeds"
+	"github.com/feedmill/feedmill/internal/apptest"
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/internal/synth"
 	"github.com/feedmill/feedmill/internal/testenv"
@@ -110,22 +111,7 @@ func TestStreamEndToEnd(t *testing.T) {
 	}
 
 	// A catalog where each seller has hundreds of offers.
-	gen, err := synth.New(42, synth.Options{Offers: 4000, Sellers: 12, HostileFraction: 0.02})
-	if err != nil {
-		t.Fatal(err)
-	}
-	serde := records.NewSerde(env.Registry(t))
-	prod, err := synth.NewProducer(ctx, env.Client(t, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil))), serde, cfg.Kafka.Topics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Log("producer ready")
-	if err := gen.Initial(func(ch synth.Change) error { return prod.Produce(ctx, ch) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := prod.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	gen, prod, serde := apptest.ProduceCatalog(t, env, cfg.Kafka.Topics, 42, synth.Options{Offers: 4000, Sellers: 12, HostileFraction: 0.02})
 
 	t.Log("initial catalog produced")
 	// Start the processor while the stream is still coming.

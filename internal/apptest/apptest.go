@@ -13,6 +13,8 @@ import (
 
 	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/internal/app"
+	"github.com/feedmill/feedmill/internal/records"
+	"github.com/feedmill/feedmill/internal/synth"
 	"github.com/feedmill/feedmill/internal/testenv"
 	"github.com/feedmill/feedmill/state"
 )
@@ -187,4 +189,30 @@ func ConsumeAll(t testing.TB, env *testenv.Env, topic string) []*kgo.Record {
 		})
 	}
 	return out
+}
+
+// ProduceCatalog makes a synthetic generator from seed and o and produces
+// its initial catalog (flushed) to topics, with a client keyed like the
+// upstream services (plus opts). It returns the generator, the producer
+// for the change stream and the serde.
+func ProduceCatalog(t testing.TB, env *testenv.Env, topics config.Topics, seed int64, o synth.Options, opts ...kgo.Opt) (*synth.Generator, *synth.Producer, *records.Serde) {
+	t.Helper()
+	ctx := context.Background()
+	gen, err := synth.New(seed, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serde := records.NewSerde(env.Registry(t))
+	cl := env.Client(t, append([]kgo.Opt{kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil))}, opts...)...)
+	prod, err := synth.NewProducer(ctx, cl, serde, topics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gen.Initial(func(ch synth.Change) error { return prod.Produce(ctx, ch) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return gen, prod, serde
 }

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
 	"github.com/feedmill/feedmill/config"
@@ -271,21 +270,7 @@ func TestFullPass(t *testing.T) {
 	cfg.FullPass.Guard = config.Guard{MaxDrop: 0.2, MaxGrowth: 1.0, MinSize: 20}
 	clk := &testClock{}
 
-	gen, err := synth.New(11, synth.Options{Offers: 3000, Sellers: 30, HostileFraction: 0.05})
-	if err != nil {
-		t.Fatal(err)
-	}
-	serde := records.NewSerde(env.Registry(t))
-	prod, err := synth.NewProducer(ctx, env.Client(t, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil))), serde, cfg.Kafka.Topics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gen.Initial(func(ch synth.Change) error { return prod.Produce(ctx, ch) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := prod.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	gen, prod, serde := apptest.ProduceCatalog(t, env, cfg.Kafka.Topics, 11, synth.Options{Offers: 3000, Sellers: 30, HostileFraction: 0.05})
 	owner := t
 	pe := startPass(t, owner, env, cfg, clk, nil)
 	seen := map[string]bool{}
