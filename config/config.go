@@ -113,6 +113,13 @@ type Processor struct {
 	// is in no feed until a smaller version arrives. It must fit the
 	// events and rejects topics' max.message.bytes (checked at start).
 	MaxEventBytes int `yaml:"max_event_bytes"` // default 1000000
+	// Workers is how many partition tasks apply input (or seller job
+	// chunks) at once: one per core uses all of them.
+	Workers int `yaml:"workers"` // default GOMAXPROCS
+	// StandbyReplicas is how many other instances keep a standby copy of
+	// each offers partition's state, following its changelog, so that a
+	// partition moving to one of them needs no restore.
+	StandbyReplicas int `yaml:"standby_replicas"` // default 0
 }
 
 // Feed is one marketing feed (docs/contract.md, Feeds).

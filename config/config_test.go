@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +113,8 @@ func TestValidateMessages(t *testing.T) {
 		{"max batch records", func(c *Config) { c.Processor.MaxBatchRecords = 0 }, "processor.max_batch_records", "must be greater than 0, got 0"},
 		{"seller chunk", func(c *Config) { c.Processor.SellerChunk = -5 }, "processor.seller_chunk", "must be greater than 0, got -5"},
 		{"max event bytes", func(c *Config) { c.Processor.MaxEventBytes = 100 }, "processor.max_event_bytes", "must be between 16384 and 67108864, got 100"},
+		{"workers", func(c *Config) { c.Processor.Workers = 0 }, "processor.workers", "must be between 1 and 256, got 0"},
+		{"standby replicas", func(c *Config) { c.Processor.StandbyReplicas = -1 }, "processor.standby_replicas", "must be between 0 and 8, got -1"},
 		{"feed id empty", func(c *Config) { c.Feeds[1].ID = "" }, "feeds[1].id", "must not be empty"},
 		{"feed id pattern", func(c *Config) { c.Feeds[1].ID = "Phones_GMC" }, "feeds[1].id", `invalid feed id "Phones_GMC": must match [a-z0-9][a-z0-9-]*`},
 		{"feed id leading dash", func(c *Config) { c.Feeds[1].ID = "-x" }, "feeds[1].id", "invalid feed id"},
@@ -204,7 +207,7 @@ func TestParseDefaults(t *testing.T) {
 			Interval: time.Hour, RefreshAfter: 672 * time.Hour,
 			Guard: Guard{MaxDrop: 0.2, MaxGrowth: 1.0, MinSize: 100},
 		},
-		Processor: Processor{MaxBatchRecords: 2000, SellerChunk: 500, MaxEventBytes: 1_000_000},
+		Processor: Processor{MaxBatchRecords: 2000, SellerChunk: 500, MaxEventBytes: 1_000_000, Workers: runtime.GOMAXPROCS(0)},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("got %+v\nwant %+v", *c, want)

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 )
 
@@ -88,6 +89,8 @@ func (c *Config) applyDefaults(p presence) {
 	setDefault(p, "processor.max_batch_records", &c.Processor.MaxBatchRecords, 2000)
 	setDefault(p, "processor.seller_chunk", &c.Processor.SellerChunk, 500)
 	setDefault(p, "processor.max_event_bytes", &c.Processor.MaxEventBytes, 1_000_000)
+	setDefault(p, "processor.workers", &c.Processor.Workers, runtime.GOMAXPROCS(0))
+	setDefault(p, "processor.standby_replicas", &c.Processor.StandbyReplicas, 0)
 }
 
 // applyKafkaDefaults fills the Kafka section at path; groupID differs

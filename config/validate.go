@@ -121,6 +121,12 @@ func (c *Config) Validate() error {
 	}
 	checkPositive(&ps, "processor.max_batch_records", c.Processor.MaxBatchRecords)
 	checkPositive(&ps, "processor.seller_chunk", c.Processor.SellerChunk)
+	if n := c.Processor.Workers; n < 1 || n > MaxWorkers {
+		ps.add("processor.workers", "must be between 1 and %d, got %d", MaxWorkers, n)
+	}
+	if n := c.Processor.StandbyReplicas; n < 0 || n > MaxStandbyReplicas {
+		ps.add("processor.standby_replicas", "must be between 0 and %d, got %d", MaxStandbyReplicas, n)
+	}
 	if n := c.Processor.MaxEventBytes; n < MinEventBytes || n > MaxEventBytes {
 		ps.add("processor.max_event_bytes", "must be between %d and %d, got %d", MinEventBytes, MaxEventBytes, n)
 	}
@@ -458,6 +464,13 @@ func checkNonNegative(ps *problems, path string, d time.Duration) {
 		ps.add(path, "must not be negative, got %s", d)
 	}
 }
+
+// MaxWorkers bounds processor.workers; MaxStandbyReplicas bounds
+// processor.standby_replicas.
+const (
+	MaxWorkers         = 256
+	MaxStandbyReplicas = 8
+)
 
 // MinEventBytes and MaxEventBytes bound processor.max_event_bytes: below
 // the minimum no realistic offer fits; above the maximum no Kafka producer
