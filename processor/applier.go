@@ -50,8 +50,14 @@ type Applier struct {
 	oldIdx      []int32
 	fp          []uint64
 	fpValid     []bool
-	counts      []int64
-	delta       []int64
+	// counts holds the live member count per feed index of each owned
+	// partition (and of any other the applier touched); deltas what the
+	// batch being built changes, delta the slice of the partition being
+	// evaluated (usePartition).
+	counts map[int32][]int64
+	deltas map[int32][]int64
+	delta  []int64
+	curP   int32
 
 	mem, next state.Membership
 	offer     records.Offer
@@ -82,12 +88,32 @@ type Applier struct {
 	partitions  []int32 // owned offers partitions, sorted
 	storedParts []int32 // partitions with a stored offset at start (lazily read)
 	partsBuf    []int32
-	jobs        map[string]*state.Job // pending seller jobs
-	jobOrder    []string
+	jobs        map[jobID]*state.Job // pending seller jobs of owned partitions
+	jobOrder    []jobID
 	jobStarts   []state.Job // jobs started by the batch being built
+	// onJobs, when set, receives the jobs a committed batch started (the
+	// pipeline hands them to the partitions' tasks); otherwise the
+	// applier keeps those of the partitions it owns.
+	onJobs func(jobs []state.Job)
+	// onTable, when set, receives each table record a committed batch
+	// changed (the pipeline updates the tasks' joiners).
+	onTable      func(j feeds.Joined, key string, rec *feeds.View)
+	tableChanges []tableChange
 
 	pendingActions [4]int64
 	offsetsSeen    []tp
+}
+
+// jobID names a seller job: a seller in one offers partition.
+type jobID struct {
+	p      int32
+	seller string
+}
+
+type tableChange struct {
+	j   feeds.Joined
+	key string
+	rec feeds.View
 }
 
 type tp struct {
@@ -125,6 +151,9 @@ type ApplierDeps struct {
 	Logger        *zap.Logger
 	// RegistryOutageLimit overrides RegistryOutageLimit (tests).
 	RegistryOutageLimit time.Duration
+	// evalErrs is the export of evaluation failures the pipeline's
+	// appliers share (nil: a new one).
+	evalErrs *evalErrors
 }
 
 // NewApplier loads the live counts and pending jobs from the store.
@@ -139,16 +168,19 @@ func NewApplier(d ApplierDeps) (*Applier, error) {
 		logger: d.Logger.Named("applier"), outageLimit: d.RegistryOutageLimit,
 		eval: d.Feeds.NewEvaluator(), member: make([]bool, n), prevMember: make([]bool, n), oldIdx: make([]int32, n),
 		fp: make([]uint64, len(d.Feeds.Templates())), fpValid: make([]bool, len(d.Feeds.Templates())),
-		counts: make([]int64, n), delta: make([]int64, n),
+		counts: map[int32][]int64{}, deltas: map[int32][]int64{}, curP: -1,
 		hasher: newFieldHasher(),
 		tables: TableInputs(d.Topics), joiner: NewJoiner(d.Serde, 0),
 		changelog: d.Topics.Changelog, touchedIdx: map[touchKey]int{},
-		jobs: map[string]*state.Job{},
+		jobs: map[jobID]*state.Job{},
 	}
 	for i := range a.oldIdx {
 		a.oldIdx[i] = -1
 	}
-	a.evalErrors = newEvalErrors(d.Metrics, d.Feeds, a.logger)
+	a.evalErrors = d.evalErrs
+	if a.evalErrors == nil {
+		a.evalErrors = newEvalErrors(d.Metrics, d.Feeds, a.logger)
+	}
 	a.evalSrc = NewEvalErrorSource(a.eval, d.Feeds)
 	var err error
 	if a.budget, err = NewEventBudget(d.Processor.MaxEventBytes, d.Feeds); err != nil {
@@ -167,59 +199,104 @@ func NewApplier(d ApplierDeps) (*Applier, error) {
 		}
 		return string(b)
 	}
-	counts, err := d.Store.Counts()
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range d.Feeds.Feeds() {
-		a.counts[f.Index] = counts[f.ID]
-		a.metrics.members.WithLabelValues(f.ID).Set(float64(a.counts[f.Index]))
-	}
-	jobs, err := d.Store.Jobs()
-	if err != nil {
-		return nil, err
-	}
-	for i := range jobs {
-		if jobs[i].All {
-			if err := a.expandJob(&jobs[i]); err != nil {
-				return nil, err
-			}
-		}
-		a.putJob(jobs[i])
-	}
 	return a, nil
 }
 
-// expandJob turns a job stored by an older version into one part per
-// partition holding the seller's offers.
-func (a *Applier) expandJob(j *state.Job) error {
-	b := a.store.NewBatch() // read-only
-	defer b.Close()
-	parts, err := a.sellerPartitions(b, j.SellerID)
-	if err != nil {
+// SetPartitions sets the offers partitions this applier owns: it loads
+// the member counts and pending jobs of those it gains (adding the counts
+// to feedmill_feed_members) and forgets those of the partitions it loses.
+func (a *Applier) SetPartitions(ps []int32) error {
+	ps = slices.Clone(ps)
+	slices.Sort(ps)
+	for _, p := range a.partitions {
+		if _, ok := slices.BinarySearch(ps, p); ok {
+			continue
+		}
+		a.addMemberMetric(a.counts[p], -1)
+		delete(a.counts, p)
+		a.jobOrder = slices.DeleteFunc(a.jobOrder, func(id jobID) bool {
+			if id.p == p {
+				delete(a.jobs, id)
+				return true
+			}
+			return false
+		})
+	}
+	var gained []int32
+	for _, p := range ps {
+		if !a.owns(p) {
+			gained = append(gained, p)
+		}
+	}
+	a.partitions = ps
+	for _, p := range gained {
+		c, err := a.loadCounts(p)
+		if err != nil {
+			return err
+		}
+		a.addMemberMetric(c, 1)
+		jobs, err := a.store.Jobs(p)
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			a.putJob(j)
+		}
+	}
+	// A partition once owned may hold state from then on: later table
+	// changes must reach it when it is owned again.
+	if _, err := a.knownPartitions(); err != nil {
 		return err
 	}
-	j.All = false
-	j.Parts = j.Parts[:0]
-	for _, p := range parts {
-		j.Parts = append(j.Parts, state.JobPart{Partition: p})
+	for _, p := range a.partitions {
+		if !slices.Contains(a.storedParts, p) {
+			a.storedParts = append(a.storedParts, p)
+		}
 	}
 	return nil
 }
 
-// SetPartitions sets the offers partitions this instance owns.
-func (a *Applier) SetPartitions(ps []int32) {
-	a.partitions = slices.Clone(ps)
-	slices.Sort(a.partitions)
-	// A partition once owned may hold state from then on: later table
-	// changes must reach it when it is owned again.
-	if _, err := a.knownPartitions(); err == nil {
-		for _, p := range a.partitions {
-			if !slices.Contains(a.storedParts, p) {
-				a.storedParts = append(a.storedParts, p)
-			}
+// loadCounts returns partition p's member counts, reading them from the
+// store the first time.
+func (a *Applier) loadCounts(p int32) ([]int64, error) {
+	if c, ok := a.counts[p]; ok {
+		return c, nil
+	}
+	stored, err := a.store.PartitionCounts(p)
+	if err != nil {
+		return nil, err
+	}
+	c := make([]int64, len(a.set.Feeds()))
+	for _, f := range a.set.Feeds() {
+		c[f.Index] = stored[f.ID]
+	}
+	a.counts[p] = c
+	return c, nil
+}
+
+func (a *Applier) addMemberMetric(c []int64, sign int64) {
+	for i, f := range a.set.Feeds() {
+		if i < len(c) && c[i] != 0 {
+			a.metrics.members.WithLabelValues(f.ID).Add(float64(sign * c[i]))
 		}
 	}
+}
+
+// usePartition points a.delta at partition p's changes in the batch.
+func (a *Applier) usePartition(p int32) error {
+	if p == a.curP && a.delta != nil {
+		return nil
+	}
+	if _, err := a.loadCounts(p); err != nil {
+		return err
+	}
+	d, ok := a.deltas[p]
+	if !ok {
+		d = make([]int64, len(a.set.Feeds()))
+		a.deltas[p] = d
+	}
+	a.curP, a.delta = p, d
+	return nil
 }
 
 func (a *Applier) owns(p int32) bool {
@@ -227,55 +304,45 @@ func (a *Applier) owns(p int32) bool {
 	return ok
 }
 
-// runnable reports whether j has a part in an owned partition.
-func (a *Applier) runnable(j *state.Job) bool {
-	for _, p := range j.Parts {
-		if a.owns(p.Partition) {
-			return true
-		}
-	}
-	return false
-}
-
-// jobPending reports whether seller has a job part in partition p.
+// jobPending reports whether seller has a job in partition p.
 func (a *Applier) jobPending(seller string, p int32) bool {
-	j, ok := a.jobs[seller]
-	if !ok {
-		return false
-	}
-	return slices.ContainsFunc(j.Parts, func(jp state.JobPart) bool { return jp.Partition == p })
+	_, ok := a.jobs[jobID{p, seller}]
+	return ok
 }
 
-// Counts returns the live member count per feed index (a copy).
-func (a *Applier) Counts() []int64 { return slices.Clone(a.counts) }
-
-// PendingJobs reports how many seller re-evaluation jobs can progress
-// now (they have a part in an owned partition).
-func (a *Applier) PendingJobs() int {
-	n := 0
-	for _, s := range a.jobOrder {
-		if a.runnable(a.jobs[s]) {
-			n++
+// Counts returns the live member count per feed index, summed over the
+// owned partitions.
+func (a *Applier) Counts() []int64 {
+	out := make([]int64, len(a.set.Feeds()))
+	for _, p := range a.partitions {
+		for i, n := range a.counts[p] {
+			out[i] += n
 		}
 	}
-	return n
+	return out
 }
 
-// StoredJobs reports how many seller re-evaluation jobs are stored,
-// including those waiting for a partition this instance does not own.
-func (a *Applier) StoredJobs() int { return len(a.jobOrder) }
+// PendingJobs reports how many seller re-evaluation jobs of owned
+// partitions are pending.
+func (a *Applier) PendingJobs() int { return len(a.jobOrder) }
 
+// putJob keeps j if its partition is owned (a restart of a pending job
+// replaces it).
 func (a *Applier) putJob(j state.Job) {
-	if _, ok := a.jobs[j.SellerID]; !ok {
-		a.jobOrder = append(a.jobOrder, j.SellerID)
+	if !a.owns(j.Partition) {
+		return
+	}
+	id := jobID{j.Partition, j.SellerID}
+	if _, ok := a.jobs[id]; !ok {
+		a.jobOrder = append(a.jobOrder, id)
 	}
 	jj := j
-	a.jobs[j.SellerID] = &jj
+	a.jobs[id] = &jj
 }
 
-func (a *Applier) dropJob(seller string) {
-	delete(a.jobs, seller)
-	if i := slices.Index(a.jobOrder, seller); i >= 0 {
+func (a *Applier) dropJob(id jobID) {
+	delete(a.jobs, id)
+	if i := slices.Index(a.jobOrder, id); i >= 0 {
 		a.jobOrder = slices.Delete(a.jobOrder, i, i+1)
 	}
 }
@@ -284,8 +351,12 @@ func (a *Applier) dropJob(seller string) {
 func (a *Applier) resetCaches() {
 	a.joiner.Reset()
 	a.clearTouched()
-	clear(a.delta)
+	for _, d := range a.deltas {
+		clear(d)
+	}
 	a.jobStarts = a.jobStarts[:0]
+	clear(a.tableChanges)
+	a.tableChanges = a.tableChanges[:0]
 	a.pendingActions = [4]int64{}
 	a.offsetsSeen = a.offsetsSeen[:0]
 }
@@ -394,10 +465,12 @@ func (a *Applier) noteOffset(topic string, p int32, next int64) {
 // what the batch did to memory and metrics.
 func (a *Applier) commit(b *state.Batch, now time.Time) error {
 	feedsList := a.set.Feeds()
-	for i, d := range a.delta {
-		if d != 0 {
-			if err := b.SetCount(feedsList[i].ID, a.counts[i]+d); err != nil {
-				return err
+	for p, delta := range a.deltas {
+		for i, d := range delta {
+			if d != 0 {
+				if err := b.SetCount(p, feedsList[i].ID, a.counts[p][i]+d); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -415,18 +488,38 @@ func (a *Applier) commit(b *state.Batch, now time.Time) error {
 		return err
 	}
 	a.clearTouched()
-	for i, d := range a.delta {
-		if d != 0 {
-			a.counts[i] += d
-			a.metrics.members.WithLabelValues(feedsList[i].ID).Set(float64(a.counts[i]))
+	for p, delta := range a.deltas {
+		owned := a.owns(p)
+		for i, d := range delta {
+			if d != 0 {
+				a.counts[p][i] += d
+				if owned {
+					a.metrics.members.WithLabelValues(feedsList[i].ID).Add(float64(d))
+				}
+			}
 		}
+		clear(delta)
 	}
-	clear(a.delta)
 	a.evalErrors.sync(a.evalSrc, now)
-	for _, j := range a.jobStarts {
-		a.putJob(j)
+	if len(a.jobStarts) > 0 {
+		if a.onJobs != nil {
+			a.onJobs(a.jobStarts)
+		}
+		for _, j := range a.jobStarts {
+			a.putJob(j)
+		}
+		a.jobStarts = a.jobStarts[:0]
 	}
-	a.jobStarts = a.jobStarts[:0]
+	if len(a.tableChanges) > 0 {
+		if a.onTable != nil {
+			for i := range a.tableChanges {
+				c := &a.tableChanges[i]
+				a.onTable(c.j, c.key, &c.rec)
+			}
+		}
+		clear(a.tableChanges)
+		a.tableChanges = a.tableChanges[:0]
+	}
 	for i, n := range a.pendingActions {
 		if n > 0 {
 			a.metrics.eventsEntries.WithLabelValues(actionNames[i]).Add(float64(n))
@@ -588,8 +681,10 @@ func (a *Applier) stale(topic string, pres state.Presence, liveVersion int64, to
 }
 
 // startJob schedules the re-evaluation of sellerID's offers for a change
-// of the fields in changed, unless no feed reads or renders any of them.
-// A job already pending for the seller restarts with both changes.
+// of the fields in changed, unless no feed reads or renders any of them:
+// one job per partition holding the seller's offers, owned or not. A job
+// already pending for the seller in a partition restarts with both
+// changes.
 func (a *Applier) startJob(b *state.Batch, sellerID string, srcMs int64, changed feeds.FieldMask) error {
 	changed &^= feeds.FieldNow
 	relevant := false
@@ -602,31 +697,46 @@ func (a *Applier) startJob(b *state.Batch, sellerID string, srcMs int64, changed
 	if !relevant {
 		return nil
 	}
-	// Every partition of this state holding the seller's offers, owned or
-	// not. A seller with no offers in state has nothing to re-evaluate (on
-	// a cold start the tables load before any offer): its offers will be
+	// A seller with no offers in state has nothing to re-evaluate (on a
+	// cold start the tables load before any offer): its offers will be
 	// evaluated with the current seller when they arrive.
 	parts, err := a.sellerPartitions(b, sellerID)
-	if err != nil || len(parts) == 0 {
+	if err != nil {
 		return err
 	}
-	j := state.Job{SellerID: sellerID, SourceTimeMs: srcMs, Changed: uint64(changed)}
 	for _, p := range parts {
-		j.Parts = append(j.Parts, state.JobPart{Partition: p})
-	}
-	if pending, ok := a.jobs[sellerID]; ok {
-		j.Changed |= pending.Changed
-		j.SourceTimeMs = min(j.SourceTimeMs, pending.SourceTimeMs)
-	}
-	for i := range a.jobStarts {
-		if a.jobStarts[i].SellerID == sellerID {
+		j := state.Job{SellerID: sellerID, Partition: p, SourceTimeMs: srcMs, Changed: uint64(changed)}
+		pending, ok, err := b.GetJob(p, sellerID)
+		if err != nil {
+			return err
+		}
+		if ok {
+			j.Changed |= pending.Changed
+			j.SourceTimeMs = min(j.SourceTimeMs, pending.SourceTimeMs)
+		}
+		if i := slices.IndexFunc(a.jobStarts, func(s state.Job) bool { return s.SellerID == sellerID && s.Partition == p }); i >= 0 {
 			j.Changed |= a.jobStarts[i].Changed
 			j.SourceTimeMs = min(j.SourceTimeMs, a.jobStarts[i].SourceTimeMs)
 			a.jobStarts[i] = j
-			return nil
+			continue
+		}
+		a.jobStarts = append(a.jobStarts, j)
+	}
+	return nil
+}
+
+// NoteKnownPartitions adds ps to the partitions that may hold state, so
+// that table changes start jobs in them (the pipeline's table applier
+// owns no partition itself).
+func (a *Applier) NoteKnownPartitions(ps []int32) error {
+	if _, err := a.knownPartitions(); err != nil {
+		return err
+	}
+	for _, p := range ps {
+		if !slices.Contains(a.storedParts, p) {
+			a.storedParts = append(a.storedParts, p)
 		}
 	}
-	a.jobStarts = append(a.jobStarts, j)
 	return nil
 }
 
@@ -712,6 +822,7 @@ func (a *Applier) applyTable(ctx context.Context, b *state.Batch, r *kgo.Record,
 			return err
 		}
 		a.joiner.Set(j, id, &feeds.View{})
+		a.tableChanges = append(a.tableChanges, tableChange{j: j, key: id})
 		return a.startJob(b, id, r.Timestamp.UnixMilli(), j.Fields())
 	}
 	var next feeds.View
@@ -733,6 +844,7 @@ func (a *Applier) applyTable(ctx context.Context, b *state.Batch, r *kgo.Record,
 		return err
 	}
 	a.joiner.Set(j, id, &next)
+	a.tableChanges = append(a.tableChanges, tableChange{j: j, key: id, rec: next})
 	var old *feeds.View
 	if pres == state.Live {
 		old = &cur

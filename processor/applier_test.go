@@ -320,7 +320,7 @@ func TestApplierSellerJobChunks(t *testing.T) {
 			t.Errorf("suspension event %v", ev)
 		}
 	}
-	if jobs, err := u.store.Jobs(); err != nil || len(jobs) != 0 {
+	if jobs, err := u.store.AllJobs(); err != nil || len(jobs) != 0 {
 		t.Errorf("jobs left: %v %v", jobs, err)
 	}
 }
@@ -389,8 +389,8 @@ func TestApplierSellerJobWaitsForUnownedPartitions(t *testing.T) {
 	if len(got) != 3 {
 		t.Fatalf("with partition 0 owned: %d events, want 3 (its offers leave trusted): %v", len(got), got)
 	}
-	if u.a.PendingJobs() != 0 || u.a.StoredJobs() != 1 {
-		t.Fatalf("pending %d (runnable) / %d (stored), want 0 / 1: the job waits for partition 1", u.a.PendingJobs(), u.a.StoredJobs())
+	if jobs, err := u.store.AllJobs(); u.a.PendingJobs() != 0 || err != nil || len(jobs) != 1 || jobs[0].Partition != 1 {
+		t.Fatalf("pending %d (owned) / %v %v (stored), want 0 / one of partition 1: the job waits for it", u.a.PendingJobs(), jobs, err)
 	}
 	if more, err := u.a.RunJobChunk(); more || err != nil {
 		t.Fatalf("RunJobChunk with nothing runnable: %v, %v", more, err)
@@ -405,7 +405,7 @@ func TestApplierSellerJobWaitsForUnownedPartitions(t *testing.T) {
 			t.Errorf("event %v, want the offer to leave trusted", ev)
 		}
 	}
-	if jobs, err := u.store.Jobs(); err != nil || len(jobs) != 0 {
+	if jobs, err := u.store.AllJobs(); err != nil || len(jobs) != 0 {
 		t.Fatalf("jobs left: %v %v", jobs, err)
 	}
 }

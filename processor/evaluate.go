@@ -26,6 +26,9 @@ func (a *Applier) evaluateChanged(b *state.Batch, p int32, id string, view *feed
 		view = nil // the size rule: in no feed, and no offer in the event
 	}
 	a.touch(p, id)
+	if err := a.usePartition(p); err != nil {
+		return err
+	}
 	if _, err := b.GetMembership(p, id, &a.mem, a.intern); err != nil {
 		return err
 	}
@@ -208,18 +211,16 @@ func (a *Applier) topicsEvents() string { return a.topics.Events }
 // previous owner's tables, not this instance's).
 const partitionJob = ""
 
-// RunJobChunk advances one runnable seller job (round robin) by up to
-// Processor.SellerChunk offers of the partitions it owns, in one committed
-// batch. Parts in partitions this instance does not own wait until it owns
-// them. It reports whether any job can progress afterwards.
+// RunJobChunk advances one pending seller job of an owned partition
+// (round robin) by up to Processor.SellerChunk offers, in one committed
+// batch. Jobs of partitions this applier does not own wait until they are
+// owned. It reports whether a job is still pending afterwards.
 func (a *Applier) RunJobChunk() (bool, error) {
-	idx := slices.IndexFunc(a.jobOrder, func(s string) bool { return a.runnable(a.jobs[s]) })
-	if idx < 0 {
+	if len(a.jobOrder) == 0 {
 		return false, nil
 	}
-	seller := a.jobOrder[idx]
-	j := *a.jobs[seller]
-	j.Parts = slices.Clone(j.Parts)
+	id := a.jobOrder[0]
+	j := *a.jobs[id]
 	budget := a.proc.SellerChunk
 	if budget <= 0 {
 		budget = 500
@@ -227,52 +228,41 @@ func (a *Applier) RunJobChunk() (bool, error) {
 	b := a.store.NewBatch()
 	defer b.Close()
 	now := a.now()
-	for budget > 0 {
-		k := slices.IndexFunc(j.Parts, func(jp state.JobPart) bool { return a.owns(jp.Partition) })
-		if k < 0 {
-			break
-		}
-		part := &j.Parts[k]
-		var last string
-		scan := func(fn func(string) error) (int, error) {
-			return b.ScanSellerOffers(part.Partition, seller, part.After, budget, fn)
-		}
-		if seller == partitionJob {
-			scan = func(fn func(string) error) (int, error) { return b.ScanOffers(part.Partition, part.After, budget, fn) }
-		}
-		n, err := scan(func(offerID string) error {
-			last = offerID
-			var o records.Offer
-			pres, _, err := b.GetOffer(part.Partition, offerID, &o)
-			if err != nil || pres != state.Live {
-				return err
-			}
-			var v feeds.View
-			if err := a.joiner.Join(b, &o, &v); err != nil {
-				return err
-			}
-			return a.evaluateChanged(b, part.Partition, offerID, &v, feeds.FieldMask(j.Changed), records.CauseChange, j.SourceTimeMs, now)
-		})
-		if err != nil {
-			a.resetCaches()
-			return true, err
-		}
-		budget -= n
-		if n > 0 {
-			part.After = last
-		}
-		if budget > 0 { // partition exhausted
-			j.Parts = slices.Delete(j.Parts, k, k+1)
-		}
+	var last string
+	scan := func(fn func(string) error) (int, error) {
+		return b.ScanSellerOffers(j.Partition, j.SellerID, j.After, budget, fn)
 	}
-	done := len(j.Parts) == 0
-	var err error
+	if j.SellerID == partitionJob {
+		scan = func(fn func(string) error) (int, error) { return b.ScanOffers(j.Partition, j.After, budget, fn) }
+	}
+	n, err := scan(func(offerID string) error {
+		last = offerID
+		var o records.Offer
+		pres, _, err := b.GetOffer(j.Partition, offerID, &o)
+		if err != nil || pres != state.Live {
+			return err
+		}
+		var v feeds.View
+		if err := a.joiner.Join(b, &o, &v); err != nil {
+			return err
+		}
+		return a.evaluateChanged(b, j.Partition, offerID, &v, feeds.FieldMask(j.Changed), records.CauseChange, j.SourceTimeMs, now)
+	})
+	if err != nil {
+		a.resetCaches()
+		return true, err
+	}
+	if n > 0 {
+		j.After = last
+	}
+	done := n < budget // the partition is exhausted
 	if done {
-		err = b.DeleteJob(seller)
+		err = b.DeleteJob(j.Partition, j.SellerID)
 	} else {
 		err = b.PutJob(&j)
 	}
 	if err != nil {
+		a.resetCaches()
 		return true, err
 	}
 	if err := a.commit(b, now); err != nil {
@@ -280,11 +270,11 @@ func (a *Applier) RunJobChunk() (bool, error) {
 		return true, err
 	}
 	if done {
-		a.dropJob(seller)
+		a.dropJob(id)
 	} else {
-		*a.jobs[seller] = j
-		// round robin between sellers
-		a.jobOrder = append(slices.Delete(a.jobOrder, idx, idx+1), seller)
+		*a.jobs[id] = j
+		// round robin between jobs
+		a.jobOrder = append(a.jobOrder[1:], id)
 	}
-	return a.PendingJobs() > 0, nil
+	return len(a.jobOrder) > 0, nil
 }

@@ -185,7 +185,7 @@ func TestEmptyStateDirRebuildsUnderExistingGroup(t *testing.T) {
 	apptest.ProduceCatalog(t, env, cfg.Kafka.Topics, 11, synth.Options{Offers: 2000, Sellers: 10})
 	run := startPipeline(t, env, cfg, testLogger(t))
 	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
-	first, err := run.Store.Counts()
+	first, err := run.Store.Counts(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestEmptyStateDirRebuildsUnderExistingGroup(t *testing.T) {
 	lost.State.Dir = t.TempDir()
 	run = startPipeline(t, env, &lost, testLogger(t))
 	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
-	second, err := run.Store.Counts()
+	second, err := run.Store.Counts(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func TestChangelogSeededFromLocalState(t *testing.T) {
 	apptest.ProduceCatalog(t, env, cfg.Kafka.Topics, 13, synth.Options{Offers: 1500, Sellers: 10})
 	run := startPipeline(t, env, cfg, testLogger(t))
 	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
-	want, err := run.Store.Counts()
+	want, err := run.Store.Counts(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +369,7 @@ func TestChangelogSeededFromLocalState(t *testing.T) {
 	fresh.State.Dir = t.TempDir()
 	run = startPipeline(t, env, &fresh, testLogger(t))
 	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
-	got, err := run.Store.Counts()
+	got, err := run.Store.Counts(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,10 +19,11 @@ const evalErrorLogEvery = time.Minute
 // custom template values, budget overruns) to feedmill_feed_errors_total
 // and logs them: at most one line per feed per evalErrorLogEvery, naming
 // the last failure (offer id and error) and how many were not logged
-// since the feed's previous line. It is not safe for concurrent use: the
-// Applier owns it and syncs once per committed batch; the full pass hands
-// its counts over through Pipeline.ReportEvalErrors.
+// since the feed's previous line. The pipeline's appliers share one and
+// sync once per committed batch; the full pass hands its counts over
+// through Pipeline.ReportEvalErrors. Safe for concurrent use.
 type evalErrors struct {
+	mu       sync.Mutex
 	set      *feeds.Set
 	counters [][feeds.NumErrorKinds]prometheus.Counter // per feed index
 	logger   *zap.Logger
@@ -68,6 +70,8 @@ func (x *evalErrors) sync(src *EvalErrorSource, now time.Time) {
 		return
 	}
 	src.total = total
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	for i, f := range x.set.Feeds() {
 		c := src.ev.FeedErrors(i)
 		var delta uint64
@@ -103,13 +107,13 @@ func (p *Pipeline) ReportEvalErrors(ctx context.Context, src *EvalErrorSource) {
 	if src.ev.ErrorTotal() == src.total {
 		return
 	}
-	_ = p.Exec(ctx, func(a *Applier) error { // fails only when ctx ends
-		a.SyncEvalErrors(src)
-		return nil
-	})
+	if ctx.Err() != nil {
+		return
+	}
+	p.applierDeps.evalErrs.sync(src, p.now())
 }
 
 // SyncEvalErrors adds what src's Evaluator counted since its last sync to
-// feedmill_feed_errors_total and logs it (rate-limited). It must run on
-// the applier goroutine, with src's Evaluator idle.
+// feedmill_feed_errors_total and logs it (rate-limited), with src's
+// Evaluator idle.
 func (a *Applier) SyncEvalErrors(src *EvalErrorSource) { a.evalErrors.sync(src, a.now()) }

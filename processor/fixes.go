@@ -2,7 +2,10 @@ package processor
 
 import (
 	"context"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/feedmill/feedmill/feeds"
 	"github.com/feedmill/feedmill/internal/records"
@@ -18,8 +21,7 @@ type FixResult struct {
 }
 
 // ApplyFixes applies the corrections and refreshes a full pass listed, in
-// one committed batch. It must run on the applier goroutine
-// (Pipeline.Exec). Each offer is re-read and re-evaluated against its
+// one committed batch. It must run on the applier's task (Pipeline.ApplyFixes). Each offer is re-read and re-evaluated against its
 // CURRENT state and membership, so a live change that already repaired it
 // emits nothing, and no UPDATE/REMOVE ever goes to a non-member. An offer
 // whose seller re-evaluation is still pending is left to that job; an offer
@@ -109,14 +111,35 @@ func (a *Applier) refresh(b *state.Batch, p int32, id string, view *feeds.View, 
 	return 1, b.PutMembership(p, id, &a.next)
 }
 
-// ApplyFixes runs Applier.ApplyFixes on the applier goroutine (the full
-// pass's way to correct memberships without racing the stream).
+// ApplyFixes runs Applier.ApplyFixes on the task of each partition the
+// fixes name, the tasks in parallel on the workers (the full pass's way to
+// correct memberships without racing the stream). Fixes of a partition
+// this instance does not own are skipped.
 func (p *Pipeline) ApplyFixes(ctx context.Context, fixes []state.Fix, refreshAfter time.Duration) (FixResult, error) {
+	byPart := map[int32][]state.Fix{}
+	for _, fx := range fixes {
+		byPart[fx.Partition] = append(byPart[fx.Partition], fx)
+	}
+	var mu sync.Mutex
 	var res FixResult
-	err := p.Exec(ctx, func(a *Applier) error {
-		var err error
-		res, err = a.ApplyFixes(fixes, refreshAfter)
-		return err
-	})
+	g, gctx := errgroup.WithContext(ctx)
+	for part, fx := range byPart {
+		t := p.task(part)
+		if t == nil {
+			continue
+		}
+		g.Go(func() error {
+			_, err := p.runTask(gctx, t, func(a *Applier) error {
+				r, err := a.ApplyFixes(fx, refreshAfter)
+				mu.Lock()
+				res.Corrections += r.Corrections
+				res.Refreshes += r.Refreshes
+				mu.Unlock()
+				return err
+			})
+			return err
+		})
+	}
+	err := g.Wait()
 	return res, err
 }

@@ -66,7 +66,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "feedmill_committed_offset", Help: "Next offset to consume as committed to state, per input partition.",
 		}, []string{"topic", "partition"}),
 		members: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "feedmill_feed_members", Help: "Live member count per feed.",
+			Name: "feedmill_feed_members", Help: "Live member count per feed in the offers partitions this instance owns.",
 		}, []string{"feed"}),
 		jobsPending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "feedmill_seller_jobs_pending", Help: "Seller/rating re-evaluations not finished in the partitions this instance owns.",

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -26,8 +27,9 @@ import (
 
 // Pipeline is the streaming path of one instance: it consumes the offers
 // partitions assigned to it (consumer group) and every partition of the
-// sellers and ratings tables, applies them through one Applier goroutine and
-// relays the outbox to Kafka.
+// sellers and ratings tables, applies them (each offers partition on its
+// task, the tables on the table applier: tasks.go) and relays the outbox
+// to Kafka.
 type Pipeline struct {
 	cfg     *config.Config
 	store   *state.Store
@@ -38,9 +40,19 @@ type Pipeline struct {
 	kopts   []kgo.Opt
 	now     func() time.Time
 
-	applier *Applier
-	relay   *Relay
-	work    chan func() error
+	applierDeps  ApplierDeps // of every task's applier
+	tableApplier *Applier    // applies the table records; owns no partition
+	relay        *Relay
+
+	workers    chan struct{} // one token per unit of work running (Processor.Workers)
+	barrier    sync.RWMutex  // units: read; table batches, partition changes, sweep: write
+	tasksMu    sync.Mutex    // guards tasks
+	tasks      map[int32]*task
+	restoreMu  sync.RWMutex // restores: read; the tombstone sweep: write
+	jobsNotify chan struct{}
+	failed     chan struct{} // closed by fail
+	failErr    error
+	failOnce   sync.Once
 
 	tablesLoaded atomic.Bool
 	assigned     atomic.Bool
@@ -69,19 +81,30 @@ func NewPipeline(d PipelineDeps) (*Pipeline, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	a, err := NewApplier(ApplierDeps{
+	deps := ApplierDeps{
 		Store: d.Store, Feeds: d.Feeds, Serde: d.Serde, Topics: d.Config.Kafka.Topics,
 		Processor: d.Config.Processor, Retention: d.Config.State.TombstoneRetention,
 		Now: d.Now, Metrics: d.Metrics, Logger: d.Logger,
-	})
+	}
+	deps.evalErrs = newEvalErrors(d.Metrics, d.Feeds, d.Logger.Named("applier"))
+	a, err := NewApplier(deps)
 	if err != nil {
 		return nil, err
 	}
-	return &Pipeline{
+	workers := d.Config.Processor.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	p := &Pipeline{
 		cfg: d.Config, store: d.Store, set: d.Feeds, serde: d.Serde, metrics: d.Metrics,
 		logger: d.Logger.Named("pipeline"), kopts: d.KafkaOpts, now: d.Now,
-		applier: a, work: make(chan func() error),
-	}, nil
+		applierDeps: deps, tableApplier: a,
+		workers: make(chan struct{}, workers), tasks: map[int32]*task{},
+		jobsNotify: make(chan struct{}, 1), failed: make(chan struct{}),
+	}
+	a.onJobs = p.handJobs
+	a.onTable = p.handTable
+	return p, nil
 }
 
 // Ready reports whether the tables are loaded and offers partitions
@@ -91,23 +114,20 @@ func (p *Pipeline) Ready() bool { return p.tablesLoaded.Load() && p.assigned.Loa
 // Store returns the pipeline's state store.
 func (p *Pipeline) Store() *state.Store { return p.store }
 
-// Exec runs fn on the applier goroutine (the only writer of offer state)
-// and returns its error. It is how other parts (the full pass) change
-// memberships without racing the stream.
+// Exec runs fn on the table applier with every task paused (the barrier
+// write-locked) and returns its error, which also stops the pipeline (a
+// state failure). Tests use it to change state without racing the stream.
 func (p *Pipeline) Exec(ctx context.Context, fn func(a *Applier) error) error {
-	done := make(chan error, 1)
-	select {
-	// An error of fn is the state failing: it also stops the applier.
-	case p.work <- func() error { err := fn(p.applier); done <- err; return err }:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-done:
+	if err := ctx.Err(); err != nil {
 		return err
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	p.barrier.Lock()
+	err := fn(p.tableApplier)
+	p.barrier.Unlock()
+	if err != nil {
+		p.fail(err)
+	}
+	return err
 }
 
 // Run registers the FeedEvent schema (retrying until the registry
@@ -118,8 +138,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if err != nil {
 		return nil // ctx ended while the registry was down
 	}
-	// No applier goroutine runs yet: Exec and apply wait for runApplier.
-	p.applier.eventID = id
+	// No task exists yet: they are created (with this id) on assignment.
+	p.tableApplier.eventID = id
 	base := append([]kgo.Opt{kgo.WithLogger(kzap.New(p.logger.Named("kgo"), kzap.Level(kgo.LogLevelWarn)))}, p.kopts...)
 	if err := p.checkCluster(ctx, base); err != nil {
 		if ctx.Err() != nil {
@@ -160,7 +180,15 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.relay.Owns = p.owns
 
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return p.runApplier(ctx) })
+	g.Go(func() error {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.failed:
+			return p.failErr
+		}
+	})
+	g.Go(func() error { return p.runJobs(ctx) })
 	g.Go(func() error { return p.relay.Run(ctx) })
 	g.Go(func() error {
 		if err := p.runTables(ctx, base, func(ctx context.Context) error { return p.runOffers(ctx, base) }); err != nil && !errors.Is(err, context.Canceled) {
@@ -215,87 +243,6 @@ func (p *Pipeline) registerEvents(ctx context.Context) (int, error) {
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, registerRetryMax)
-	}
-}
-
-// runApplier executes work items and, between them, seller job chunks
-// and (once a minute) the tombstone sweep.
-func (p *Pipeline) runApplier(ctx context.Context) error {
-	sweep := time.NewTicker(time.Minute)
-	defer sweep.Stop()
-	for {
-		select {
-		case <-sweep.C:
-			if err := p.sweep(); err != nil {
-				return err
-			}
-		default:
-		}
-		pending := p.applier.PendingJobs() > 0 && p.assigned.Load()
-		// Jobs that can progress here: parts waiting for partitions owned
-		// elsewhere are that owner's to run.
-		p.metrics.jobsPending.Set(float64(p.applier.PendingJobs()))
-		if pending {
-			// One job chunk per input batch: seller changes progress
-			// under sustained input instead of waiting for an idle moment.
-			if _, err := p.applier.RunJobChunk(); err != nil {
-				return fmt.Errorf("seller job: %w", err)
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case w := <-p.work:
-				if err := w(); err != nil {
-					return err
-				}
-			default:
-			}
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-sweep.C:
-			if err := p.sweep(); err != nil {
-				return err
-			}
-		case w := <-p.work:
-			if err := w(); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-func (p *Pipeline) sweep() error {
-	n, err := p.applier.SweepTombstones()
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		p.logger.Info("forgot expired tombstones", zap.Int("count", n))
-	}
-	return nil
-}
-
-// apply hands recs to the applier and waits.
-func (p *Pipeline) apply(ctx context.Context, recs []*kgo.Record) error {
-	done := make(chan error, 1)
-	w := func() error {
-		err := p.applier.Apply(ctx, recs)
-		done <- err
-		return err
-	}
-	select {
-	case p.work <- w:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
@@ -423,7 +370,7 @@ func (p *Pipeline) runTables(ctx context.Context, base []kgo.Opt, next func(ctx 
 				continue
 			}
 			p.updateLag(fs)
-			if err := p.apply(tctx, recs); err != nil {
+			if err := p.applyTables(tctx, recs); err != nil {
 				return err
 			}
 			if !p.tablesLoaded.Load() {
@@ -479,7 +426,7 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 			if err := actx.Err(); err != nil {
 				return nil, err
 			}
-			p.changePartitions(ctx, added, nil)
+			p.changePartitions(added, nil)
 			stored, err := p.store.Offsets(topic)
 			if err != nil {
 				return nil, err
@@ -502,13 +449,13 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 		// Gained partitions become owned in AdjustFetchOffsetsFn, after
 		// their restore; this only marks the assignment done.
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, _ map[string][]int32) {
-			p.changePartitions(ctx, nil, nil)
+			p.changePartitions(nil, nil)
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			p.changePartitions(ctx, nil, m[topic])
+			p.changePartitions(nil, m[topic])
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			p.changePartitions(ctx, nil, m[topic])
+			p.changePartitions(nil, m[topic])
 		}),
 	)
 	// Static membership by default: the instance id lives in the state
@@ -544,9 +491,9 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 			cl.AllowRebalance()
 			return err
 		}
-		if recs := fs.Records(); len(recs) > 0 {
+		if !fs.Empty() {
 			p.updateLag(fs)
-			if err := p.apply(ctx, recs); err != nil {
+			if err := p.applyOffers(ctx, fs); err != nil {
 				cl.AllowRebalance()
 				return err
 			}
@@ -559,6 +506,10 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 		cl.AllowRebalance()
 	}
 }
+
+// Owns reports whether this instance owns offers partition part. Safe
+// for concurrent use.
+func (p *Pipeline) Owns(part int32) bool { return p.owns(part) }
 
 // owns reports whether this instance owns offers partition part.
 func (p *Pipeline) owns(part int32) bool {
@@ -601,32 +552,4 @@ func (p *Pipeline) maxPoll() int {
 		return n
 	}
 	return 2000
-}
-
-// changePartitions updates the owned partitions on the applier goroutine.
-func (p *Pipeline) changePartitions(ctx context.Context, add, remove []int32) {
-	err := p.Exec(ctx, func(a *Applier) error {
-		ps := slices.Clone(a.partitions)
-		ps = append(ps, add...)
-		ps = slices.DeleteFunc(ps, func(x int32) bool { return slices.Contains(remove, x) })
-		slices.Sort(ps)
-		ps = slices.Compact(ps)
-		a.SetPartitions(ps)
-		owned := slices.Clone(ps)
-		p.owned.Store(&owned)
-		return nil
-	})
-	if err != nil {
-		return // ctx ended: shutting down
-	}
-	if len(remove) > 0 && p.relay != nil {
-		// A revoke returns (and the partitions move) only once no round
-		// of ours still sends their records.
-		p.relay.Quiesce()
-	}
-	if len(add) > 0 || len(remove) > 0 {
-		p.logger.Info("offers partitions changed", zap.Int32s("assigned", add), zap.Int32s("revoked", remove))
-	}
-	p.assigned.Store(true)
-	p.metrics.ready.Set(1)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
+	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/feeds"
 	"github.com/feedmill/feedmill/state"
 )
@@ -100,8 +101,8 @@ func (p *Pipeline) restoreAssigned(ctx context.Context, base []kgo.Opt, parts []
 	return nil
 }
 
-// restorePartition restores offers partition part from the changelog on
-// the applier goroutine. It returns the offset to resume input at (ok
+// restorePartition restores offers partition part (not owned: no task
+// of it runs) from the changelog. It returns the offset to resume input at (ok
 // false: start at the beginning).
 func (p *Pipeline) restorePartition(ctx context.Context, base []kgo.Opt, part int32) (offset int64, ok bool, err error) {
 	topic := p.cfg.Kafka.Topics.Changelog
@@ -111,23 +112,23 @@ func (p *Pipeline) restorePartition(ctx context.Context, base []kgo.Opt, part in
 	var tailEvents [][]byte // keys of the unfinished batch's event records
 	var tailOffers []string // offers it wrote
 	var tailMax uint64      // highest outbox sequence its events use, plus one
-	err = p.Exec(ctx, func(a *Applier) error {
+	// The tombstone sweep waits: it must not delete what the restore writes.
+	p.restoreMu.RLock()
+	stats, err = restoreState(p.store, p.cfg.Kafka.Topics, part, func(apply func(key, value []byte) error) error {
 		var err error
-		stats, err = a.RestorePartition(part, func(apply func(key, value []byte) error) error {
-			end, err = readChangelog(ctx, base, topic, part, apply, func(key, _ []byte) error {
-				switch {
-				case len(key) == 9 && key[0] == state.ChangelogKindEvent:
-					tailEvents = append(tailEvents, slices.Clone(key))
-					tailMax = max(tailMax, binary.BigEndian.Uint64(key[1:])+1)
-				case len(key) > 0 && key[0] == state.ChangelogKindOffer:
-					tailOffers = append(tailOffers, string(key[1:]))
-				}
-				return nil
-			})
-			return err
+		end, err = readChangelog(ctx, base, topic, part, apply, func(key, _ []byte) error {
+			switch {
+			case len(key) == 9 && key[0] == state.ChangelogKindEvent:
+				tailEvents = append(tailEvents, slices.Clone(key))
+				tailMax = max(tailMax, binary.BigEndian.Uint64(key[1:])+1)
+			case len(key) > 0 && key[0] == state.ChangelogKindOffer:
+				tailOffers = append(tailOffers, string(key[1:]))
+			}
+			return nil
 		})
 		return err
 	})
+	p.restoreMu.RUnlock()
 	var written int64 = -1
 	if err == nil && (len(tailEvents) > 0 || len(tailOffers) > 0) {
 		// The unfinished batch's events were never sent: delete their
@@ -364,13 +365,33 @@ func scanChangelog(ctx context.Context, base []kgo.Opt, topic string, part int32
 }
 
 // RestorePartition replaces partition part's state with what feed gives
-// (the changelog records in log order), then reloads the member counts
-// and replaces the partition's pending seller job parts with one job that
-// re-evaluates all its offers against this instance's tables. It must run
-// on the applier goroutine.
+// (the changelog records in log order) and replaces the partition's
+// pending seller jobs with one job that re-evaluates all its offers
+// against this instance's tables (restoreState). An owned part is let go
+// for the restore and owned again after it, with the restored counts and
+// jobs.
 func (a *Applier) RestorePartition(part int32, feed func(apply func(key, value []byte) error) error) (state.RestoreStats, error) {
 	a.resetCaches()
-	r, err := a.store.NewRestore(part, a.topics.Offers)
+	owned := slices.Clone(a.partitions)
+	if a.owns(part) {
+		if err := a.SetPartitions(slices.DeleteFunc(slices.Clone(owned), func(x int32) bool { return x == part })); err != nil {
+			return state.RestoreStats{}, err
+		}
+	}
+	stats, err := restoreState(a.store, a.topics, part, feed)
+	if err != nil {
+		return stats, err
+	}
+	return stats, a.SetPartitions(owned)
+}
+
+// restoreState replaces partition part's state with what feed gives (the
+// changelog records in log order), then replaces the partition's pending
+// seller jobs with one job that re-evaluates all its offers against this
+// instance's tables: the restored memberships reflect the previous
+// owner's. No task of part may run meanwhile.
+func restoreState(store *state.Store, topics config.Topics, part int32, feed func(apply func(key, value []byte) error) error) (state.RestoreStats, error) {
+	r, err := store.NewRestore(part, topics.Offers)
 	if err != nil {
 		return state.RestoreStats{}, err
 	}
@@ -382,66 +403,17 @@ func (a *Applier) RestorePartition(part int32, feed func(apply func(key, value [
 	if err != nil {
 		return stats, err
 	}
-	counts, err := a.store.Counts()
-	if err != nil {
-		return stats, err
-	}
-	for _, f := range a.set.Feeds() {
-		a.counts[f.Index] = counts[f.ID]
-		a.metrics.members.WithLabelValues(f.ID).Set(float64(a.counts[f.Index]))
-	}
-	if !slices.Contains(a.storedParts, part) {
-		a.storedParts = append(a.storedParts, part)
-	}
-	return stats, a.replaceJobsOf(part)
-}
-
-// replaceJobsOf drops partition part from every pending job and queues one
-// whole-partition job for it, in one committed batch.
-func (a *Applier) replaceJobsOf(part int32) error {
-	b := a.store.NewBatch()
+	b := store.NewBatch()
 	defer b.Close()
-	var changed []state.Job
-	for _, seller := range a.jobOrder {
-		j := *a.jobs[seller]
-		n := len(j.Parts)
-		j.Parts = slices.DeleteFunc(slices.Clone(j.Parts), func(jp state.JobPart) bool { return jp.Partition == part })
-		if len(j.Parts) == n {
-			continue
-		}
-		var err error
-		if len(j.Parts) == 0 {
-			err = b.DeleteJob(seller)
-		} else {
-			err = b.PutJob(&j)
-		}
-		if err != nil {
-			return err
-		}
-		changed = append(changed, j)
-	}
 	var joined feeds.FieldMask
-	for _, in := range a.tables {
+	for _, in := range TableInputs(topics) {
 		joined |= in.Joined.Fields()
 	}
-	whole := state.Job{SellerID: partitionJob, Parts: []state.JobPart{{Partition: part}}, Changed: uint64(joined)}
-	if pending, ok := a.jobs[partitionJob]; ok {
-		whole.Parts = append(slices.DeleteFunc(slices.Clone(pending.Parts), func(jp state.JobPart) bool { return jp.Partition == part }), whole.Parts...)
-		slices.SortFunc(whole.Parts, func(x, y state.JobPart) int { return int(x.Partition) - int(y.Partition) })
+	if err := b.DeleteJobs(part); err != nil {
+		return stats, err
 	}
-	if err := b.PutJob(&whole); err != nil {
-		return err
+	if err := b.PutJob(&state.Job{SellerID: partitionJob, Partition: part, Changed: uint64(joined)}); err != nil {
+		return stats, err
 	}
-	if err := b.Commit(true); err != nil {
-		return err
-	}
-	for _, j := range changed {
-		if len(j.Parts) == 0 {
-			a.dropJob(j.SellerID)
-		} else {
-			*a.jobs[j.SellerID] = j
-		}
-	}
-	a.putJob(whole)
-	return nil
+	return stats, b.Commit(true)
 }

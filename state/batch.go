@@ -307,24 +307,42 @@ func (b *Batch) Offset(topic string, p int32) (next int64, ok bool, err error) {
 	return next, ok, err
 }
 
-// SetCount stores the live member count of feedID.
-func (b *Batch) SetCount(feedID string, n int64) error {
-	b.key = countKey(b.key[:0], feedID)
+// SetCount stores the live member count of feedID in offers partition p.
+func (b *Batch) SetCount(p int32, feedID string, n int64) error {
+	b.key = countKey(b.key[:0], p, feedID)
 	b.val = binary.BigEndian.AppendUint64(b.val[:0], uint64(n))
 	return b.set(b.key, b.val)
 }
 
-// PutJob stores (or restarts) a seller job.
+// PutJob stores (or restarts) the job of j.SellerID in j.Partition.
 func (b *Batch) PutJob(j *Job) error {
-	b.key = jobKey(b.key[:0], j.SellerID)
+	b.key = jobKey(b.key[:0], j.Partition, j.SellerID)
 	b.val = appendJob(b.val[:0], j)
 	return b.set(b.key, b.val)
 }
 
-// DeleteJob removes the seller job of sellerID.
-func (b *Batch) DeleteJob(sellerID string) error {
-	b.key = jobKey(b.key[:0], sellerID)
+// GetJob reads the job of sellerID in partition p as the batch sees it.
+func (b *Batch) GetJob(p int32, sellerID string) (Job, bool, error) {
+	var j Job
+	b.key = jobKey(b.key[:0], p, sellerID)
+	ok, err := b.get(b.key, func(v []byte) error {
+		var err error
+		j, err = decodeJob(p, sellerID, v)
+		return err
+	})
+	return j, ok, err
+}
+
+// DeleteJob removes the job of sellerID in partition p.
+func (b *Batch) DeleteJob(p int32, sellerID string) error {
+	b.key = jobKey(b.key[:0], p, sellerID)
 	return b.b.Delete(b.key, nil)
+}
+
+// DeleteJobs removes every job of partition p.
+func (b *Batch) DeleteJobs(p int32) error {
+	prefix := partitionPrefix(prefixJob, p)
+	return b.b.DeleteRange(prefix, prefixEnd(prefix), nil)
 }
 
 // ErrOutboxMoved is returned (wrapped) by Batch.Commit when another batch

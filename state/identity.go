@@ -14,7 +14,7 @@ import (
 // FormatVersion is the version of the key layout and value encodings this
 // build reads and writes. A state dir written with another version is
 // refused (IdentityMismatchError) rather than misread.
-const FormatVersion = 1
+const FormatVersion = 2
 
 // Identity says what a state dir belongs to: the state only means
 // something for the cluster, group, topics and partition counts it was

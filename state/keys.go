@@ -13,11 +13,15 @@ const (
 	prefixMembership = 'm'
 	prefixOffset     = 'c'
 	prefixOutbox     = 'q'
-	prefixJob        = 'j'
-	prefixCount      = 'n'
-	prefixRun        = 'u' // full-pass runs (owned by the full pass)
-	prefixMeta       = 'z' // small singletons
-	prefixTombIndex  = 't' // tombstones by deletion time
+	prefixJob        = 'k' // seller jobs: 'k' p sellerID
+	prefixCount      = 'l' // live member counts: 'l' p feedID
+	// Before format 2 jobs ('j' sellerID) and counts ('n' feedID) were
+	// global; Open migrates them (migrate.go).
+	prefixLegacyJob   = 'j'
+	prefixLegacyCount = 'n'
+	prefixRun         = 'u' // full-pass runs (owned by the full pass)
+	prefixMeta        = 'z' // small singletons
+	prefixTombIndex   = 't' // tombstones by deletion time
 )
 
 // TablePartition is the outbox partition used for records that do not belong
@@ -90,14 +94,23 @@ func outboxKey(dst []byte, p int32, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(dst, seq)
 }
 
-func jobKey(dst []byte, sellerID string) []byte {
+// jobKey: 'k' p sellerID — the job of one seller in offers partition p.
+func jobKey(dst []byte, p int32, sellerID string) []byte {
 	dst = append(dst, prefixJob)
+	dst = appendPartition(dst, p)
 	return append(dst, sellerID...)
 }
 
-func countKey(dst []byte, feedID string) []byte {
+// countKey: 'l' p feedID — the live members of feedID in partition p.
+func countKey(dst []byte, p int32, feedID string) []byte {
 	dst = append(dst, prefixCount)
+	dst = appendPartition(dst, p)
 	return append(dst, feedID...)
+}
+
+// partitionPrefix: prefix p — every key of kind prefix in partition p.
+func partitionPrefix(prefix byte, p int32) []byte {
+	return appendPartition([]byte{prefix}, p)
 }
 
 // prefixEnd returns the smallest key greater than every key with prefix.

@@ -26,16 +26,14 @@ const restoreBatchBytes = 4 << 20
 // is open: no batch touching p's offers, memberships or outbox commits and
 // the relay neither scans nor deletes p's outbox until Finish or Abort
 // returns. Restores of different partitions, and writes of other
-// partitions, may go on (feed counts are updated by read-modify-write
-// under no lock: a caller that writes counts concurrently, or keeps them
-// in memory, applies RestoreStats.CountDeltas itself).
+// partitions, may go on (p's feed counts are p's own keys: a caller that
+// keeps them in memory takes RestoreStats.Counts).
 //
 // Crash safety: NewRestore durably marks p as being restored in the batch
 // that wipes it, and Finish clears the mark in its last, synced batch. A
 // crash (or an Abort) in between leaves p partly restored, without a
 // stored offset of the offers topic, and RestoreIncomplete(p) true: the
-// partition must be restored again (a new NewRestore knows that the feed
-// counts no longer include p and does not subtract them twice).
+// partition must be restored again.
 type Restore struct {
 	s           *Store
 	p           int32
@@ -47,15 +45,12 @@ type Restore struct {
 	events map[string]restoreEvent
 	// seqEvents remembers the "e" records, by outbox sequence.
 	seqEvents map[uint64][]byte
-	// countDeltas accumulates the change of each feed count (wipe and
-	// restore).
-	countDeltas map[string]int64
-	offset      int64
-	hasOffset   bool
-	acked       uint64
-	bytes       int64
-	done        bool
-	rec         OutboxRecord // scratch, to check events
+	offset    int64
+	hasOffset bool
+	acked     uint64
+	bytes     int64
+	done      bool
+	rec       OutboxRecord // scratch, to check events
 }
 
 type restoreEvent struct {
@@ -78,9 +73,9 @@ type RestoreStats struct {
 	HasOffset bool
 	// Bytes is the total size of the changelog values applied.
 	Bytes int64
-	// CountDeltas is the change of each feed's stored live member count
-	// made by the restore (the restored memberships minus those wiped).
-	CountDeltas map[string]int64
+	// Counts is the restored live member count of each feed in the
+	// partition (the feed counts of the partition are replaced by these).
+	Counts map[string]int64
 }
 
 // ErrRestoreDone is returned by Apply and Finish after Finish or Abort.
@@ -90,15 +85,13 @@ var ErrRestoreDone = errors.New("restore already finished")
 // partition p of offersTopic. It wipes p's state: offers ('o' p), their
 // memberships ('m' p), the seller index ('x' p), the tombstone index
 // entries of p's offers ('t'), p's outbox ('q' p) and the stored offset of
-// offersTopic p; it first subtracts p's memberships from the feed counts
-// ('n': every feed of a membership counts one member), unless an earlier
-// restore of p that did not finish did already. Seller jobs are not
+// offersTopic p and p's feed counts ('l' p). Seller jobs are not
 // touched. The wipe is committed (without sync) before NewRestore returns;
 // see Restore for what a crash leaves. Errors come from Pebble or from a
-// stored membership or count that does not decode (ErrCorrupt).
+// stored value that does not decode (ErrCorrupt).
 func (s *Store) NewRestore(p int32, offersTopic string) (*Restore, error) {
 	r := &Restore{s: s, p: p, offersTopic: offersTopic, b: s.db.NewBatch(),
-		events: map[string]restoreEvent{}, seqEvents: map[uint64][]byte{}, countDeltas: map[string]int64{}}
+		events: map[string]restoreEvent{}, seqEvents: map[uint64][]byte{}}
 	if err := r.wipe(); err != nil {
 		r.Abort()
 		return nil, fmt.Errorf("restore partition %d: wipe: %w", p, err)
@@ -114,18 +107,7 @@ func (r *Restore) wipe() error {
 		return err
 	}
 	if !restarted {
-		// The marker and the subtraction go in the same (first) batch.
 		if err := r.b.Set(marker, nil, nil); err != nil {
-			return err
-		}
-		deltas, _, err := r.memberCounts()
-		if err != nil {
-			return err
-		}
-		for feed, n := range deltas {
-			r.countDeltas[feed] -= n
-		}
-		if err := r.addCounts(deltas, -1); err != nil {
 			return err
 		}
 	}
@@ -133,7 +115,8 @@ func (r *Restore) wipe() error {
 		return err
 	}
 	for _, prefix := range [][]byte{
-		offerKey(nil, p, ""), membershipKey(nil, p, ""), append([]byte{prefixIndex}, appendPartition(nil, p)...), outboxPrefix(nil, p),
+		offerKey(nil, p, ""), membershipKey(nil, p, ""), partitionPrefix(prefixIndex, p), outboxPrefix(nil, p),
+		partitionPrefix(prefixCount, p),
 	} {
 		if err := r.b.DeleteRange(prefix, prefixEnd(prefix), nil); err != nil {
 			return err
@@ -200,28 +183,6 @@ func (r *Restore) memberCounts() (map[string]int64, int64, error) {
 		n++
 	}
 	return counts, n, it.Error()
-}
-
-// addCounts adds sign × deltas to the stored feed counts, in r.b.
-func (r *Restore) addCounts(deltas map[string]int64, sign int64) error {
-	var key []byte
-	for feed, d := range deltas {
-		key = countKey(key[:0], feed)
-		var cur int64
-		if _, err := r.s.get(key, func(v []byte) error {
-			if len(v) != 8 {
-				return fmt.Errorf("%w: count of %q", ErrCorrupt, feed)
-			}
-			cur = int64(binary.BigEndian.Uint64(v))
-			return nil
-		}); err != nil {
-			return err
-		}
-		if err := r.b.Set(key, binary.BigEndian.AppendUint64(nil, uint64(cur+sign*d)), nil); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func (r *Restore) flushIfFull() error {
@@ -358,7 +319,7 @@ func (r *Restore) applyOffer(id, value []byte) error {
 // remembered events whose sequence is at or above the acknowledged
 // watermark back in p's outbox at their sequences; raises p's next outbox
 // sequence to the largest of the last of those + 1, the watermark and its
-// current value; adds the restored memberships to the feed counts; and
+// current value; stores p's feed counts of the restored memberships; and
 // clears the restore mark, committing the last batch with sync. It returns
 // an error wrapping ErrChangelogCorrupt when two remembered events have
 // the same sequence, ErrCorrupt for a restored value that does not
@@ -383,16 +344,18 @@ func (r *Restore) finish() (RestoreStats, error) {
 	if err := r.rebuildIndexes(&st); err != nil {
 		return st, err
 	}
-	deltas, n, err := r.memberCounts()
+	counts, n, err := r.memberCounts()
 	if err != nil {
 		return st, err
 	}
 	st.Memberships = n
-	for feed, d := range deltas {
-		r.countDeltas[feed] += d
-	}
-	if err := r.addCounts(deltas, 1); err != nil {
-		return st, err
+	st.Counts = counts
+	var key []byte
+	for feed, n := range counts {
+		key = countKey(key[:0], p, feed)
+		if err := r.b.Set(key, binary.BigEndian.AppendUint64(nil, uint64(n)), nil); err != nil {
+			return st, err
+		}
 	}
 	if r.hasOffset {
 		if err := r.b.Set(offsetKey(nil, r.offersTopic, p), binary.BigEndian.AppendUint64(nil, uint64(r.offset)), nil); err != nil {
@@ -415,7 +378,6 @@ func (r *Restore) finish() (RestoreStats, error) {
 		}
 	}
 	slices.SortFunc(events, func(a, b restoreEvent) int { return cmp.Compare(a.seq, b.seq) })
-	var key []byte
 	for i, e := range events {
 		if i > 0 && events[i-1].seq == e.seq {
 			return st, fmt.Errorf("%w: two events at outbox sequence %d", ErrChangelogCorrupt, e.seq)
@@ -458,7 +420,6 @@ func (r *Restore) finish() (RestoreStats, error) {
 	}
 	r.done = true
 	_ = r.b.Close() // committed; closing only releases it
-	st.CountDeltas = r.countDeltas
 	return st, nil
 }
 

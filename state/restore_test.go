@@ -153,7 +153,9 @@ func partitionScoped(p int32) func(k []byte) bool {
 			return true
 		case k[0] == 't' && len(k) >= 14 && k[9] == 'o' && bytes.Equal(k[10:14], pb):
 			return true
-		case k[0] == 'n' || k[0] == 'z':
+		case k[0] == 'l' && len(k) >= 5 && bytes.Equal(k[1:5], pb):
+			return true
+		case k[0] == 'z':
 			return true
 		}
 		return bytes.Equal(k, offset)
@@ -282,8 +284,9 @@ func TestRestoreRoundTrip(t *testing.T) {
 				b.PutMembership(other, "q1", testMembership(1, "f1")),
 				b.DeleteOffer(other, "q2", 1, t2),
 				b.SetOffset("offers", other, 55),
-				b.SetCount("f1", 2), b.SetCount("f4", 1),
-				b.PutJob(&state.Job{SellerID: "s1", Parts: []state.JobPart{{Partition: p}}}),
+				b.SetCount(other, "f1", 1),
+				b.SetCount(p, "f1", 1), b.SetCount(p, "f4", 1), // wiped, then recounted
+				b.PutJob(&state.Job{SellerID: "s1", Partition: p}),
 			)
 			for range 3 {
 				b.AddOutbox(p, &state.OutboxRecord{Topic: "events", Key: []byte("junk")})
@@ -293,8 +296,6 @@ func TestRestoreRoundTrip(t *testing.T) {
 			_ = b.Close()
 			untouched := dumpKeys(t, dst, func(k []byte) bool { return !partitionScoped(p)(k) })
 			otherMembers := partitionMembers(t, dst, other)
-			countsBefore, err := dst.Counts()
-			must(t, err)
 
 			r, err := dst.NewRestore(p, "offers")
 			must(t, err)
@@ -335,7 +336,7 @@ func TestRestoreRoundTrip(t *testing.T) {
 			wantStats := state.RestoreStats{Offers: 3, Tombstones: 2, Memberships: 4, Events: 3,
 				Offset: src.offset, HasOffset: true, Bytes: applied}
 			gotStats := st
-			gotStats.CountDeltas = nil
+			gotStats.Counts = nil
 			if !reflect.DeepEqual(gotStats, wantStats) {
 				t.Errorf("stats %+v, want %+v", gotStats, wantStats)
 			}
@@ -344,19 +345,19 @@ func TestRestoreRoundTrip(t *testing.T) {
 			if after := dumpKeys(t, dst, func(k []byte) bool { return !partitionScoped(p)(k) }); !maps.Equal(after, untouched) {
 				t.Errorf("keys outside partition %d changed", p)
 			}
-			if jobs, err := dst.Jobs(); err != nil || len(jobs) != 1 {
+			if jobs, err := dst.AllJobs(); err != nil || len(jobs) != 1 {
 				t.Errorf("jobs %v %v", jobs, err)
 			}
 
 			// Counts: the other partition's members plus the source's.
-			counts, err := dst.Counts()
+			counts, err := dst.Counts(nil)
 			must(t, err)
 			for _, feed := range []string{"f1", "f2", "f3", "f4"} {
 				if want := otherMembers[feed] + srcMembers[feed]; counts[feed] != want {
 					t.Errorf("count of %s: %d, want %d", feed, counts[feed], want)
 				}
-				if d := st.CountDeltas[feed]; d != counts[feed]-countsBefore[feed] {
-					t.Errorf("count delta of %s: %d, want %d", feed, d, counts[feed]-countsBefore[feed])
+				if st.Counts[feed] != srcMembers[feed] {
+					t.Errorf("restored count of %s: %d, want %d", feed, st.Counts[feed], srcMembers[feed])
 				}
 			}
 
@@ -550,7 +551,7 @@ func TestRestoreApply(t *testing.T) {
 			if off, ok := offs[p]; ok != tc.want.hasOff || off != tc.want.offset || st.HasOffset != ok || st.Offset != off {
 				t.Errorf("offset %d %v (stats %d %v), want %d %v", off, ok, st.Offset, st.HasOffset, tc.want.offset, tc.want.hasOff)
 			}
-			counts, err := s.Counts()
+			counts, err := s.Counts(nil)
 			must(t, err)
 			for feed, n := range tc.want.counts {
 				if counts[feed] != n {
@@ -585,13 +586,12 @@ func TestRestoreApplyErrors(t *testing.T) {
 }
 
 // TestRestoreAgainAfterCrash: a restore that did not finish leaves the
-// partition marked; the next one does not subtract its members from the
-// counts twice.
+// partition marked, without counts; the next one counts it once.
 func TestRestoreAgainAfterCrash(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "s")
 	s := openTestStore(t, dir)
 	b := s.NewBatch()
-	must(t, b.PutMembership(0, "x", testMembership(1, "f1")), b.PutMembership(1, "y", testMembership(1, "f1")), b.SetCount("f1", 2))
+	must(t, b.PutMembership(0, "x", testMembership(1, "f1")), b.PutMembership(1, "y", testMembership(1, "f1")), b.SetCount(0, "f1", 1), b.SetCount(1, "f1", 1))
 	must(t, b.Commit(true))
 	_ = b.Close()
 	log := []changelogRecord{{state.ChangelogOfferKey(nil, "x"), state.AppendChangelogOfferValue(nil, nil, state.AppendMembership(nil, testMembership(2, "f1")), 0, nil)}}
@@ -607,7 +607,7 @@ func TestRestoreAgainAfterCrash(t *testing.T) {
 	if inc, err := s.RestoreIncomplete(0); err != nil || !inc {
 		t.Fatalf("incomplete %v %v", inc, err)
 	}
-	if counts, _ := s.Counts(); counts["f1"] != 1 {
+	if counts, _ := s.Counts(nil); counts["f1"] != 1 {
 		t.Fatalf("count during restore %d, want 1", counts["f1"])
 	}
 	r, err = s.NewRestore(0, "offers")
@@ -615,7 +615,7 @@ func TestRestoreAgainAfterCrash(t *testing.T) {
 	must(t, r.Apply(log[0].key, log[0].value))
 	st, err := r.Finish()
 	must(t, err)
-	if counts, _ := s.Counts(); counts["f1"] != 2 || st.CountDeltas["f1"] != 1 {
-		t.Errorf("count after restore %d (delta %d), want 2 (1)", counts["f1"], st.CountDeltas["f1"])
+	if counts, _ := s.Counts(nil); counts["f1"] != 2 || st.Counts["f1"] != 1 {
+		t.Errorf("count after restore %d (restored %d), want 2 (1)", counts["f1"], st.Counts["f1"])
 	}
 }

@@ -88,6 +88,10 @@ func Open(dir string, codec Codec, o Options, logger *zap.Logger) (*Store, error
 		return nil, fmt.Errorf("open state %q: %w", dir, err)
 	}
 	s := &Store{db: db, codec: codec, logger: logger, failure: failed, nextOutbox: map[int32]uint64{}, headOutbox: map[int32]uint64{}, restoredOutbox: map[int32][]uint64{}, outboxNotify: make(chan struct{}, 1)}
+	if err := s.migrate(); err != nil {
+		_ = db.Close() // the migration error is what the caller needs
+		return nil, err
+	}
 	if err := s.loadOutboxHeads(); err != nil {
 		_ = db.Close() // the load error is what the caller needs
 		return nil, err
@@ -238,113 +242,106 @@ func (s *Store) Offsets(topic string) (map[int32]int64, error) {
 	return out, it.Error()
 }
 
-// Counts returns the stored live member count per feed id.
-func (s *Store) Counts() (map[string]int64, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixCount}, UpperBound: []byte{prefixCount + 1}})
-	if err != nil {
-		return nil, fmt.Errorf("scan counts: %w", err)
-	}
-	defer it.Close()
+// Counts returns the stored live member count per feed id, summed over
+// the offers partitions keep accepts (nil: all of them).
+func (s *Store) Counts(keep func(p int32) bool) (map[string]int64, error) {
 	out := map[string]int64{}
-	for it.First(); it.Valid(); it.Next() {
-		v := it.Value()
-		if len(v) != 8 {
-			return nil, fmt.Errorf("%w: count of %q", ErrCorrupt, it.Key()[1:])
+	err := s.scanCounts(nil, func(p int32, feed string, n int64) {
+		if keep == nil || keep(p) {
+			out[feed] += n
 		}
-		out[string(it.Key()[1:])] = int64(binary.BigEndian.Uint64(v))
-	}
-	return out, it.Error()
+	})
+	return out, err
 }
 
-// Job is a pending re-evaluation of the offers of one seller, after a
-// seller or rating change, in every offers partition of this state that
-// holds offers of the seller. It advances in bounded chunks, one partition
-// at a time; each chunk's progress is committed with the chunk's events. A
-// partition the instance does not own stays pending until it is owned
-// again, so its memberships catch up with every table change the instance
-// applied whatever moved when.
+// PartitionCounts returns the stored live member count per feed id of
+// offers partition p.
+func (s *Store) PartitionCounts(p int32) (map[string]int64, error) {
+	out := map[string]int64{}
+	err := s.scanCounts(partitionPrefix(prefixCount, p), func(_ int32, feed string, n int64) { out[feed] = n })
+	return out, err
+}
+
+func (s *Store) scanCounts(prefix []byte, fn func(p int32, feed string, n int64)) error {
+	if prefix == nil {
+		prefix = []byte{prefixCount}
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return fmt.Errorf("scan counts: %w", err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		k, v := it.Key(), it.Value()
+		if len(v) != 8 || len(k) < 5 {
+			return fmt.Errorf("%w: count key %q", ErrCorrupt, k)
+		}
+		fn(int32(binary.BigEndian.Uint32(k[1:5])), string(k[5:]), int64(binary.BigEndian.Uint64(v)))
+	}
+	return it.Error()
+}
+
+// Job is a pending re-evaluation of the offers of one seller in one
+// offers partition, after a seller or rating change. It advances in
+// bounded chunks, each committed with its events by the partition's task.
+// A job of a partition the instance does not own stays pending until it
+// is owned again, so its memberships catch up with every table change the
+// instance applied, whatever moved when.
 type Job struct {
-	SellerID string
-	// Parts are the partitions still to scan, in increasing order, each
-	// with its cursor.
-	Parts []JobPart
+	SellerID  string
+	Partition int32
+	// After is the last offer id done ("" = none yet).
+	After string
 	// SourceTimeMs is the timestamp of the change that started the job.
 	SourceTimeMs int64
 	// Changed is the feeds.FieldMask of the joined-view fields the
 	// change(s) touched; only feeds reading them are re-evaluated.
 	Changed uint64
-	// All marks a job stored by an older version (one cursor over the
-	// owned partitions): the owner expands it to every partition holding
-	// the seller's offers.
-	All bool
 }
 
-// JobPart is one partition of a Job and how far it got.
-type JobPart struct {
-	Partition int32
-	// After is the last offer id done in Partition ("" = none yet).
-	After string
-}
-
-const jobVersion = 3
+const jobVersion = 4
 
 func appendJob(dst []byte, j *Job) []byte {
 	dst = append(dst, jobVersion)
-	dst = binary.AppendUvarint(dst, uint64(len(j.Parts)))
-	for _, p := range j.Parts {
-		dst = appendPartition(dst, p.Partition)
-		dst = appendString(dst, p.After)
-	}
+	dst = appendString(dst, j.After)
 	dst = binary.AppendVarint(dst, j.SourceTimeMs)
 	return binary.AppendUvarint(dst, j.Changed)
 }
 
-func decodeJob(sellerID string, b []byte) (Job, error) {
-	if len(b) == 0 || b[0] < 1 || b[0] > jobVersion {
-		return Job{}, fmt.Errorf("%w: job of seller %q", ErrCorrupt, sellerID)
-	}
-	j := Job{SellerID: sellerID, Changed: ^uint64(0)}
-	if b[0] < 3 { // one cursor over the owned partitions
-		if len(b) < 5 {
-			return Job{}, fmt.Errorf("%w: job of seller %q", ErrCorrupt, sellerID)
-		}
-		r := reader{b: b[5:]}
-		r.bytes("job cursor")
-		j.SourceTimeMs = r.varint("job time")
-		if b[0] == 2 {
-			j.Changed = r.uvarint("job fields")
-		}
-		j.All = true
-		return j, r.err
+func decodeJob(p int32, sellerID string, b []byte) (Job, error) {
+	if len(b) == 0 || b[0] != jobVersion {
+		return Job{}, fmt.Errorf("%w: job of seller %q in partition %d", ErrCorrupt, sellerID, p)
 	}
 	r := reader{b: b[1:]}
-	n := r.uvarint("job partitions")
-	if n > uint64(len(r.b)) {
-		return Job{}, fmt.Errorf("%w: job of seller %q: %d partitions", ErrCorrupt, sellerID, n)
-	}
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		if len(r.b) < 4 {
-			return Job{}, fmt.Errorf("%w: job of seller %q", ErrCorrupt, sellerID)
-		}
-		p := int32(binary.BigEndian.Uint32(r.b[:4]))
-		r.b = r.b[4:]
-		j.Parts = append(j.Parts, JobPart{Partition: p, After: string(r.bytes("job cursor"))})
-	}
+	j := Job{SellerID: sellerID, Partition: p}
+	j.After = string(r.bytes("job cursor"))
 	j.SourceTimeMs = r.varint("job time")
 	j.Changed = r.uvarint("job fields")
-	return j, r.err
+	if r.err != nil {
+		return Job{}, fmt.Errorf("job of seller %q in partition %d: %w", sellerID, p, r.err)
+	}
+	return j, nil
 }
 
-// Jobs returns every pending seller job.
-func (s *Store) Jobs() ([]Job, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixJob}, UpperBound: []byte{prefixJob + 1}})
+// Jobs returns the pending seller jobs of offers partition p, by seller id.
+func (s *Store) Jobs(p int32) ([]Job, error) { return s.jobs(partitionPrefix(prefixJob, p)) }
+
+// AllJobs returns every pending seller job, by partition and seller id.
+func (s *Store) AllJobs() ([]Job, error) { return s.jobs([]byte{prefixJob}) }
+
+func (s *Store) jobs(prefix []byte) ([]Job, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return nil, fmt.Errorf("scan jobs: %w", err)
 	}
 	defer it.Close()
 	var out []Job
 	for it.First(); it.Valid(); it.Next() {
-		j, err := decodeJob(string(it.Key()[1:]), it.Value())
+		k := it.Key()
+		if len(k) < 5 {
+			return nil, fmt.Errorf("%w: job key %q", ErrCorrupt, k)
+		}
+		j, err := decodeJob(int32(binary.BigEndian.Uint32(k[1:5])), string(k[5:]), it.Value())
 		if err != nil {
 			return nil, err
 		}
@@ -418,7 +415,7 @@ func (s *Store) CaughtUp(ends map[string]map[int32]int64) (bool, error) {
 			}
 		}
 	}
-	jobs, err := s.Jobs()
+	jobs, err := s.AllJobs()
 	if err != nil || len(jobs) > 0 {
 		return false, err
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +37,7 @@ type Options struct {
 	Changes         int           // stream changes drained after the catalog (default 100000)
 	MatchFeeds      []int         // feed counts of the matching phase (default 10, 100, 1300, 5000)
 	DrainFeeds      []int         // feed counts of the drain phase; 0 = raw limit (default 0, 10, 1300)
+	Workers         []int         // processor.workers of each drain with feeds (default GOMAXPROCS)
 	Rate            float64       // input rate of the latency phase (default 1000/s)
 	LatencyDuration time.Duration // length of the latency phase (default 20s)
 	Dir             string        // scratch directory (default a temp dir, removed after)
@@ -54,6 +56,9 @@ func (o *Options) defaults() {
 	}
 	if len(o.DrainFeeds) == 0 {
 		o.DrainFeeds = []int{0, 10, 1300}
+	}
+	if len(o.Workers) == 0 {
+		o.Workers = []int{runtime.GOMAXPROCS(0)}
 	}
 	if o.Rate <= 0 {
 		o.Rate = 1000
@@ -150,6 +155,7 @@ func timeMatch(ctx context.Context, e *feeds.Evaluator, views []feeds.View, n in
 
 type drainResult struct {
 	feeds     int
+	workers   int
 	records   int
 	elapsed   time.Duration
 	events    float64
@@ -165,16 +171,22 @@ type drainResult struct {
 func drainPhases(ctx context.Context, o Options, w io.Writer) error {
 	var res []drainResult
 	for i, n := range o.DrainFeeds {
-		last := i == len(o.DrainFeeds)-1
-		r, err := drainOnce(ctx, o, n, last)
-		if err != nil {
-			return fmt.Errorf("drain with %d feeds: %w", n, err)
+		workers := o.Workers
+		if n == 0 { // the raw limit: all workers
+			workers = []int{slices.Max(o.Workers)}
 		}
-		res = append(res, r)
+		for k, wk := range workers {
+			last := i == len(o.DrainFeeds)-1 && k == len(workers)-1
+			r, err := drainOnce(ctx, o, n, wk, last)
+			if err != nil {
+				return fmt.Errorf("drain with %d feeds, %d workers: %w", n, wk, err)
+			}
+			res = append(res, r)
+		}
 	}
 	fmt.Fprintf(w, "## End-to-end drain through kfake (%d offers + %d changes, plus sellers and ratings)\n", o.Offers, o.Changes)
-	fmt.Fprintln(w, "| feeds | input records | seconds | records/s | events produced | % of raw limit |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| feeds | workers | input records | seconds | records/s | events produced | % of raw limit |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	raw := 0.0
 	for _, r := range res {
 		rps := float64(r.records) / r.elapsed.Seconds()
@@ -189,7 +201,7 @@ func drainPhases(ctx context.Context, o Options, w io.Writer) error {
 		if r.feeds == 0 {
 			label = "0 (raw limit: consume + decode + Pebble RMW, no matching)"
 		}
-		fmt.Fprintf(w, "| %s | %d | %.1f | %.0f | %.0f | %s |\n", label, r.records, r.elapsed.Seconds(), rps, r.events, pct)
+		fmt.Fprintf(w, "| %s | %d | %d | %.1f | %.0f | %.0f | %s |\n", label, r.workers, r.records, r.elapsed.Seconds(), rps, r.events, pct)
 	}
 	lastR := res[len(res)-1]
 	fmt.Fprintf(w, "\n## Change→event latency at %.0f changes/s for %s with %d feeds\n", o.Rate, o.LatencyDuration, lastR.feeds)
@@ -201,9 +213,9 @@ func drainPhases(ctx context.Context, o Options, w io.Writer) error {
 	return nil
 }
 
-func drainOnce(ctx context.Context, o Options, nFeeds int, extended bool) (drainResult, error) {
-	res := drainResult{feeds: nFeeds}
-	dir := filepath.Join(o.Dir, fmt.Sprintf("drain-%d", nFeeds))
+func drainOnce(ctx context.Context, o Options, nFeeds, workers int, extended bool) (drainResult, error) {
+	res := drainResult{feeds: nFeeds, workers: workers}
+	dir := filepath.Join(o.Dir, fmt.Sprintf("drain-%d-w%d", nFeeds, workers))
 	topics := config.Default().Kafka.Topics
 	stack, err := devstack.Start(ctx, devstack.Options{Topics: []string{topics.Offers, topics.Sellers, topics.Ratings, topics.Events, topics.Rejects}, Logger: o.Logger})
 	if err != nil {
@@ -215,6 +227,7 @@ func drainOnce(ctx context.Context, o Options, nFeeds int, extended bool) (drain
 	cfg.SchemaRegistry.URL = stack.RegistryURL()
 	cfg.State.Dir = dir
 	cfg.FullPass.Interval = 0
+	cfg.Processor.Workers = workers
 	cfg.Feeds = synth.FeedSet(max(nFeeds, 0), 1)
 	srcl, err := sr.NewClient(sr.URLs(stack.RegistryURL()))
 	if err != nil {

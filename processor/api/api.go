@@ -26,6 +26,9 @@ type API struct {
 	Logger   *zap.Logger
 	// LastRun returns the id of the last run that published a feed, or "".
 	LastRun func(feedID string) string
+	// Owns reports whether this instance owns an offers partition: the
+	// member counts are those of its partitions (nil: all stored).
+	Owns func(p int32) bool
 }
 
 // Register adds /healthz, /readyz, /metrics and GET /api/feeds to mux.
@@ -57,7 +60,7 @@ type feedJSON struct {
 }
 
 func (a *API) feeds(w http.ResponseWriter, _ *http.Request) {
-	counts, err := a.Store.Counts()
+	counts, err := a.Store.Counts(a.Owns)
 	if err != nil {
 		a.Logger.Error("read member counts", zap.Error(err))
 		WriteError(w, http.StatusInternalServerError, "read member counts: "+err.Error())

@@ -323,7 +323,7 @@ func TestFullPass(t *testing.T) {
 		if evs := newEvents(t, env, serde, cfg.Kafka.Topics.Events, seen); len(evs) != 0 {
 			t.Errorf("a pass over a drift-free state emitted %d events, first %+v", len(evs), evs[0])
 		}
-		counts, err := pe.run.Store.Counts()
+		counts, err := pe.run.Store.Counts(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
