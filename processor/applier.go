@@ -664,6 +664,13 @@ func (a *Applier) applyOffer(ctx context.Context, b *state.Batch, r *kgo.Record,
 		a.prevView = a.view
 		a.prevView.Offer = &a.prev
 		changed = feeds.DiffFields(&a.prevView, &a.view)
+		// An offer joined to another record (its seller changed) sees
+		// every field of that table change.
+		for _, in := range a.tables {
+			if changed&in.Joined.JoinField() != 0 {
+				changed |= in.Joined.Fields()
+			}
+		}
 	}
 	return a.evaluateChanged(b, p, id, &a.view, changed, records.CauseChange, r.Timestamp.UnixMilli(), now)
 }
