@@ -25,6 +25,7 @@ type Metrics struct {
 	restoredOffers prometheus.Counter
 	ready          prometheus.Gauge
 	feedErrors     *prometheus.CounterVec
+	standby        *standbyMetrics // standby.go
 }
 
 // NewMetrics creates and registers the processor metrics.
@@ -91,5 +92,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.consumed, m.rejected, m.stale, m.eventsEntries, m.eventsSent, m.rejectsSent,
 		m.outboxAdded, m.outboxDepth, m.latency, m.lag, m.committed, m.members, m.jobsPending,
 		m.produceErrors, m.unproducible, m.restoredOffers, m.ready, m.feedErrors)
+	m.standby = newStandbyMetrics(reg)
 	return m
 }

@@ -43,6 +43,7 @@ type Pipeline struct {
 	applierDeps  ApplierDeps // of every task's applier
 	tableApplier *Applier    // applies the table records; owns no partition
 	relay        *Relay
+	standby      *standby // follows the changelog of standby partitions (nil: processor.standby_replicas 0)
 
 	workers    chan struct{} // one token per unit of work running (Processor.Workers)
 	barrier    sync.RWMutex  // units: read; table batches, partition changes, sweep: write
@@ -189,6 +190,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 	})
 	g.Go(func() error { return p.runJobs(ctx) })
+	if p.cfg.Processor.StandbyReplicas > 0 {
+		p.standby = newStandby(p, base)
+		g.Go(func() error { return p.standby.run(ctx) })
+	}
 	g.Go(func() error { return p.relay.Run(ctx) })
 	g.Go(func() error {
 		if err := p.runTables(ctx, base, func(ctx context.Context) error { return p.runOffers(ctx, base) }); err != nil && !errors.Is(err, context.Canceled) {
@@ -415,6 +420,7 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 				committed[part] = o.EpochOffset().Offset
 			}
 			slices.Sort(added)
+			p.releaseStandby(added) // no longer followed as a standby (standby.go)
 			// actx ends when the session starts revoking: a restore that
 			// outlives its assignment does not make the partition ours.
 			if err := p.restoreAssigned(actx, base, added, committed); err != nil {

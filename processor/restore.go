@@ -55,6 +55,15 @@ func (p *Pipeline) restoreAssigned(ctx context.Context, base []kgo.Opt, parts []
 		return err
 	}
 	for _, part := range parts {
+		// A standby of part (standby.go) that followed the changelog to
+		// its end is reused as it is.
+		promoted, err := p.promoteStandby(ctx, base, part, clEnds[part])
+		if err != nil {
+			return err
+		}
+		if promoted {
+			continue
+		}
 		partial, err := p.store.RestoreIncomplete(part)
 		if err != nil {
 			return err
@@ -403,6 +412,14 @@ func restoreState(store *state.Store, topics config.Topics, part int32, feed fun
 	if err != nil {
 		return stats, err
 	}
+	return stats, queuePartitionJob(store, topics, part)
+}
+
+// queuePartitionJob replaces partition part's pending seller jobs with one
+// job that re-evaluates all its offers against this instance's tables
+// (after a restore or a standby promotion: the memberships reflect the
+// previous owner's).
+func queuePartitionJob(store *state.Store, topics config.Topics, part int32) error {
 	b := store.NewBatch()
 	defer b.Close()
 	var joined feeds.FieldMask
@@ -410,10 +427,10 @@ func restoreState(store *state.Store, topics config.Topics, part int32, feed fun
 		joined |= in.Joined.Fields()
 	}
 	if err := b.DeleteJobs(part); err != nil {
-		return stats, err
+		return err
 	}
 	if err := b.PutJob(&state.Job{SellerID: partitionJob, Partition: part, Changed: uint64(joined)}); err != nil {
-		return stats, err
+		return err
 	}
-	return stats, b.Commit(true)
+	return b.Commit(true)
 }
