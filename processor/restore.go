@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -125,13 +126,19 @@ func (p *Pipeline) restorePartition(ctx context.Context, base []kgo.Opt, part in
 	p.restoreMu.RLock()
 	stats, err = restoreState(p.store, p.cfg.Kafka.Topics, part, func(apply func(key, value []byte) error) error {
 		var err error
-		end, err = readChangelog(ctx, base, topic, part, apply, func(key, _ []byte) error {
+		end, err = readChangelog(ctx, base, topic, part, apply, func(key, value []byte) error {
 			switch {
 			case len(key) == 9 && key[0] == state.ChangelogKindEvent:
 				tailEvents = append(tailEvents, slices.Clone(key))
 				tailMax = max(tailMax, binary.BigEndian.Uint64(key[1:])+1)
 			case len(key) > 0 && key[0] == state.ChangelogKindOffer:
 				tailOffers = append(tailOffers, string(key[1:]))
+			case bytes.Equal(key, state.ChangelogAckedKey) && len(value) > 0:
+				// A watermark the tail carries: the sequences below it
+				// were used; the next owner's must stay above them.
+				if acked, err := state.DecodeChangelogAcked(value); err == nil {
+					tailMax = max(tailMax, acked)
+				}
 			}
 			return nil
 		})
@@ -146,9 +153,9 @@ func (p *Pipeline) restorePartition(ctx context.Context, base []kgo.Opt, part in
 		// back, ended by an offset record, so the batch is superseded
 		// before anything else is written.
 		written, err = p.supersedeTail(ctx, base, part, tailEvents, tailOffers, stats)
-		if err == nil && tailMax > 0 {
-			err = p.store.SetOutboxNext(part, tailMax)
-		}
+	}
+	if err == nil && tailMax > 0 {
+		err = p.store.SetOutboxNext(part, tailMax) // raises only
 	}
 	if err == nil && end > 0 {
 		err = p.store.SetChangelogWritten(part, max(end-1, written)) // current with the changelog now
