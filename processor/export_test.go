@@ -55,3 +55,6 @@ func (p *Pipeline) RunJobChunks(ctx context.Context) (bool, error) {
 	}
 	return pending, nil
 }
+
+// StandbyChoice is standbyChoice (standby.go).
+var StandbyChoice = standbyChoice
