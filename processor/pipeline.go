@@ -484,7 +484,9 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 	}
 	defer cl.Close()
 	for {
-		fs := cl.PollRecords(ctx, p.maxPoll())
+		// Up to a batch per owned partition: each task applies its own.
+		owned, _ := p.Coverage()
+		fs := cl.PollRecords(ctx, p.maxPoll()*max(1, len(owned)))
 		if ctx.Err() != nil {
 			cl.AllowRebalance()
 			return ctx.Err()

@@ -384,20 +384,52 @@ func (b *Batch) OutboxLen() int { return len(b.outbox) }
 // with the next sequence of each of their partitions (the 'z' 'q' key).
 // It fails with an error wrapping ErrOutboxMoved, committing nothing, when
 // another batch committed records of one of those partitions since this
-// one added its first. Commit is serialised with other commits by the
-// store's commit lock.
+// one added its first, or is committing some now. Batches of different
+// outbox partitions commit concurrently (Pebble groups their syncs).
 func (b *Batch) Commit(sync bool) error {
 	s := b.s
 	s.commitMu.Lock()
-	defer s.commitMu.Unlock()
 	if err := s.Err(); err != nil {
+		s.commitMu.Unlock()
 		return fmt.Errorf("commit state batch: %w", err)
 	}
 	for _, part := range b.outboxParts {
-		if s.nextOutbox[part.p] != part.base {
+		if s.nextOutbox[part.p] != part.base || s.committing[part.p] {
+			s.commitMu.Unlock()
 			return fmt.Errorf("outbox sequence of partition %d moved: %w", part.p, ErrOutboxMoved)
 		}
 	}
+	for _, part := range b.outboxParts {
+		s.committing[part.p] = true
+	}
+	s.commitMu.Unlock()
+	err := b.commitReserved(sync)
+	s.commitMu.Lock()
+	for _, part := range b.outboxParts {
+		delete(s.committing, part.p)
+		if err == nil {
+			s.nextOutbox[part.p] = part.base + part.n
+			if _, ok := s.headOutbox[part.p]; !ok {
+				s.headOutbox[part.p] = part.base
+			}
+		}
+	}
+	s.commitMu.Unlock()
+	if err != nil {
+		return err
+	}
+	if len(b.outbox) > 0 {
+		select {
+		case s.outboxNotify <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// commitReserved stages the outbox records and commits, the sequences of
+// their partitions reserved by Commit.
+func (b *Batch) commitReserved(sync bool) error {
 	for _, o := range b.outbox {
 		b.key = outboxKey(b.key[:0], o.p, o.seq)
 		if err := b.set(b.key, o.val); err != nil {
@@ -418,22 +450,10 @@ func (b *Batch) Commit(sync bool) error {
 	if err := b.b.Commit(wo); err != nil {
 		return fmt.Errorf("commit state batch: %w", err)
 	}
-	if err := s.Err(); err != nil {
+	if err := b.s.Err(); err != nil {
 		// Pebble reported a fatal commit error through its logger and
 		// returned nil: the batch is not durable.
 		return fmt.Errorf("commit state batch: %w", err)
-	}
-	for _, part := range b.outboxParts {
-		s.nextOutbox[part.p] = part.base + part.n
-		if _, ok := s.headOutbox[part.p]; !ok {
-			s.headOutbox[part.p] = part.base
-		}
-	}
-	if len(b.outbox) > 0 {
-		select {
-		case s.outboxNotify <- struct{}{}:
-		default:
-		}
 	}
 	return nil
 }

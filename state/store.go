@@ -30,6 +30,9 @@ type Store struct {
 	failure *failure
 
 	commitMu sync.Mutex
+	// committing marks the outbox partitions a batch is committing
+	// (Batch.Commit): another batch of one of them fails.
+	committing map[int32]bool
 	// nextOutbox is the next outbox sequence number per partition.
 	nextOutbox map[int32]uint64
 	// headOutbox is the lowest outbox sequence number not yet deleted per
@@ -87,7 +90,7 @@ func Open(dir string, codec Codec, o Options, logger *zap.Logger) (*Store, error
 	if err != nil {
 		return nil, fmt.Errorf("open state %q: %w", dir, err)
 	}
-	s := &Store{db: db, codec: codec, logger: logger, failure: failed, nextOutbox: map[int32]uint64{}, headOutbox: map[int32]uint64{}, restoredOutbox: map[int32][]uint64{}, outboxNotify: make(chan struct{}, 1)}
+	s := &Store{db: db, codec: codec, logger: logger, failure: failed, committing: map[int32]bool{}, nextOutbox: map[int32]uint64{}, headOutbox: map[int32]uint64{}, restoredOutbox: map[int32][]uint64{}, outboxNotify: make(chan struct{}, 1)}
 	if err := s.migrate(); err != nil {
 		_ = db.Close() // the migration error is what the caller needs
 		return nil, err
