@@ -50,6 +50,56 @@ var taskFeeds = []config.Feed{
 	{ID: "unrated", Filter: `rating == nil`, Template: "meta-catalog", Destinations: []string{"meta"}},
 }
 
+// taskEnv is a Pipeline driven without a consumer group (export_test.go),
+// on a temp store and an in-memory registry.
+type taskEnv struct {
+	p     *processor.Pipeline
+	serde *records.Serde
+	ids   [4]int // schema ids: offer, seller, rating, feed event
+	set   *feeds.Set
+	store *state.Store
+}
+
+func newTaskEnv(t testing.TB, fs []config.Feed, proc config.Processor, now func() time.Time) *taskEnv {
+	t.Helper()
+	ctx := context.Background()
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	cl, err := sr.NewClient(sr.URLs(reg.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &taskEnv{serde: records.NewSerde(cl)}
+	for i, k := range []records.Kind{records.KindOffer, records.KindSeller, records.KindRating, records.KindFeedEvent} {
+		if e.ids[i], err = e.serde.Register(ctx, []string{"offers", "sellers", "ratings", "feed-events"}[i]+"-value", k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e.set, err = feeds.Compile(fs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if e.store, err = state.Open(filepath.Join(t.TempDir(), "state"), e.serde, state.Options{}, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.store.Close() })
+	cfg := config.Default()
+	cfg.Feeds = fs
+	def := cfg.Processor
+	cfg.Processor = proc
+	if proc.MaxEventBytes == 0 {
+		cfg.Processor.MaxEventBytes = def.MaxEventBytes
+	}
+	e.p, err = processor.NewPipeline(processor.PipelineDeps{
+		Config: &cfg, Store: e.store, Feeds: e.set, Serde: e.serde, Metrics: processor.NewMetrics(prometheus.NewRegistry()),
+		Logger: zap.NewNop(), Now: now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.p.SetEventSchemaID(e.ids[3])
+	return e
+}
+
 func tasksScenario(t *testing.T, seed uint64, moving bool) {
 	const (
 		partitions = 4
@@ -59,42 +109,9 @@ func tasksScenario(t *testing.T, seed uint64, moving bool) {
 	)
 	rng := rand.New(rand.NewPCG(seed, 7))
 	ctx := context.Background()
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	cl, err := sr.NewClient(sr.URLs(reg.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	serde := records.NewSerde(cl)
-	var ids [4]int
-	for i, k := range []records.Kind{records.KindOffer, records.KindSeller, records.KindRating, records.KindFeedEvent} {
-		if ids[i], err = serde.Register(ctx, []string{"offers", "sellers", "ratings", "feed-events"}[i]+"-value", k); err != nil {
-			t.Fatal(err)
-		}
-	}
-	set, err := feeds.Compile(taskFeeds, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := state.Open(filepath.Join(t.TempDir(), "state"), serde, state.Options{}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	cfg := config.Default()
-	cfg.Feeds = taskFeeds
-	cfg.Processor.SellerChunk = 3
-	cfg.Processor.MaxBatchRecords = 16
-	cfg.Processor.Workers = 2
 	now := time.UnixMilli(1_800_000_000_000)
-	p, err := processor.NewPipeline(processor.PipelineDeps{
-		Config: &cfg, Store: store, Feeds: set, Serde: serde, Metrics: processor.NewMetrics(prometheus.NewRegistry()),
-		Logger: zap.NewNop(), Now: func() time.Time { return now },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.SetEventSchemaID(ids[3])
+	env := newTaskEnv(t, taskFeeds, config.Processor{SellerChunk: 3, MaxBatchRecords: 16, Workers: 2}, func() time.Time { return now })
+	p, serde, ids, set, store := env.p, env.serde, env.ids, env.set, env.store
 
 	// The final state, as the reference sees it.
 	sellers := map[string]*records.Seller{}
