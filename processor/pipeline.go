@@ -454,8 +454,14 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 		// during Close with a context that never ends.
 		// Gained partitions become owned in AdjustFetchOffsetsFn, after
 		// their restore; this only marks the assignment done.
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, _ map[string][]int32) {
-			p.changePartitions(nil, nil)
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			// Gained partitions are restored and owned (and the
+			// instance ready) in AdjustFetchOffsetsFn, which kgo calls
+			// after this; an assignment without offers partitions has
+			// nothing to restore.
+			if len(m[topic]) == 0 {
+				p.changePartitions(nil, nil)
+			}
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			p.changePartitions(nil, m[topic])
