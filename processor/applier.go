@@ -245,15 +245,7 @@ func (a *Applier) SetPartitions(ps []int32) error {
 	}
 	// A partition once owned may hold state from then on: later table
 	// changes must reach it when it is owned again.
-	if _, err := a.knownPartitions(); err != nil {
-		return err
-	}
-	for _, p := range a.partitions {
-		if !slices.Contains(a.storedParts, p) {
-			a.storedParts = append(a.storedParts, p)
-		}
-	}
-	return nil
+	return a.NoteKnownPartitions(a.partitions)
 }
 
 // loadCounts returns partition p's member counts, reading them from the

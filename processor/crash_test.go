@@ -19,7 +19,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/feedmill/feedmill/config"
-	"github.com/feedmill/feedmill/feeds"
 	"github.com/feedmill/feedmill/internal/apptest"
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/internal/synth"
@@ -192,21 +191,9 @@ func crashRecovery(t *testing.T, instanceID string) {
 		}
 	}
 
-	set, err := feeds.Compile(cfg.Feeds, cfg.Templates)
-	if err != nil {
-		t.Fatal(err)
-	}
-	model := newEventModel(set)
-	for _, r := range consumeAll(t, env, cfg.Kafka.Topics.Events) {
-		var ev records.FeedEvent
-		if err := serde.DecodeFeedEvent(ctx, r.Value, &ev); err != nil {
-			t.Fatalf("decode event: %v", err)
-		}
-		model.apply(r, &ev)
-	}
+	model, set := replayEvents(t, env, cfg, serde, nil)
 	t.Logf("events %d, re-sends after crashes %d, entries %v", model.events, model.resends, model.actions)
-	want, wantItems := expectedMembers(set, gen.State(), time.Now())
-	model.checkFinal(t, want, wantItems)
+	model.checkGenerated(t, set, gen)
 }
 
 type testWriter struct{ t *testing.T }

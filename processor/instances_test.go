@@ -22,7 +22,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/feedmill/feedmill/config"
-	"github.com/feedmill/feedmill/feeds"
 	"github.com/feedmill/feedmill/internal/apptest"
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/internal/synth"
@@ -170,21 +169,9 @@ func TestThreeInstances(t *testing.T) {
 	a.checkOutbox(owners[a.id])
 	cRestart.checkOutbox(owners[cRestart.id])
 
-	set, err := feeds.Compile(base.Feeds, base.Templates)
-	if err != nil {
-		t.Fatal(err)
-	}
-	model := newEventModel(set)
-	for _, r := range consumeAll(t, env, base.Kafka.Topics.Events) {
-		var ev records.FeedEvent
-		if err := serde.DecodeFeedEvent(ctx, r.Value, &ev); err != nil {
-			t.Fatalf("decode event: %v", err)
-		}
-		model.apply(r, &ev)
-	}
+	model, set := replayEvents(t, env, base, serde, nil)
 	t.Logf("events %d, re-sends %d, entries %v, violations %d", model.events, model.resends, model.actions, len(model.violations))
-	want, wantItems := expectedMembers(set, gen.State(), time.Now())
-	model.checkFinal(t, want, wantItems)
+	model.checkGenerated(t, set, gen)
 }
 
 // fleet is the feedmill binaries of one test, all in one group.

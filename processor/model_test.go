@@ -2,6 +2,7 @@ package processor_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
 	"sort"
@@ -10,9 +11,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/feeds"
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/internal/synth"
+	"github.com/feedmill/feedmill/internal/testenv"
 )
 
 // member is one (feed, destination) an offer is announced to.
@@ -225,4 +228,35 @@ func (m *eventModel) checkFinal(t *testing.T, want map[string]map[member]bool, w
 	for _, v := range m.violations {
 		t.Error(v)
 	}
+}
+
+// replayEvents feeds every record of cfg's events topic to a new
+// eventModel of cfg's feeds (each, when set, sees every record too) and
+// returns the model and the feed set.
+func replayEvents(t *testing.T, env *testenv.Env, cfg *config.Config, serde *records.Serde, each func(r *kgo.Record, ev *records.FeedEvent)) (*eventModel, *feeds.Set) {
+	t.Helper()
+	set, err := feeds.Compile(cfg.Feeds, cfg.Templates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := newEventModel(set)
+	for _, r := range consumeAll(t, env, cfg.Kafka.Topics.Events) {
+		var ev records.FeedEvent
+		if err := serde.DecodeFeedEvent(context.Background(), r.Value, &ev); err != nil {
+			t.Fatalf("decode feed event at %d/%d: %v", r.Partition, r.Offset, err)
+		}
+		if each != nil {
+			each(r, &ev)
+		}
+		model.apply(r, &ev)
+	}
+	return model, set
+}
+
+// checkGenerated checks the final membership against an evaluation of
+// gen's final state from scratch.
+func (m *eventModel) checkGenerated(t *testing.T, set *feeds.Set, gen *synth.Generator) {
+	t.Helper()
+	want, wantItems := expectedMembers(set, gen.State(), time.Now())
+	m.checkFinal(t, want, wantItems)
 }

@@ -8,9 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/feedmill/feedmill/feeds"
 	"github.com/feedmill/feedmill/internal/apptest"
-	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/internal/synth"
 	"github.com/feedmill/feedmill/internal/testenv"
 )
@@ -120,21 +118,9 @@ func TestStandbyPromotion(t *testing.T) {
 	if ops[synth.OpSellerStatus] == 0 || ops[synth.OpRatingCross] == 0 {
 		t.Fatalf("no seller flip or rating crossing in the change stream: %v", ops)
 	}
-	set, err := feeds.Compile(base.Feeds, base.Templates)
-	if err != nil {
-		t.Fatal(err)
-	}
-	model := newEventModel(set)
-	for _, r := range consumeAll(t, env, base.Kafka.Topics.Events) {
-		var ev records.FeedEvent
-		if err := serde.DecodeFeedEvent(ctx, r.Value, &ev); err != nil {
-			t.Fatalf("decode event: %v", err)
-		}
-		model.apply(r, &ev)
-	}
+	model, set := replayEvents(t, env, base, serde, nil)
 	t.Logf("events %d, re-sends %d, entries %v, violations %d", model.events, model.resends, model.actions, len(model.violations))
-	want, wantItems := expectedMembers(set, gen.State(), time.Now())
-	model.checkFinal(t, want, wantItems)
+	model.checkGenerated(t, set, gen)
 }
 
 // waitStandby waits until the instance follows n partitions and has

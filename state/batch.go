@@ -225,24 +225,11 @@ func (b *Batch) DeleteIndex(p int32, sellerID, offerID string) error {
 // ScanSellerOffers calls fn with up to limit offer ids of sellerID in
 // partition p, greater than after, in order (seeing this batch's writes).
 func (b *Batch) ScanSellerOffers(p int32, sellerID, after string, limit int, fn func(offerID string) error) (int, error) {
-	prefix := indexPrefix(nil, p, sellerID)
-	lower := append(append([]byte(nil), prefix...), after...)
-	if after != "" {
-		lower = append(lower, 0) // strictly greater than after
-	}
-	it, err := b.b.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
+	n, err := b.scanAfter(indexPrefix(nil, p, sellerID), after, limit, fn)
 	if err != nil {
-		return 0, fmt.Errorf("scan offers of seller %q: %w", sellerID, err)
+		err = fmt.Errorf("scan offers of seller %q: %w", sellerID, err)
 	}
-	defer it.Close()
-	n := 0
-	for it.First(); it.Valid() && n < limit; it.Next() {
-		if err := fn(string(it.Key()[len(prefix):])); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, it.Error()
+	return n, err
 }
 
 // HasSellerOffers reports whether sellerID has any offer in partition p

@@ -174,7 +174,8 @@ type Follower struct {
 	offer     records.Offer
 	mem       Membership
 	rec       OutboxRecord
-	names     map[string]string
+	names     internTable
+	intern    Interner // names.intern
 }
 
 type followRecord struct {
@@ -245,9 +246,11 @@ func (s *Store) FollowFromStart(p int32, offersTopic string) (*Follower, error) 
 }
 
 func newFollower(s *Store, p int32, offersTopic string) *Follower {
-	return &Follower{s: s, p: p, offersTopic: offersTopic,
+	f := &Follower{s: s, p: p, offersTopic: offersTopic,
 		oEvents: map[string]restoreEvent{}, oBySeq: map[uint64][]string{}, eEvents: map[uint64][]byte{},
-		out: map[uint64]bool{}, touched: map[uint64]bool{}, deltas: map[string]int64{}, names: map[string]string{}}
+		out: map[uint64]bool{}, touched: map[uint64]bool{}, deltas: map[string]int64{}, names: internTable{}}
+	f.intern = f.names.intern
+	return f
 }
 
 // Next returns the changelog offset of the next record Add takes: a
@@ -545,15 +548,7 @@ func (f *Follower) countMembership(id, v []byte, sign int64) error {
 	if v == nil {
 		return nil
 	}
-	intern := func(b []byte) string {
-		if n, ok := f.names[string(b)]; ok {
-			return n
-		}
-		n := string(b)
-		f.names[n] = n
-		return n
-	}
-	if err := DecodeMembership(v, &f.mem, intern); err != nil {
+	if err := DecodeMembership(v, &f.mem, f.intern); err != nil {
 		return fmt.Errorf("membership %q: %w", id, err)
 	}
 	for i := range f.mem.Feeds {

@@ -57,6 +57,19 @@ func (m *Membership) Reset() {
 // string(b) for names it does not know.
 type Interner func(b []byte) string
 
+// internTable interns the feed ids and destinations of decoded
+// memberships: each distinct string is allocated once.
+type internTable map[string]string
+
+func (t internTable) intern(b []byte) string {
+	if n, ok := t[string(b)]; ok {
+		return n
+	}
+	n := string(b)
+	t[n] = n
+	return n
+}
+
 const membershipVersion = 1
 
 // AppendMembership appends the encoding of m to dst.

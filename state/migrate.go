@@ -78,15 +78,7 @@ func (s *Store) migrateCounts(b *pebble.Batch) error {
 	}
 	defer it.Close()
 	counts := map[int32]map[string]int64{}
-	names := map[string]string{}
-	intern := func(b []byte) string {
-		if n, ok := names[string(b)]; ok {
-			return n
-		}
-		n := string(b)
-		names[n] = n
-		return n
-	}
+	intern := internTable{}.intern
 	var m Membership
 	for it.First(); it.Valid(); it.Next() {
 		k := it.Key()
@@ -126,7 +118,9 @@ func (s *Store) migrateJobs(b *pebble.Batch) error {
 		return err
 	}
 	defer it.Close()
-	var parts []int32 // partitions with a seller index, read once
+	var parts []int32  // partitions with a seller index, read once
+	rd := s.NewBatch() // read-only
+	defer rd.Close()
 	var key []byte
 	for it.First(); it.Valid(); it.Next() {
 		seller := string(it.Key()[1:])
@@ -141,7 +135,7 @@ func (s *Store) migrateJobs(b *pebble.Batch) error {
 				}
 			}
 			for _, p := range parts {
-				has, err := s.hasSellerOffers(p, seller)
+				has, err := rd.HasSellerOffers(p, seller)
 				if err != nil {
 					return err
 				}
@@ -182,16 +176,6 @@ func (s *Store) indexPartitions() ([]int32, error) {
 		valid = it.SeekGE(prefixEnd(partitionPrefix(prefixIndex, p)))
 	}
 	return out, it.Error()
-}
-
-func (s *Store) hasSellerOffers(p int32, seller string) (bool, error) {
-	prefix := indexPrefix(nil, p, seller)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return false, err
-	}
-	defer it.Close()
-	return it.First(), it.Error()
 }
 
 type legacyJob struct {

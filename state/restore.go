@@ -162,15 +162,7 @@ func (r *Restore) memberCounts() (map[string]int64, int64, error) {
 	}
 	defer it.Close()
 	counts := map[string]int64{}
-	names := map[string]string{}
-	intern := func(b []byte) string {
-		if n, ok := names[string(b)]; ok {
-			return n
-		}
-		n := string(b)
-		names[n] = n
-		return n
-	}
+	intern := internTable{}.intern
 	var m Membership
 	var n int64
 	for it.First(); it.Valid(); it.Next() {
