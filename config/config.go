@@ -40,6 +40,10 @@ type Topics struct {
 	// many partitions as Offers: a replica of each offers partition's
 	// state that an instance gaining the partition restores from.
 	Changelog string `yaml:"changelog"` // default <group_id>-changelog
+	// Runs is the run log: one partition, shared by the group's
+	// instances, that records the full passes (started, parts stored,
+	// held, approved, published) in one order all of them fold.
+	Runs string `yaml:"runs"` // default <group_id>-runs
 }
 
 // TLS configures TLS to the brokers; disabled unless Enabled.
@@ -92,6 +96,14 @@ type FullPass struct {
 	Interval     time.Duration `yaml:"interval"`      // default 1h; 0 = only on demand
 	RefreshAfter time.Duration `yaml:"refresh_after"` // default 672h
 	Guard        Guard         `yaml:"guard"`
+	// Store is where feed files go: a blob URL, file:///dir (the
+	// default is file://<state.dir>/feeds), s3://bucket?region=..
+	// (any S3-compatible store) or gs://bucket. Several instances need a
+	// store they all reach.
+	Store string `yaml:"store"` // default "" = file://<state.dir>/feeds
+	// Timeout fails a run whose partitions' parts are not all stored
+	// this long after it started (the failure names the partitions).
+	Timeout time.Duration `yaml:"timeout"` // default 1h
 }
 
 // Guard holds a run whose feed sizes moved more than these bounds.

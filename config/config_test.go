@@ -198,13 +198,13 @@ func TestParseDefaults(t *testing.T) {
 		Kafka: Kafka{
 			Brokers: []string{"127.0.0.1:9092"},
 			GroupID: "feedmill", SessionTimeout: 45 * time.Second,
-			Topics: Topics{Offers: "offers", Sellers: "sellers", Ratings: "ratings", Events: "feed-events", Rejects: "feedmill-rejects", Changelog: "feedmill-changelog"},
+			Topics: Topics{Offers: "offers", Sellers: "sellers", Ratings: "ratings", Events: "feed-events", Rejects: "feedmill-rejects", Changelog: "feedmill-changelog", Runs: "feedmill-runs"},
 		},
 		SchemaRegistry: SchemaRegistry{URL: "http://127.0.0.1:8081"},
 		State:          State{Dir: "./data", TombstoneRetention: 168 * time.Hour, MinFreeBytes: 1 << 30},
 		HTTP:           HTTP{Listen: "127.0.0.1:8080"},
 		FullPass: FullPass{
-			Interval: time.Hour, RefreshAfter: 672 * time.Hour,
+			Interval: time.Hour, RefreshAfter: 672 * time.Hour, Timeout: time.Hour,
 			Guard: Guard{MaxDrop: 0.2, MaxGrowth: 1.0, MinSize: 100},
 		},
 		Processor: Processor{MaxBatchRecords: 2000, SellerChunk: 500, MaxEventBytes: 1_000_000, Workers: runtime.GOMAXPROCS(0)},
@@ -552,7 +552,7 @@ func TestConnectorDefaults(t *testing.T) {
 		Kafka: Kafka{
 			Brokers: []string{"127.0.0.1:9092"},
 			GroupID: "feedmill-connector", SessionTimeout: 45 * time.Second,
-			Topics: Topics{Offers: "offers", Sellers: "sellers", Ratings: "ratings", Events: "feed-events", Rejects: "feedmill-rejects", Changelog: "feedmill-connector-changelog"},
+			Topics: Topics{Offers: "offers", Sellers: "sellers", Ratings: "ratings", Events: "feed-events", Rejects: "feedmill-rejects", Changelog: "feedmill-connector-changelog", Runs: "feedmill-connector-runs"},
 		},
 		SchemaRegistry:  SchemaRegistry{URL: "http://127.0.0.1:8081"},
 		Destinations:    []string{"gmc-main"},

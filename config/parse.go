@@ -83,6 +83,7 @@ func (c *Config) applyDefaults(p presence) {
 	setDefault(p, "http.listen", &c.HTTP.Listen, "127.0.0.1:8080")
 	setDefault(p, "full_pass.interval", &c.FullPass.Interval, time.Hour)
 	setDefault(p, "full_pass.refresh_after", &c.FullPass.RefreshAfter, 672*time.Hour)
+	setDefault(p, "full_pass.timeout", &c.FullPass.Timeout, time.Hour)
 	setDefault(p, "full_pass.guard.max_drop", &c.FullPass.Guard.MaxDrop, 0.2)
 	setDefault(p, "full_pass.guard.max_growth", &c.FullPass.Guard.MaxGrowth, 1.0)
 	setDefault(p, "full_pass.guard.min_size", &c.FullPass.Guard.MinSize, 100)
@@ -105,4 +106,5 @@ func applyKafkaDefaults(p presence, path string, k *Kafka, groupID string) {
 	setDefault(p, path+".topics.events", &k.Topics.Events, "feed-events")
 	setDefault(p, path+".topics.rejects", &k.Topics.Rejects, "feedmill-rejects")
 	setDefault(p, path+".topics.changelog", &k.Topics.Changelog, k.GroupID+"-changelog")
+	setDefault(p, path+".topics.runs", &k.Topics.Runs, k.GroupID+"-runs")
 }

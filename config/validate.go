@@ -109,6 +109,12 @@ func (c *Config) Validate() error {
 
 	checkNonNegative(&ps, "full_pass.interval", c.FullPass.Interval)
 	checkNonNegative(&ps, "full_pass.refresh_after", c.FullPass.RefreshAfter)
+	checkNonNegative(&ps, "full_pass.timeout", c.FullPass.Timeout)
+	if s := c.FullPass.Store; s != "" {
+		if u, err := url.Parse(s); err != nil || (u.Scheme != "file" && u.Scheme != "s3" && u.Scheme != "gs") {
+			ps.add("full_pass.store", "must be a blob URL: file:///dir, s3://bucket?region=... or gs://bucket, got %q", s)
+		}
+	}
 	g := c.FullPass.Guard
 	if math.IsNaN(g.MaxDrop) || g.MaxDrop < 0 || g.MaxDrop > 1 {
 		ps.add("full_pass.guard.max_drop", "must be between 0 and 1, got %v", g.MaxDrop)
@@ -270,6 +276,7 @@ func checkKafka(ps *problems, path string, k *Kafka) {
 		{"events", k.Topics.Events},
 		{"rejects", k.Topics.Rejects},
 		{"changelog", k.Topics.Changelog},
+		{"runs", k.Topics.Runs},
 	}
 	seen := map[string]string{}
 	for _, t := range topics {
