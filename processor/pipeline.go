@@ -475,12 +475,9 @@ func (p *Pipeline) runOffers(ctx context.Context, base []kgo.Opt) error {
 	// its partitions back at once instead of after the session timeout,
 	// and a stopped one keeps them for its restart. Cooperative-sticky
 	// assignment moves only the partitions that must move.
-	instanceID := p.cfg.Kafka.InstanceID
-	if instanceID == "" {
-		var err error
-		if instanceID, err = p.store.InstanceID(newInstanceID); err != nil {
-			return err
-		}
+	instanceID, err := p.InstanceID()
+	if err != nil {
+		return err
 	}
 	opts = append(opts, kgo.InstanceID(instanceID), kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.SessionTimeout(p.cfg.Kafka.SessionTimeout))
@@ -549,6 +546,15 @@ func (p *Pipeline) Coverage() (owned []int32, total int32) {
 		owned = *o
 	}
 	return owned, p.offersTotal.Load()
+}
+
+// InstanceID is this instance's group instance id: kafka.instance_id, or
+// the one kept in the state dir (created on first use).
+func (p *Pipeline) InstanceID() (string, error) {
+	if id := p.cfg.Kafka.InstanceID; id != "" {
+		return id, nil
+	}
+	return p.store.InstanceID(newInstanceID)
 }
 
 // newInstanceID is a fresh group instance id: the host name (for the

@@ -250,6 +250,27 @@ func (s *Store) ScanFixes(runID string, first bool, p int32, afterID string, lim
 	return n, it.Error()
 }
 
+// DeleteFixesOf removes the fixes of partition p from runID's list (a
+// partition scanned again starts a fresh list).
+func (s *Store) DeleteFixesOf(runID string, p int32) error {
+	prefix := appendPartition(fixPrefix(runID), p)
+	if err := s.db.DeleteRange(prefix, prefixEnd(prefix), pebble.Sync); err != nil {
+		return fmt.Errorf("delete fixes of %s partition %d: %w", runID, p, err)
+	}
+	return nil
+}
+
+// DeleteRun removes the local record of run id and its fix list.
+func (s *Store) DeleteRun(id string) error {
+	if err := s.DeleteFixes(id); err != nil {
+		return err
+	}
+	if err := s.db.Delete(runKey(id), pebble.Sync); err != nil {
+		return fmt.Errorf("delete run %s: %w", id, err)
+	}
+	return nil
+}
+
 // DeleteFixes removes the fix list of runID.
 func (s *Store) DeleteFixes(runID string) error {
 	prefix := fixPrefix(runID)

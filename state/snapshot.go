@@ -70,12 +70,23 @@ type ScanItem struct {
 // OfferID is a fresh string per item. It stops at the first error from fn
 // or when ctx ends.
 func (sn *Snapshot) Scan(ctx context.Context, intern Interner, fn func(it *ScanItem) error) error {
-	oit, err := sn.snap.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixOffer}, UpperBound: []byte{prefixOffer + 1}})
+	return sn.scan(ctx, []byte{prefixOffer}, []byte{prefixOffer + 1}, []byte{prefixMembership}, []byte{prefixMembership + 1}, intern, fn)
+}
+
+// ScanPartition is Scan over the offer keys of partition p alone.
+func (sn *Snapshot) ScanPartition(ctx context.Context, p int32, intern Interner, fn func(it *ScanItem) error) error {
+	ol := appendPartition([]byte{prefixOffer}, p)
+	ml := appendPartition([]byte{prefixMembership}, p)
+	return sn.scan(ctx, ol, prefixEnd(ol), ml, prefixEnd(ml), intern, fn)
+}
+
+func (sn *Snapshot) scan(ctx context.Context, olo, ohi, mlo, mhi []byte, intern Interner, fn func(it *ScanItem) error) error {
+	oit, err := sn.snap.NewIter(&pebble.IterOptions{LowerBound: olo, UpperBound: ohi})
 	if err != nil {
 		return fmt.Errorf("scan offers: %w", err)
 	}
 	defer oit.Close()
-	mit, err := sn.snap.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixMembership}, UpperBound: []byte{prefixMembership + 1}})
+	mit, err := sn.snap.NewIter(&pebble.IterOptions{LowerBound: mlo, UpperBound: mhi})
 	if err != nil {
 		return fmt.Errorf("scan memberships: %w", err)
 	}

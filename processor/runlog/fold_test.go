@@ -63,7 +63,7 @@ func TestFold(t *testing.T) {
 			{cmd: part(run1, 0, "a", 100, 0), accepted: true, status: StatusPublished},
 			{cmd: start(t0.Add(time.Minute), 1), accepted: true},
 			{cmd: part(run2, 0, "a", 10_000, 0), accepted: true, status: StatusHeld, reason: "grew"},
-			{cmd: start(t0.Add(2 * time.Minute), 1), accepted: true},
+			{cmd: start(t0.Add(2*time.Minute), 1), accepted: true},
 			{cmd: part(run3, 0, "a", 110, 0), accepted: true, status: StatusPublished},
 			{cmd: Command{Op: OpReject, Run: run2}, errIs: ErrRunNotHeld, run: run2, status: StatusRejected, reason: "superseded by " + run3},
 		}},
