@@ -2,6 +2,7 @@ package state_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -139,6 +140,20 @@ func TestSnapshotScanJoinsOffersAndMemberships(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("row %d: %v, want %v", i, got[i], want[i])
+		}
+	}
+	// One partition's scan sees exactly that partition's rows.
+	for p := range int32(3) {
+		var part []row
+		if err := snap.ScanPartition(context.Background(), p, nil, func(it *state.ScanItem) error {
+			part = append(part, row{it.Partition, it.OfferID, it.Offer != nil, it.Membership != nil})
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		wantP := slices.DeleteFunc(slices.Clone(want), func(r row) bool { return r.p != p })
+		if !slices.Equal(part, wantP) {
+			t.Errorf("partition %d: %v, want %v", p, part, wantP)
 		}
 	}
 }
