@@ -290,7 +290,11 @@ type atom struct {
 
 // eval computes the atom for v. Opaque atoms are run by the engine.
 func (a *atom) eval(v *View) tri {
-	x := a.op.read(v)
+	return a.evalOn(a.op.read(v))
+}
+
+// evalOn computes the atom from x, its operand's value.
+func (a *atom) evalOn(x scalar) tri {
 	if x.k == kErr {
 		return tE
 	}

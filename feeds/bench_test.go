@@ -98,3 +98,73 @@ func benchMatch(b *testing.B, plain bool) {
 func BenchmarkMatchEngine(b *testing.B) { benchMatch(b, false) }
 
 func BenchmarkMatchPlain(b *testing.B) { benchMatch(b, true) }
+
+// passFeeds is the full pass benchmark's feed set: "all-gmc" (every active
+// offer) plus synth.FeedSet(n-1, 5).
+func passFeeds(n int) []config.Feed {
+	fs := []config.Feed{{ID: "all-gmc", Filter: `offer.status == "ACTIVE"`, Template: synth.TemplateGoogle, Destinations: []string{synth.DestinationGMC}, File: true}}
+	return append(fs, synth.FeedSet(n-1, 5)...)
+}
+
+// BenchmarkPassMatch is the matching part of the full pass per offer:
+// Match, then a visit of every matched feed (a loop over all feeds reading
+// member); synthetic catalog of 20000 offers, one view per op.
+// BenchmarkPassMatchList does the same with MatchList, visiting only the
+// matched feeds.
+func BenchmarkPassMatch(b *testing.B) { benchPassMatch(b, false) }
+
+func BenchmarkPassMatchList(b *testing.B) { benchPassMatch(b, true) }
+
+func benchPassMatch(b *testing.B, list bool) {
+	views := synthViews(b, 1, 20000)
+	for _, n := range []int{10, 1300} {
+		b.Run(fmt.Sprintf("feeds=%d", n), func(b *testing.B) {
+			s := mustCompile(b, passFeeds(n), nil)
+			e := s.NewEvaluator()
+			member := make([]bool, n)
+			matched := make([]int, 0, n)
+			visited := 0
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				v := views[i%len(views)]
+				if list {
+					matched = e.MatchList(v, testNow, nil, matched[:0])
+					visited += len(matched)
+				} else {
+					e.Match(v, testNow, member)
+					for f := range member {
+						if member[f] {
+							visited++
+						}
+					}
+				}
+				i++
+			}
+			b.ReportMetric(float64(visited)/float64(i), "matched/op")
+		})
+	}
+}
+
+// BenchmarkRenderSynth renders one item of each built-in template per op
+// over the synthetic catalog (2000 offers).
+func BenchmarkRenderSynth(b *testing.B) {
+	views := synthViews(b, 1, 2000)
+	var fs []config.Feed
+	for _, name := range BuiltinTemplates() {
+		fs = append(fs, config.Feed{ID: "f-" + name, Filter: "true", Template: name})
+	}
+	s := mustCompile(b, fs, nil)
+	for _, t := range s.Templates() {
+		b.Run(t.ID, func(b *testing.B) {
+			e := s.NewEvaluator()
+			var buf []byte
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				buf = e.AppendItem(buf[:0], t, views[i%len(views)], testNow)
+				i++
+			}
+		})
+	}
+}

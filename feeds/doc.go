@@ -42,17 +42,24 @@
 // opaque atom: the sub-expression compiled alone and run by expr. Equal
 // atoms (canonical key) are shared by all feeds.
 //
-// Atoms that can be indexed are: equality and `in` by value (hash maps per
-// operand; the offer's attributes are iterated once), startsWith by a
-// radix tree per operand (the offer's category is walked once), and
-// numeric comparisons by sorted bounds (binary search). An atom is
-// indexed only when "not reported by its index" implies false. Each feed
-// gets a required set: for a conjunction, its most selective indexed
-// conjunct among those preceded only by conjuncts that cannot be nil or
-// fail; for a disjunction, the union of both sides. Match asks the
-// indexes once per View, evaluates only the feeds they report plus those
-// without a required set, and computes each atom at most once per View
-// (memoised by a generation counter; nothing is cleared per call). The
+// Atoms that can be indexed are: equality and `in` by value (per operand
+// a short list of values, or a hash map over more than 8; the offer's
+// attributes are iterated once), startsWith by a radix tree per operand
+// (the offer's category is walked once), and numeric comparisons by
+// sorted bounds (binary search). An atom is indexed only when "not
+// reported by its index" implies false. Each feed gets a required set:
+// for a conjunction, its most selective indexed conjunct among those
+// preceded only by conjuncts that cannot be nil or fail; for a
+// disjunction, the union of both sides. Compile keeps in the indexes only
+// the atoms some feed requires and stores with each entry the feeds that
+// require it, so an index hit is one list of candidates (and the equality
+// and startsWith atoms it reports are known true without evaluating
+// them). Match asks the indexes once per View, evaluates only the feeds
+// they report plus those without a required set, and computes each atom
+// at most once per View (memoised by a generation counter; nothing is
+// cleared per call). Chains of && (or ||) are evaluated as one n-ary
+// node. MatchList returns the matched feeds as a sorted list of indexes,
+// so a caller visits them without scanning every feed. The
 // result equals running every program, error counts included: the
 // boolean nodes follow expr's VM (&& and || need a bool on the left and
 // yield their right side as is, nil is false only at the top), and the

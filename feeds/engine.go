@@ -2,6 +2,7 @@ package feeds
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -38,13 +39,26 @@ type bnode struct {
 	a, b int32
 }
 
+// enode is one node of a filter's flattened boolean structure: bNot over
+// a, or bAnd/bOr over kids[lo:hi] (nested nodes of the same operator are
+// merged). Operands are enodes, or atoms when negative (^atom).
+type enode struct {
+	op     bop
+	a      int32
+	lo, hi int32
+}
+
 // engine is the Set's immutable matching structure.
 type engine struct {
-	atoms    []atom
-	nodes    []bnode
-	roots    []int32   // per feed
+	atoms []atom
+	nodes []bnode // while building; finish flattens them into enodes
+	// roots holds per feed its filter's root: a bnode while building,
+	// then (after finish) an enode, or an atom when negative (^atom).
+	roots    []int32
+	enodes   []enode
+	kids     []int32   // operands of the and/or enodes (enode or ^atom)
 	always   []int32   // feeds evaluated for every offer
-	reqFeeds [][]int32 // per atom: feeds that have it in their required set
+	reqFeeds [][]int32 // per atom: feeds that have it in their required set (building)
 
 	eqStr  []eqStrIndex
 	eqNum  []eqNumIndex
@@ -63,19 +77,27 @@ type engine struct {
 	attrMissing []int32            // attribute operands whose ?? default is indexed
 }
 
+// The indexes map what they match to atoms while Compile builds them;
+// finish then replaces each atom list by the feeds that require one of
+// its atoms (deduplicated), and drops the entries, nodes and whole indexes
+// no feed requires: at run time an index hit is one list of feeds.
+
 type eqStrIndex struct {
 	op operand
-	m  map[string][]int32
+	m  map[string][]int32 // value → atoms (building)
+	// feeds: value → its atoms that feeds require, and those feeds
+	// (after finish).
+	feeds strTable
 }
 
 type eqNumIndex struct {
 	op operand
-	m  map[float64][]int32
+	m  map[float64][]int32 // value → atoms, then feeds (after finish)
 }
 
 type eqBoolIndex struct {
 	op   operand
-	t, f []int32
+	t, f []int32 // atoms, then feeds (after finish)
 }
 
 type prefixIndex struct {
@@ -86,7 +108,56 @@ type prefixIndex struct {
 type rangeIndex struct {
 	op     operand
 	bounds []float64 // ascending
-	atoms  []int32   // atoms[i] has bound bounds[i]
+	atoms  []int32   // atoms[i] has bound bounds[i] (building)
+	feeds  [][]int32 // feeds[i]: feeds requiring atoms[i] (after finish)
+}
+
+// ixHit is what an index entry reports: atoms that hold (true) for the
+// View, and the feeds requiring one of them.
+type ixHit struct {
+	atoms, feeds []int32
+}
+
+// strTable maps strings to index hits: a linear scan over a few keys, a
+// map over more.
+type strTable struct {
+	keys []string
+	vals []*ixHit
+	m    map[string]*ixHit // nil when keys is used
+}
+
+// strTableLinear is the most keys a strTable scans linearly.
+const strTableLinear = 8
+
+func newStrTable(m map[string]*ixHit) strTable {
+	if len(m) > strTableLinear {
+		return strTable{m: m}
+	}
+	var t strTable
+	for _, k := range sortedKeys(m) {
+		t.keys = append(t.keys, k)
+		t.vals = append(t.vals, m[k])
+	}
+	return t
+}
+
+func (t *strTable) get(s string) *ixHit {
+	if t.m != nil {
+		return t.m[s]
+	}
+	for i, k := range t.keys {
+		if len(k) == len(s) && k == s {
+			return t.vals[i]
+		}
+	}
+	return nil
+}
+
+func (t *strTable) len() int {
+	if t.m != nil {
+		return len(t.m)
+	}
+	return len(t.keys)
 }
 
 // EngineStats describes the compiled engine; for tests, benchmarks and
@@ -162,28 +233,155 @@ func (b *engineBuilder) skip() {
 }
 
 func (b *engineBuilder) finish() *engine {
-	for len(b.e.reqFeeds) < len(b.e.atoms) {
-		b.e.reqFeeds = append(b.e.reqFeeds, nil)
+	e := b.e
+	for len(e.reqFeeds) < len(e.atoms) {
+		e.reqFeeds = append(e.reqFeeds, nil)
 	}
-	b.e.strAttrs = make(map[string][]int32)
-	for i := range b.e.eqStr {
-		ix := &b.e.eqStr[i]
-		if ix.op.f != fieldAttr {
-			b.e.strFields = append(b.e.strFields, int32(i))
+	// feedsOf is the union of the feeds requiring atoms, in first-seen
+	// order; nil when no feed requires any of them.
+	feedsOf := func(atoms []int32) []int32 {
+		if len(atoms) == 1 {
+			return slices.Clone(e.reqFeeds[atoms[0]])
+		}
+		var out []int32
+		for _, a := range atoms {
+			for _, f := range e.reqFeeds[a] {
+				if !slices.Contains(out, f) {
+					out = append(out, f)
+				}
+			}
+		}
+		return out
+	}
+	// required is the subset of atoms some feed requires.
+	required := func(atoms []int32) []int32 {
+		var out []int32
+		for _, a := range atoms {
+			if len(e.reqFeeds[a]) > 0 {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	eqStr := e.eqStr[:0]
+	for _, ix := range e.eqStr {
+		m := make(map[string]*ixHit)
+		for k, atoms := range ix.m {
+			if fs := feedsOf(atoms); fs != nil {
+				m[k] = &ixHit{atoms: required(atoms), feeds: fs}
+			}
+		}
+		if len(m) == 0 {
 			continue
 		}
-		b.e.strAttrs[ix.op.attr] = append(b.e.strAttrs[ix.op.attr], int32(i))
-		if ix.op.hasDef && ix.op.def.k == kString && len(ix.m[ix.op.def.s]) > 0 {
-			b.e.attrMissing = append(b.e.attrMissing, int32(i))
+		ix.m, ix.feeds = nil, newStrTable(m)
+		eqStr = append(eqStr, ix)
+	}
+	e.eqStr = eqStr
+	eqNum := e.eqNum[:0]
+	for _, ix := range e.eqNum {
+		m := make(map[float64][]int32)
+		for k, atoms := range ix.m {
+			if fs := feedsOf(atoms); fs != nil {
+				m[k] = fs
+			}
+		}
+		if len(m) > 0 {
+			ix.m = m
+			eqNum = append(eqNum, ix)
 		}
 	}
-	for i := range b.e.upper {
-		sortRange(&b.e.upper[i])
+	e.eqNum = eqNum
+	eqBool := e.eqBool[:0]
+	for _, ix := range e.eqBool {
+		ix.t, ix.f = feedsOf(ix.t), feedsOf(ix.f)
+		if ix.t != nil || ix.f != nil {
+			eqBool = append(eqBool, ix)
+		}
 	}
-	for i := range b.e.lower {
-		sortRange(&b.e.lower[i])
+	e.eqBool = eqBool
+	prefix := e.prefix[:0]
+	for _, ix := range e.prefix {
+		if ix.root.prune(required, feedsOf) {
+			prefix = append(prefix, ix)
+		}
 	}
-	return b.e
+	e.prefix = prefix
+	pruneRanges := func(list []rangeIndex) []rangeIndex {
+		out := list[:0]
+		for _, ix := range list {
+			sortRange(&ix)
+			var bounds []float64
+			var feeds [][]int32
+			for i, a := range ix.atoms {
+				if fs := feedsOf([]int32{a}); fs != nil {
+					bounds = append(bounds, ix.bounds[i])
+					feeds = append(feeds, fs)
+				}
+			}
+			if len(bounds) > 0 {
+				ix.bounds, ix.atoms, ix.feeds = bounds, nil, feeds
+				out = append(out, ix)
+			}
+		}
+		return out
+	}
+	e.upper = pruneRanges(e.upper)
+	e.lower = pruneRanges(e.lower)
+
+	e.strAttrs = make(map[string][]int32)
+	for i := range e.eqStr {
+		ix := &e.eqStr[i]
+		if ix.op.f != fieldAttr {
+			e.strFields = append(e.strFields, int32(i))
+			continue
+		}
+		e.strAttrs[ix.op.attr] = append(e.strAttrs[ix.op.attr], int32(i))
+		if ix.op.hasDef && ix.op.def.k == kString && ix.feeds.get(ix.op.def.s) != nil {
+			e.attrMissing = append(e.attrMissing, int32(i))
+		}
+	}
+	e.reqFeeds = nil // now in the indexes
+	b.flatten()
+	return e
+}
+
+// flatten turns each feed's bnode tree into enodes (see enode) and drops
+// the bnodes.
+func (b *engineBuilder) flatten() {
+	e := b.e
+	var kid func(i int32) int32
+	var collect func(op bop, i int32, out []int32) []int32
+	collect = func(op bop, i int32, out []int32) []int32 {
+		if n := e.nodes[i]; n.op == op {
+			return collect(op, n.b, collect(op, n.a, out))
+		}
+		return append(out, kid(i))
+	}
+	kid = func(i int32) int32 {
+		n := e.nodes[i]
+		switch n.op {
+		case bAtom:
+			return ^n.a
+		case bNot:
+			c := kid(n.a)
+			e.enodes = append(e.enodes, enode{op: bNot, a: c})
+			return int32(len(e.enodes) - 1)
+		}
+		ks := collect(n.op, n.b, collect(n.op, n.a, nil))
+		lo := int32(len(e.kids))
+		e.kids = append(e.kids, ks...)
+		e.enodes = append(e.enodes, enode{op: n.op, lo: lo, hi: int32(len(e.kids))})
+		return int32(len(e.enodes) - 1)
+	}
+	for f, r := range e.roots {
+		if r >= 0 {
+			e.roots[f] = kid(r)
+		} else {
+			e.roots[f] = math.MaxInt32 // a feed Compile refused: never evaluated
+		}
+	}
+	e.nodes = nil
 }
 
 func sortRange(r *rangeIndex) {
@@ -505,7 +703,7 @@ func (b *engineBuilder) eqKey(op operand, opKey string, c scalar, id int32) {
 	}
 }
 
-func sortedKeys(m map[string]struct{}) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
@@ -527,9 +725,25 @@ func sortedIntKeys(m map[int]struct{}) []int {
 // that starts with the path to this node. Children have distinct first
 // bytes.
 type rnode struct {
-	atoms    []int32
+	atoms    []int32 // after finish: only those some feed requires
+	feeds    []int32 // after finish: feeds requiring one of atoms
 	labels   []string
 	children []*rnode
+}
+
+// prune replaces atoms by feeds (feedsOf) in n's subtree and drops the
+// children whose subtree no feed requires; it reports whether any node of
+// n's subtree has feeds.
+func (n *rnode) prune(required, feedsOf func([]int32) []int32) bool {
+	n.feeds, n.atoms = feedsOf(n.atoms), required(n.atoms)
+	labels, children := n.labels[:0], n.children[:0]
+	for i, c := range n.children {
+		if c.prune(required, feedsOf) {
+			labels, children = append(labels, n.labels[i]), append(children, c)
+		}
+	}
+	n.labels, n.children = labels, children
+	return n.feeds != nil || len(children) > 0
 }
 
 func (n *rnode) insert(p string, id int32) {
@@ -567,22 +781,25 @@ func commonPrefix(a, b string) int {
 
 // engineRun is an Evaluator's per-offer engine state.
 type engineRun struct {
-	gen     uint32
-	atomGen []uint32
-	atomVal []tri
+	gen uint32 // < 1<<29
+	// atoms holds gen<<3 | tri per atom: the atom's outcome when its
+	// generation is gen (one word, so a memoised atom costs one load).
+	atoms   []uint32
 	atomErr []error // the error of an atom that is tE this offer
 	feedGen []uint32
 	cand    []int32
-	cause   int32 // atom whose tE the last evalNode returned; -1: a boolean node's
+	cause   int32 // atom whose tE the last eval returned; -1: a boolean node's
 	loaded  bool  // slots hold the opaque atoms' leaves for this offer
 	v       *View
 	now     time.Time
 }
 
+// maxGen bounds engineRun.gen so gen<<3 fits in a uint32.
+const maxGen = 1<<29 - 1
+
 func newEngineRun(e *engine, feeds int) engineRun {
 	return engineRun{
-		atomGen: make([]uint32, len(e.atoms)),
-		atomVal: make([]tri, len(e.atoms)),
+		atoms:   make([]uint32, len(e.atoms)),
 		atomErr: make([]error, len(e.atoms)),
 		feedGen: make([]uint32, feeds),
 		cand:    make([]int32, 0, feeds),
@@ -592,14 +809,25 @@ func newEngineRun(e *engine, feeds int) engineRun {
 // begin starts a new offer.
 func (r *engineRun) begin(v *View, now time.Time) {
 	r.gen++
-	if r.gen == 0 {
-		clear(r.atomGen)
+	if r.gen > maxGen {
+		clear(r.atoms)
 		clear(r.feedGen)
 		r.gen = 1
 	}
 	r.cand = r.cand[:0]
 	r.loaded = false
 	r.v, r.now = v, now
+}
+
+// addHit seeds h's atoms as true and adds its feeds.
+func (r *engineRun) addHit(h *ixHit) {
+	if h == nil {
+		return
+	}
+	for _, a := range h.atoms {
+		r.atoms[a] = r.gen<<3 | uint32(tT)
+	}
+	r.addFeeds(h.feeds)
 }
 
 func (r *engineRun) addFeeds(feeds []int32) {
@@ -619,45 +847,35 @@ func (e *Evaluator) candidates() {
 	for _, i := range eng.strFields {
 		ix := &eng.eqStr[i]
 		if x := ix.op.read(v); x.k == kString {
-			for _, a := range ix.m[x.s] {
-				r.addFeeds(eng.reqFeeds[a])
-			}
+			r.addHit(ix.feeds.get(x.s))
 		}
 	}
 	if len(eng.strAttrs) > 0 {
 		for k, val := range v.Offer.Attributes {
 			for _, i := range eng.strAttrs[k] {
-				for _, a := range eng.eqStr[i].m[val] {
-					r.addFeeds(eng.reqFeeds[a])
-				}
+				r.addHit(eng.eqStr[i].feeds.get(val))
 			}
 		}
 		for _, i := range eng.attrMissing {
 			ix := &eng.eqStr[i]
 			if _, ok := v.Offer.Attributes[ix.op.attr]; !ok {
-				for _, a := range ix.m[ix.op.def.s] {
-					r.addFeeds(eng.reqFeeds[a])
-				}
+				r.addHit(ix.feeds.get(ix.op.def.s))
 			}
 		}
 	}
 	for i := range eng.eqNum {
 		ix := &eng.eqNum[i]
 		if x := ix.op.read(v); x.k == kInt || x.k == kFloat {
-			for _, a := range ix.m[x.num()] {
-				r.addFeeds(eng.reqFeeds[a])
-			}
+			r.addFeeds(ix.m[x.num()])
 		}
 	}
 	for i := range eng.eqBool {
 		ix := &eng.eqBool[i]
 		if x := ix.op.read(v); x.k == kBool {
-			list := ix.f
 			if x.b {
-				list = ix.t
-			}
-			for _, a := range list {
-				r.addFeeds(eng.reqFeeds[a])
+				r.addFeeds(ix.t)
+			} else {
+				r.addFeeds(ix.f)
 			}
 		}
 	}
@@ -670,15 +888,18 @@ func (e *Evaluator) candidates() {
 		n, s := ix.root, x.s
 		for n != nil {
 			for _, a := range n.atoms {
-				r.addFeeds(eng.reqFeeds[a])
+				r.atoms[a] = r.gen<<3 | uint32(tT)
 			}
+			r.addFeeds(n.feeds)
 			var next *rnode
-			for j, l := range n.labels {
-				if len(s) > 0 && l[0] == s[0] {
-					if strings.HasPrefix(s, l) {
-						next, s = n.children[j], s[len(l):]
+			if len(s) > 0 {
+				for j, l := range n.labels {
+					if l[0] == s[0] {
+						if strings.HasPrefix(s, l) {
+							next, s = n.children[j], s[len(l):]
+						}
+						break
 					}
-					break
 				}
 			}
 			n = next
@@ -689,8 +910,8 @@ func (e *Evaluator) candidates() {
 		if x := ix.op.read(v); x.k == kInt || x.k == kFloat {
 			f := x.num()
 			j := sort.SearchFloat64s(ix.bounds, f) // first bound >= f
-			for _, a := range ix.atoms[j:] {
-				r.addFeeds(eng.reqFeeds[a])
+			for _, fs := range ix.feeds[j:] {
+				r.addFeeds(fs)
 			}
 		}
 	}
@@ -699,8 +920,8 @@ func (e *Evaluator) candidates() {
 		if x := ix.op.read(v); x.k == kInt || x.k == kFloat {
 			f := x.num()
 			j := sort.Search(len(ix.bounds), func(k int) bool { return ix.bounds[k] > f })
-			for _, a := range ix.atoms[:j] {
-				r.addFeeds(eng.reqFeeds[a])
+			for _, fs := range ix.feeds[:j] {
+				r.addFeeds(fs)
 			}
 		}
 	}
@@ -711,13 +932,19 @@ func (e *Evaluator) candidates() {
 // at most once per offer.
 func (e *Evaluator) atomValue(id int32) tri {
 	r := &e.run
-	if r.atomGen[id] == r.gen {
-		t := r.atomVal[id]
+	if w := r.atoms[id]; w>>3 == r.gen {
+		t := tri(w & 7)
 		if t == tE {
 			r.cause = id
 		}
 		return t
 	}
+	return e.computeAtom(id)
+}
+
+// computeAtom computes atom id for the current View and memoises it.
+func (e *Evaluator) computeAtom(id int32) tri {
+	r := &e.run
 	a := &e.set.engine.atoms[id]
 	var t tri
 	if a.kind == aOpaque {
@@ -747,44 +974,70 @@ func (e *Evaluator) atomValue(id int32) tri {
 	if t == tE {
 		r.cause = id
 	}
-	r.atomGen[id], r.atomVal[id] = r.gen, t
+	r.atoms[id] = r.gen<<3 | uint32(t)
 	return t
 }
 
-// evalNode follows expr's VM: && and || need a bool on their left (nil or
-// another value is an error) and yield their right side as is; ! needs a
-// bool.
-func (e *Evaluator) evalNode(i int32) tri {
-	n := &e.set.engine.nodes[i]
+// eval evaluates k, a node of the flattened structure (an atom when
+// negative: ^k). It follows expr's VM: && and || need a bool on their
+// left (nil or another value is an error) and yield their right side as
+// is; ! needs a bool. A chain of && (or of ||) is one node: its operands
+// but the last must be true (false) to go on.
+func (e *Evaluator) eval(k int32) tri {
+	if k < 0 {
+		return e.atomValue(^k)
+	}
+	eng := e.set.engine
+	n := &eng.enodes[k]
 	switch n.op {
-	case bAtom:
-		return e.atomValue(n.a)
-	case bNot:
-		switch e.evalNode(n.a) {
-		case tT:
-			return tF
-		case tF:
-			return tT
-		case tN:
-			e.run.cause = -1
-		}
-		return tE
 	case bAnd:
-		switch e.evalNode(n.a) {
-		case tF:
-			return tF
-		case tT:
-			return e.evalNode(n.b)
-		case tN:
-			e.run.cause = -1
+		kids := eng.kids[n.lo:n.hi]
+		last := len(kids) - 1
+		for _, c := range kids[:last] {
+			var t tri
+			if c < 0 {
+				t = e.atomValue(^c)
+			} else {
+				t = e.eval(c)
+			}
+			switch t {
+			case tT:
+				continue
+			case tF:
+				return tF
+			case tN:
+				e.run.cause = -1
+			}
+			return tE
 		}
-		return tE
-	default: // bOr
-		switch e.evalNode(n.a) {
+		return e.eval(kids[last])
+	case bOr:
+		kids := eng.kids[n.lo:n.hi]
+		last := len(kids) - 1
+		for _, c := range kids[:last] {
+			var t tri
+			if c < 0 {
+				t = e.atomValue(^c)
+			} else {
+				t = e.eval(c)
+			}
+			switch t {
+			case tF:
+				continue
+			case tT:
+				return tT
+			case tN:
+				e.run.cause = -1
+			}
+			return tE
+		}
+		return e.eval(kids[last])
+	default: // bNot
+		switch e.eval(n.a) {
 		case tT:
-			return tT
+			return tF
 		case tF:
-			return e.evalNode(n.b)
+			return tT
 		case tN:
 			e.run.cause = -1
 		}
@@ -796,7 +1049,7 @@ func (e *Evaluator) evalNode(i int32) tri {
 // bool cast), an error is false and counted with its cause (an atom's
 // error, or a nil operand of a boolean node).
 func (e *Evaluator) evalFeed(f int32) bool {
-	switch e.evalNode(e.set.engine.roots[f]) {
+	switch e.eval(e.set.engine.roots[f]) {
 	case tT:
 		return true
 	case tE:

@@ -502,3 +502,31 @@ func FuzzMatch(f *testing.F) {
 		checkEqual(t, s, fs, views)
 	})
 }
+
+// TestEngineGenerationWrap: results stay right across the wrap of the
+// per-offer generation counter (memoised atoms and candidates of the
+// last generations must not be taken for the new ones).
+func TestEngineGenerationWrap(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	fs := genFeeds(r, 100)
+	s := mustCompile(t, fs, nil)
+	views := make([]*View, 50)
+	for i := range views {
+		views[i] = genView(r)
+	}
+	e, plain := s.NewEvaluator(), s.NewPlainEvaluator()
+	got, want := make([]bool, len(fs)), make([]bool, len(fs))
+	e.run.gen = maxGen - 20
+	for i, v := range views {
+		e.Match(v, testNow, got)
+		plain.Match(v, testNow, want)
+		for j := range got {
+			if got[j] != want[j] {
+				t.Fatalf("view %d (generation %d) feed %d: engine %v, plain %v", i, e.run.gen, j, got[j], want[j])
+			}
+		}
+	}
+	if e.run.gen > maxGen || e.run.gen >= 50 {
+		t.Fatalf("generation %d did not wrap", e.run.gen)
+	}
+}

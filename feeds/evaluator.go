@@ -2,6 +2,7 @@ package feeds
 
 import (
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -26,6 +27,7 @@ type Evaluator struct {
 	lastRender   []EvalError // per template
 	errTotal     uint64      // failures of any kind so far
 	plain        bool        // evaluate every filter program (NewPlainEvaluator)
+	plainMember  []bool      // MatchList's buffer when plain and member is nil
 	run          engineRun   // the engine's per-offer state
 }
 
@@ -185,6 +187,69 @@ func (e *Evaluator) Match(v *View, now time.Time, member []bool) {
 		member[f] = e.evalFeed(f)
 	}
 	e.run.v = nil
+}
+
+// MatchList is Match that also appends the indexes of the feeds whose
+// filter holds to matched, in increasing order, and returns the extended
+// slice: a caller can visit the matched feeds without scanning all of
+// them. member may be nil; otherwise it has len(Set.Feeds()) and is set
+// as Match sets it. Same results, error counts and allocations as Match
+// (none per feed; matched grows only past its capacity).
+func (e *Evaluator) MatchList(v *View, now time.Time, member []bool, matched []int) []int {
+	feeds := e.set.feeds
+	if member != nil {
+		member = member[:len(feeds)]
+	}
+	if e.plain {
+		if member == nil {
+			if e.plainMember == nil {
+				e.plainMember = make([]bool, len(feeds))
+			}
+			member = e.plainMember
+		}
+		e.matchPlain(v, now, member, nil, 0)
+		for i, m := range member {
+			if m {
+				matched = append(matched, i)
+			}
+		}
+		return matched
+	}
+	if member != nil {
+		clear(member)
+	}
+	e.run.begin(v, now)
+	e.candidates()
+	start := len(matched)
+	for _, f := range e.run.cand {
+		if e.evalFeed(f) {
+			matched = append(matched, int(f))
+			if member != nil {
+				member[f] = true
+			}
+		}
+	}
+	e.run.v = nil
+	sortInts(matched[start:])
+	return matched
+}
+
+// sortInts sorts a short list in place (insertion sort: matched lists are
+// tens of feeds); longer lists go to slices.Sort.
+func sortInts(s []int) {
+	if len(s) > 32 {
+		slices.Sort(s)
+		return
+	}
+	for i := 1; i < len(s); i++ {
+		x := s[i]
+		j := i
+		for j > 0 && s[j-1] > x {
+			s[j] = s[j-1]
+			j--
+		}
+		s[j] = x
+	}
 }
 
 // MatchChanged is Match for a change of the fields in changed (see

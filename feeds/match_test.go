@@ -1,11 +1,14 @@
 package feeds
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/internal/records"
+	"github.com/feedmill/feedmill/internal/synth"
 )
 
 func TestMatch(t *testing.T) {
@@ -128,5 +131,99 @@ func TestMatchAllocs(t *testing.T) {
 	// The fields the filters read are boxed once per call; nothing per feed.
 	if allocs > 16 {
 		t.Errorf("Match over %d feeds: %v allocs, want at most 16", len(fs), allocs)
+	}
+}
+
+// checkMatchList asserts that MatchList, with and without member, reports
+// exactly the feeds Match sets, in increasing order, after what matched
+// already held, for the engine and the plain evaluator alike.
+func checkMatchList(t testing.TB, s *Set, views []*View) {
+	t.Helper()
+	n := len(s.Feeds())
+	ref := s.NewEvaluator()
+	evs := []*Evaluator{s.NewEvaluator(), s.NewPlainEvaluator()}
+	want, member := make([]bool, n), make([]bool, n)
+	matched := []int{-7}
+	for vi, v := range views {
+		ref.Match(v, testNow, want)
+		for k, e := range evs {
+			for _, m := range [][]bool{nil, member} {
+				if m != nil {
+					for i := range m {
+						m[i] = vi%2 == 0 // stale values must be overwritten
+					}
+				}
+				matched = e.MatchList(v, testNow, m, matched[:1])
+				if matched[0] != -7 {
+					t.Fatalf("evaluator %d view %d: MatchList overwrote the prefix of matched", k, vi)
+				}
+				got := matched[1:]
+				j := 0
+				for i := range n {
+					if !want[i] {
+						continue
+					}
+					if j >= len(got) || got[j] != i {
+						t.Fatalf("evaluator %d view %d: matched %v, want feed %d at position %d", k, vi, got, i, j)
+					}
+					j++
+				}
+				if j != len(got) {
+					t.Fatalf("evaluator %d view %d: matched %v has %d extra feeds", k, vi, got, len(got)-j)
+				}
+				for i := range m {
+					if m[i] != want[i] {
+						t.Fatalf("evaluator %d view %d: member[%d] = %v, want %v", k, vi, i, m[i], want[i])
+					}
+				}
+			}
+		}
+	}
+	for k, e := range evs {
+		for i := range n {
+			// each evaluator ran every view twice
+			if a, b := e.FilterErrors()[i], 2*ref.FilterErrors()[i]; a != b {
+				t.Fatalf("evaluator %d feed %d: %d filter errors, want %d", k, i, a, b)
+			}
+		}
+	}
+}
+
+// TestMatchListEqualsMatch checks MatchList against Match over random
+// filters and views (errors included) and over the synthetic feed set and
+// catalog.
+func TestMatchListEqualsMatch(t *testing.T) {
+	for seed := range uint64(3) {
+		r := rand.New(rand.NewPCG(seed, 11))
+		s := mustCompile(t, genFeeds(r, 200), nil)
+		views := make([]*View, 400)
+		for i := range views {
+			views[i] = genView(r)
+		}
+		checkMatchList(t, s, views)
+	}
+	s := mustCompile(t, synth.FeedSet(1300, 5), nil)
+	checkMatchList(t, s, synthViews(t, 3, 500))
+	// Every feed a candidate: longer lists than the insertion sort takes.
+	var fs []config.Feed
+	for i := range 100 {
+		fs = append(fs, config.Feed{ID: fmt.Sprintf("t%d", i), Filter: "true", Template: "ceneo"})
+	}
+	checkMatchList(t, mustCompile(t, fs, nil), synthViews(t, 3, 5))
+}
+
+func TestMatchListAllocs(t *testing.T) {
+	s := mustCompile(t, synth.FeedSet(1300, 1), nil)
+	views := synthViews(t, 1, 200)
+	e := s.NewEvaluator()
+	matched := make([]int, 0, 1300)
+	i := 0
+	allocs := testing.AllocsPerRun(200, func() {
+		matched = e.MatchList(views[i%len(views)], testNow, nil, matched[:0])
+		i++
+	})
+	// As Match: opaque atoms box the leaves they read once per call.
+	if allocs > 8 {
+		t.Errorf("MatchList over 1300 feeds: %v allocs, want at most 8", allocs)
 	}
 }
