@@ -19,57 +19,57 @@ func newBuiltin(name string) *Template {
 		// https://support.google.com/merchants/answer/7052112
 		t.shell = shellRSS
 		t.item = node{name: "item", children: []node{
-			{name: "g:id", value: offerID, maxRunes: 50},
-			{name: "title", value: title, maxRunes: 150},
-			{name: "description", value: description, maxRunes: 5000},
-			{name: "link", value: link},
-			{name: "g:image_link", value: mainImage},
-			{name: "g:additional_image_link", value: additionalImage, each: additionalImages(10)},
-			{name: "g:availability", value: availability("in_stock", "out_of_stock")},
+			{name: "g:id", str: offerID, maxRunes: 50},
+			{name: "title", str: title, maxRunes: 150},
+			{name: "description", str: description, maxRunes: 5000},
+			{name: "link", str: link},
+			{name: "g:image_link", str: mainImage},
+			{name: "g:additional_image_link", str: additionalImage, each: additionalImages(10)},
+			{name: "g:availability", str: availability("in_stock", "out_of_stock")},
 			{name: "g:price", value: priceWithCurrency},
 			{name: "g:condition", value: condition},
-			{name: "g:brand", value: brand},
-			{name: "g:gtin", value: gtin},
-			{name: "g:identifier_exists", value: noIdentifiers},
+			{name: "g:brand", str: brand},
+			{name: "g:gtin", str: gtin},
+			{name: "g:identifier_exists", str: noIdentifiers},
 			{name: "g:product_type", value: productType, maxRunes: 750},
 		}}
 	case config.TemplateMetaCatalog:
 		// https://www.facebook.com/business/help/120325381656392
 		t.shell = shellRSS
 		t.item = node{name: "item", children: []node{
-			{name: "g:id", value: offerID, maxRunes: 100},
-			{name: "g:title", value: title, maxRunes: 200},
-			{name: "g:description", value: description, maxRunes: 9999},
-			{name: "g:availability", value: availability("in stock", "out of stock")},
+			{name: "g:id", str: offerID, maxRunes: 100},
+			{name: "g:title", str: title, maxRunes: 200},
+			{name: "g:description", str: description, maxRunes: 9999},
+			{name: "g:availability", str: availability("in stock", "out of stock")},
 			{name: "g:condition", value: condition},
 			{name: "g:price", value: priceWithCurrency},
-			{name: "g:link", value: link},
-			{name: "g:image_link", value: mainImage},
-			{name: "g:additional_image_link", value: additionalImage, each: additionalImages(10)},
-			{name: "g:brand", value: brandOrSellerName, maxRunes: 100},
+			{name: "g:link", str: link},
+			{name: "g:image_link", str: mainImage},
+			{name: "g:additional_image_link", str: additionalImage, each: additionalImages(10)},
+			{name: "g:brand", str: brandOrSellerName, maxRunes: 100},
 		}}
 	case config.TemplateCeneo:
 		t.shell = shellCeneo
 		t.item = node{name: "o",
 			attrs: []attr{
-				{name: "id", value: offerID},
-				{name: "url", value: link},
+				{name: "id", str: offerID},
+				{name: "url", str: link},
 				{name: "price", value: priceAmount},
-				{name: "avail", value: availability("1", "99")},
+				{name: "avail", str: availability("1", "99")},
 				{name: "stock", value: stock},
 			},
 			children: []node{
-				{name: "cat", value: category, cdata: true},
-				{name: "name", value: title, cdata: true},
+				{name: "cat", str: category, cdata: true},
+				{name: "name", str: title, cdata: true},
 				{name: "imgs", omitEmpty: true, children: []node{
-					{name: "main", attrs: []attr{{name: "url", value: mainImage}}, value: nil},
-					{name: "i", attrs: []attr{{name: "url", value: additionalImage}}, each: additionalImages(0)},
+					{name: "main", attrs: []attr{{name: "url", str: mainImage}}, value: nil},
+					{name: "i", attrs: []attr{{name: "url", str: additionalImage}}, each: additionalImages(0)},
 				}},
-				{name: "desc", value: description, cdata: true},
+				{name: "desc", str: description, cdata: true},
 				{name: "attrs", omitEmpty: true, children: []node{
-					{name: "a", attrs: []attr{{name: "name", value: text("Producent")}}, value: brand, cdata: true},
-					{name: "a", attrs: []attr{{name: "name", value: text("EAN")}}, value: gtin, cdata: true},
-					{name: "a", attrs: []attr{{name: "name", value: attributeName}}, value: attributeValue, cdata: true, each: sortedAttributeKeys},
+					{name: "a", attrs: []attr{{name: "name", str: text("Producent")}}, str: brand, cdata: true},
+					{name: "a", attrs: []attr{{name: "name", str: text("EAN")}}, str: gtin, cdata: true},
+					{name: "a", attrs: []attr{{name: "name", str: attributeName}}, str: attributeValue, cdata: true, each: sortedAttributeKeys},
 				}},
 			},
 		}
@@ -81,52 +81,38 @@ func newBuiltin(name string) *Template {
 	return t
 }
 
-// The adapters: each maps the View to one raw value.
+// The adapters: each maps the View to one raw value; the str ones return
+// a string of the View (or a constant) without copying it.
 
-func offerID(r *renderer, _ int, dst []byte) ([]byte, bool) {
-	return append(dst, r.v.Offer.ID...), true
-}
+func offerID(r *renderer, _ int) (string, bool) { return r.v.Offer.ID, true }
 
-func title(r *renderer, _ int, dst []byte) ([]byte, bool) {
-	return append(dst, r.v.Offer.Title...), true
-}
+func title(r *renderer, _ int) (string, bool) { return r.v.Offer.Title, true }
 
-func description(r *renderer, _ int, dst []byte) ([]byte, bool) {
-	return append(dst, r.v.Offer.Description...), true
-}
+func description(r *renderer, _ int) (string, bool) { return r.v.Offer.Description, true }
 
-func link(r *renderer, _ int, dst []byte) ([]byte, bool) {
-	return append(dst, r.v.Offer.URL...), true
-}
+func link(r *renderer, _ int) (string, bool) { return r.v.Offer.URL, true }
 
-func category(r *renderer, _ int, dst []byte) ([]byte, bool) {
-	return append(dst, r.v.Offer.Category...), true
-}
+func category(r *renderer, _ int) (string, bool) { return r.v.Offer.Category, true }
 
 func stock(r *renderer, _ int, dst []byte) ([]byte, bool) {
 	return strconv.AppendInt(dst, int64(r.v.Offer.Stock), 10), true
 }
 
-func text(s string) value {
-	return func(_ *renderer, _ int, dst []byte) ([]byte, bool) {
-		return append(dst, s...), true
-	}
+func text(s string) strValue {
+	return func(_ *renderer, _ int) (string, bool) { return s, true }
 }
 
-func mainImage(r *renderer, _ int, dst []byte) ([]byte, bool) {
+func mainImage(r *renderer, _ int) (string, bool) {
 	if len(r.v.Offer.Images) == 0 || r.v.Offer.Images[0] == "" {
-		return dst, false
+		return "", false
 	}
-	return append(dst, r.v.Offer.Images[0]...), true
+	return r.v.Offer.Images[0], true
 }
 
 // additionalImage is Images[1+i]; empty URLs are omitted.
-func additionalImage(r *renderer, i int, dst []byte) ([]byte, bool) {
+func additionalImage(r *renderer, i int) (string, bool) {
 	u := r.v.Offer.Images[1+i]
-	if u == "" {
-		return dst, false
-	}
-	return append(dst, u...), true
+	return u, u != ""
 }
 
 // additionalImages lists the images after the first, at most limit of them
@@ -152,12 +138,12 @@ func countImages(n int) list {
 }
 
 // availability writes the format's words for offerrules.InStock.
-func availability(yes, no string) value {
-	return func(r *renderer, _ int, dst []byte) ([]byte, bool) {
+func availability(yes, no string) strValue {
+	return func(r *renderer, _ int) (string, bool) {
 		if offerrules.InStock(r.v.Offer) {
-			return append(dst, yes...), true
+			return yes, true
 		}
-		return append(dst, no...), true
+		return no, true
 	}
 }
 
@@ -187,40 +173,36 @@ func condition(r *renderer, _ int, dst []byte) ([]byte, bool) {
 	return dst, true
 }
 
-func optional(dst []byte, s *string) ([]byte, bool) {
+func optional(s *string) (string, bool) {
 	if s == nil || *s == "" {
-		return dst, false
+		return "", false
 	}
-	return append(dst, *s...), true
+	return *s, true
 }
 
-func brand(r *renderer, _ int, dst []byte) ([]byte, bool) {
-	return optional(dst, r.v.Offer.Brand)
-}
+func brand(r *renderer, _ int) (string, bool) { return optional(r.v.Offer.Brand) }
 
-func gtin(r *renderer, _ int, dst []byte) ([]byte, bool) {
-	return optional(dst, r.v.Offer.GTIN)
-}
+func gtin(r *renderer, _ int) (string, bool) { return optional(r.v.Offer.GTIN) }
 
 // brandOrSellerName is the brand, or the seller's name when the offer has
 // none (Meta requires a brand).
-func brandOrSellerName(r *renderer, i int, dst []byte) ([]byte, bool) {
-	if out, ok := optional(dst, r.v.Offer.Brand); ok {
-		return out, true
+func brandOrSellerName(r *renderer, _ int) (string, bool) {
+	if s, ok := optional(r.v.Offer.Brand); ok {
+		return s, true
 	}
 	if r.v.Seller == nil || r.v.Seller.Name == "" {
-		return dst, false
+		return "", false
 	}
-	return append(dst, r.v.Seller.Name...), true
+	return r.v.Seller.Name, true
 }
 
 // noIdentifiers is "no" when the offer has neither brand nor GTIN.
-func noIdentifiers(r *renderer, _ int, dst []byte) ([]byte, bool) {
+func noIdentifiers(r *renderer, _ int) (string, bool) {
 	o := r.v.Offer
 	if (o.Brand == nil || *o.Brand == "") && (o.GTIN == nil || *o.GTIN == "") {
-		return append(dst, "no"...), true
+		return "no", true
 	}
-	return dst, false
+	return "", false
 }
 
 // productType is the category path in Google's form
@@ -230,10 +212,8 @@ func productType(r *renderer, _ int, dst []byte) ([]byte, bool) {
 	return offerrules.AppendProductType(dst, r.v.Offer.Category)
 }
 
-func attributeName(r *renderer, i int, dst []byte) ([]byte, bool) {
-	return append(dst, r.keys[i]...), true
-}
+func attributeName(r *renderer, i int) (string, bool) { return r.keys[i], true }
 
-func attributeValue(r *renderer, i int, dst []byte) ([]byte, bool) {
-	return append(dst, r.v.Offer.Attributes[r.keys[i]]...), true
+func attributeValue(r *renderer, i int) (string, bool) {
+	return r.v.Offer.Attributes[r.keys[i]], true
 }

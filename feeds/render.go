@@ -84,6 +84,9 @@ type node struct {
 	attrs []attr
 	// value appends the element's raw text; false omits the element.
 	value value
+	// str, set instead of value, returns the raw text as it is in the
+	// View (no copy); false omits the element.
+	str strValue
 	// cdata writes the text as CDATA instead of escaped text.
 	cdata bool
 	// maxRunes truncates the text (after removing forbidden characters).
@@ -99,11 +102,16 @@ type node struct {
 type attr struct {
 	name  string
 	value value
+	str   strValue // set instead of value: the raw text as a string
 }
 
 // value appends the raw (unescaped) text of one value for list element i
 // and reports whether there is one.
 type value func(r *renderer, i int, dst []byte) ([]byte, bool)
+
+// strValue returns the raw text of one value for list element i, without
+// copying it, and reports whether there is one.
+type strValue func(r *renderer, i int) (string, bool)
 
 // list prepares and returns the number of elements of a repeated node.
 type list func(r *renderer) int
@@ -130,7 +138,14 @@ func (r *renderer) render(dst []byte, n *node) []byte {
 }
 
 func (r *renderer) element(dst []byte, n *node, i int) []byte {
-	if n.value != nil {
+	var str string
+	switch {
+	case n.str != nil:
+		var ok bool
+		if str, ok = n.str(r, i); !ok {
+			return dst
+		}
+	case n.value != nil:
 		var ok bool
 		r.text, ok = n.value(r, i, r.text[:0])
 		if !ok {
@@ -142,19 +157,37 @@ func (r *renderer) element(dst []byte, n *node, i int) []byte {
 	dst = append(dst, n.name...)
 	wrote := false
 	for _, a := range n.attrs {
-		var ok bool
-		r.attr, ok = a.value(r, i, r.attr[:0])
-		if !ok {
-			continue
+		var s string
+		if a.str != nil {
+			var ok bool
+			if s, ok = a.str(r, i); !ok {
+				continue
+			}
+		} else {
+			var ok bool
+			if r.attr, ok = a.value(r, i, r.attr[:0]); !ok {
+				continue
+			}
 		}
 		wrote = true
 		dst = append(dst, ' ')
 		dst = append(dst, a.name...)
 		dst = append(dst, `="`...)
-		dst = appendEscaped(dst, r.attr, 0)
+		if a.str != nil {
+			dst = appendEscaped(dst, s, 0)
+		} else {
+			dst = appendEscaped(dst, r.attr, 0)
+		}
 		dst = append(dst, '"')
 	}
 	switch {
+	case n.str != nil:
+		dst = append(dst, '>')
+		if n.cdata {
+			dst = appendCDATA(dst, str, n.maxRunes)
+		} else {
+			dst = appendEscaped(dst, str, n.maxRunes)
+		}
 	case n.value != nil:
 		dst = append(dst, '>')
 		if n.cdata {

@@ -1,6 +1,9 @@
 package feeds
 
-import "unicode/utf8"
+import (
+	"encoding/binary"
+	"unicode/utf8"
+)
 
 // xmlChar reports whether XML 1.0 allows r in a document.
 func xmlChar(r rune) bool {
@@ -30,6 +33,9 @@ func appendEscaped[T string | []byte](dst []byte, s T, maxRunes int) []byte {
 		// Runs of ASCII that need no escaping are copied whole.
 		if escPlain[s[i]] {
 			j := i + 1
+			for j+8 <= len(s) && escPlain8(load8(s, j)) {
+				j += 8
+			}
 			for j < len(s) && escPlain[s[j]] {
 				j++
 			}
@@ -101,6 +107,9 @@ func appendCDATA[T string | []byte](dst []byte, s T, maxRunes int) []byte {
 	for i := 0; i < len(s); {
 		if cdataPlain[s[i]] {
 			j := i + 1
+			for j+8 <= len(s) && cdataPlain8(load8(s, j)) {
+				j += 8
+			}
 			for j < len(s) && cdataPlain[s[j]] {
 				j++
 			}
@@ -130,4 +139,31 @@ func appendCDATA[T string | []byte](dst []byte, s T, maxRunes int) []byte {
 		i += size
 	}
 	return append(dst, "]]>"...)
+}
+
+// Word-at-a-time forms of escPlain and cdataPlain: 8 bytes of s as one
+// little-endian uint64 (the byte order does not matter to the tests).
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+func load8[T string | []byte](s T, i int) uint64 {
+	return binary.LittleEndian.Uint64([]byte(s[i : i+8]))
+}
+
+// escPlain8 reports whether all 8 bytes of w are escPlain: ASCII from
+// 0x20, none of " ' & < >. When no byte has its high bit set, x-ones has
+// a high bit set exactly when a byte of x is zero (a borrow needs a zero
+// byte below it); w&0x60 per byte is zero for the bytes below 0x20, and
+// w^c per byte for the bytes equal to c.
+func escPlain8(w uint64) bool {
+	return (w|(w&(ones*0x60)-ones)|(w^(ones*'"')-ones)|(w^(ones*'\'')-ones)|
+		(w^(ones*'&')-ones)|(w^(ones*'<')-ones)|(w^(ones*'>')-ones))&highs == 0
+}
+
+// cdataPlain8 reports whether all 8 bytes of w are cdataPlain ASCII from
+// 0x20 other than '>' (tabs and line breaks take the byte loop).
+func cdataPlain8(w uint64) bool {
+	return (w|(w&(ones*0x60)-ones)|(w^(ones*'>')-ones))&highs == 0
 }

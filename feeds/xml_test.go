@@ -88,3 +88,29 @@ func FuzzXMLText(f *testing.F) {
 		}
 	})
 }
+
+// TestXMLTextWordPaths puts every byte value at every position of strings
+// long enough for the word-at-a-time paths, in plain ASCII and after a
+// multi-byte rune (so words start at every alignment), and compares
+// appendEscaped and appendCDATA with the per-rune reference.
+func TestXMLTextWordPaths(t *testing.T) {
+	for _, lead := range []string{"", "ż", "ab"} {
+		for n := 1; n <= 26; n++ {
+			for p := range n {
+				for c := range 256 {
+					b := []byte(lead + "Text with spaces, #1 $%()*+-./09:;=?@AZ[\\]^_`az{|}~"[:n])
+					b[len(lead)+p] = byte(c)
+					s := string(b)
+					for _, m := range []int{0, 7} {
+						if got, want := appendEscaped(nil, s, m), refEscaped(s, m); string(got) != string(want) {
+							t.Fatalf("appendEscaped(%q, %d) = %q, want %q", s, m, got, want)
+						}
+						if got, want := appendCDATA(nil, b, m), refCDATA(s, m); string(got) != string(want) {
+							t.Fatalf("appendCDATA(%q, %d) = %q, want %q", s, m, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
