@@ -1,12 +1,15 @@
 package feedstore
 
 import (
-	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
-	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,474 +19,561 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/fileblob" // file:// URLs
+	_ "gocloud.dev/blob/gcsblob"  // gs:// URLs
+	_ "gocloud.dev/blob/s3blob"   // s3:// URLs
+	"gocloud.dev/gcerrors"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
 	"github.com/feedmill/feedmill/feeds"
-
-	"github.com/feedmill/feedmill/processor/api"
 )
 
-// FeedFiles owns the published XML documents under dir:
-//
-//	<dir>/<feed>/<run>/header.xml, part-<partition>.xml..., footer.xml, manifest.json
-//	<dir>/<feed>/current          the id of the published run (switched by rename)
-//
-// A run writes its version beside the published one; Publish switches the
-// `current` pointer of each feed atomically (write, fsync, rename, fsync
-// the directory), so a crash at any point serves either the old or the new
-// document, never a mix. Old versions are removed, keeping the last two.
-// Safe for concurrent use.
-type FeedFiles struct {
+// DefaultChunkWriteTimeout is Store.ChunkWriteTimeout's default.
+const DefaultChunkWriteTimeout = 30 * time.Second
+
+// DefaultPartBufferBytes is Store.PartBufferBytes's default.
+const DefaultPartBufferBytes = 16 << 20
+
+// openTimeout bounds the access check of Open.
+const openTimeout = 30 * time.Second
+
+// Errors callers may branch on (errors.Is).
+var (
+	// ErrPartMissing: Publish found no part manifest (or no pack of the
+	// recorded size) for a PartRef.
+	ErrPartMissing = errors.New("feed store: part missing")
+	// ErrNotPublished: the feed has no manifest yet.
+	ErrNotPublished = errors.New("feed store: feed not published")
+)
+
+// Store keeps the feed documents in one blob bucket (doc.go has the
+// layout). Safe for concurrent use; set the exported fields before use.
+type Store struct {
 	// ChunkWriteTimeout bounds the write of each chunk (64 KiB) of a
 	// served document, so a client that stops reading releases its
 	// handler while a slow but steady one still gets a feed of any size
-	// (the server's WriteTimeout stays 0). NewFeedFiles sets
+	// (the server's WriteTimeout stays 0). Open sets
 	// DefaultChunkWriteTimeout; change it before Register only.
 	ChunkWriteTimeout time.Duration
+	// PartBufferBytes is the raw item memory of one PartWriter (all its
+	// feeds together, in 32 KiB buffers; at least one buffer). Open sets
+	// DefaultPartBufferBytes; change it before NewPartWriter only.
+	PartBufferBytes int
 
-	dir    string
-	set    *feeds.Set
-	logger *zap.Logger
+	level   int // of the stored fragments: compressLevel (benchmarks change it)
+	bucket  *blob.Bucket
+	where   string // the URL, redacted, for messages
+	fileDir string // the directory of a file:// store, else ""
+	spool   string
+	set     *feeds.Set
+	logger  *zap.Logger
 
-	mu      sync.RWMutex
-	current map[string]string // feed id → published run id
+	publishMu sync.Mutex     // one Publish at a time in this process
+	serveLog  rate.Sometimes // store errors while serving: at most one log line per interval
 }
 
-// manifest describes one feed version.
-type manifest struct {
-	Run   string   `json:"run"`
-	Feed  string   `json:"feed"`
-	Items int64    `json:"items"`
-	Parts []string `json:"parts"`
-}
-
-const currentFile = "current"
-
-// DefaultChunkWriteTimeout is FeedFiles.ChunkWriteTimeout's default.
-const DefaultChunkWriteTimeout = 30 * time.Second
-
-// NewFeedFiles loads the published pointers from dir (creating it).
-func NewFeedFiles(dir string, set *feeds.Set, logger *zap.Logger) (*FeedFiles, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("feed files dir: %w", err)
+// Open opens the store at rawURL:
+//
+//   - file:///abs/dir: a local directory, created if missing;
+//   - s3://bucket?region=R&endpoint=E&use_path_style=true: S3 or any
+//     S3-compatible store; credentials the usual AWS way (AWS_ACCESS_KEY_ID
+//     and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance role);
+//   - gs://bucket: Google Cloud Storage; credentials the usual Google way
+//     (GOOGLE_APPLICATION_CREDENTIALS, workload identity).
+//
+// Buckets are never created; Open lists the bucket once so a wrong URL,
+// bucket or credential fails here with a message saying what to check.
+// spoolDir holds the writers' temporary files (created if missing; spool
+// files a previous process left are removed). set gives the file feeds.
+func Open(ctx context.Context, rawURL, spoolDir string, set *feeds.Set, logger *zap.Logger) (*Store, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || rawURL == "" {
+		return nil, fmt.Errorf("feed store URL %q: want file:///abs/dir, s3://bucket?region=... or gs://bucket", rawURL)
 	}
-	ff := &FeedFiles{ChunkWriteTimeout: DefaultChunkWriteTimeout, dir: dir, set: set, logger: logger.Named("files"), current: map[string]string{}}
-	for _, f := range set.Feeds() {
-		b, err := os.ReadFile(filepath.Join(dir, f.ID, currentFile))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
+	where := u.Redacted()
+	s := &Store{
+		ChunkWriteTimeout: DefaultChunkWriteTimeout,
+		PartBufferBytes:   DefaultPartBufferBytes,
+		level:             compressLevel,
+		where:             where,
+		spool:             spoolDir,
+		set:               set,
+		logger:            logger.Named("feedstore"),
+		serveLog:          rate.Sometimes{Interval: 10 * time.Second},
+	}
+	hint := ""
+	switch u.Scheme {
+	case "file":
+		if u.Host != "" && u.Host != "localhost" || !filepath.IsAbs(u.Path) {
+			return nil, fmt.Errorf("feed store %s: a file URL needs an absolute path: file:///abs/dir", where)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("read published version of feed %q: %w", f.ID, err)
+		s.fileDir = filepath.Clean(u.Path)
+		if err := os.MkdirAll(s.fileDir, 0o755); err != nil {
+			return nil, fmt.Errorf("feed store %s: %w", where, err)
 		}
-		ff.current[f.ID] = strings.TrimSpace(string(b))
-	}
-	return ff, nil
-}
-
-// Current returns the run id published for feedID, or "".
-func (ff *FeedFiles) Current(feedID string) string {
-	ff.mu.RLock()
-	defer ff.mu.RUnlock()
-	return ff.current[feedID]
-}
-
-func (ff *FeedFiles) versionDir(feedID, runID string) string {
-	return filepath.Join(ff.dir, feedID, runID)
-}
-
-// FeedWriter streams one run's documents to part files: one file per
-// (feed, partition), kept open while its partition is scanned. It holds at
-// most flushBytes per feed in memory. Not safe for concurrent use.
-type FeedWriter struct {
-	ff    *FeedFiles
-	run   string
-	now   time.Time
-	files []*feeds.Feed // indexed by feed index; nil for file: false
-	bufs  [][]byte
-	parts [][]string // per feed: part file names in partition order
-	items []int64
-	fds   []*os.File // the feed's part file of the current partition
-	dirty []int      // feeds written in the current partition
-	part  int32
-	dirs  []string
-}
-
-const flushBytes = 32 << 10
-
-// NewWriter starts the documents of run runID, generated at now.
-func (ff *FeedFiles) NewWriter(runID string, now time.Time) (*FeedWriter, error) {
-	n := len(ff.set.Feeds())
-	w := &FeedWriter{ff: ff, run: runID, now: now, files: make([]*feeds.Feed, n), bufs: make([][]byte, n),
-		parts: make([][]string, n), items: make([]int64, n), fds: make([]*os.File, n), part: -1}
-	for _, f := range ff.set.Feeds() {
-		if !f.File {
-			continue
+		q := u.Query()
+		// Temporary files beside the objects (the state dir is often
+		// another file system than os.TempDir, and rename does not cross
+		// file systems); no attribute side files (serving sets its own
+		// headers).
+		if !q.Has("no_tmp_dir") {
+			q.Set("no_tmp_dir", "true")
 		}
-		w.files[f.Index] = f
-		dir := ff.versionDir(f.ID, runID)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("feed %q version dir: %w", f.ID, err)
+		if !q.Has("metadata") {
+			q.Set("metadata", "skip")
 		}
-		w.dirs = append(w.dirs, dir)
+		u.RawQuery = q.Encode()
+	case "s3":
+		hint = "check the bucket name, region and endpoint (an S3-compatible store such as MinIO needs endpoint=http://host:port&use_path_style=true) " +
+			"and that the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or an instance role) may list, read, write and delete objects in it; buckets are not created"
+	case "gs":
+		hint = "check the bucket name and that the Google credentials (GOOGLE_APPLICATION_CREDENTIALS or the workload identity) may list, read, write and delete objects in it; buckets are not created"
+	default:
+		return nil, fmt.Errorf("feed store %s: unsupported scheme %q: want file:///abs/dir, s3://bucket?region=... or gs://bucket", where, u.Scheme)
 	}
-	return w, nil
+	if err := os.MkdirAll(spoolDir, 0o755); err != nil {
+		return nil, fmt.Errorf("feed store spool dir: %w", err)
+	}
+	if err := removeSpools(spoolDir); err != nil {
+		return nil, err
+	}
+	octx, cancel := context.WithTimeout(ctx, openTimeout)
+	defer cancel()
+	b, err := blob.OpenBucket(octx, u.String())
+	if err != nil {
+		return nil, fmt.Errorf("feed store %s: %w", where, withHint(err, hint))
+	}
+	if _, _, err := b.ListPage(octx, blob.FirstPageToken, 1, &blob.ListOptions{Prefix: feedsPrefix}); err != nil {
+		_ = b.Close() // the open already failed
+		return nil, fmt.Errorf("feed store %s: list objects: %w", where, withHint(err, hint))
+	}
+	s.bucket = b
+	return s, nil
 }
 
-// Item appends one rendered item (AppendItem output) of feed index i for
-// an offer of partition p. Partitions must come in increasing order.
-func (w *FeedWriter) Item(i int, p int32, item []byte) error {
-	if p != w.part {
-		if err := w.EndPartition(); err != nil {
-			return err
-		}
-		w.part = p
-	}
-	if w.files[i] == nil {
-		return nil
-	}
-	if w.fds[i] == nil && len(w.bufs[i]) == 0 {
-		w.dirty = append(w.dirty, i)
-	}
-	w.bufs[i] = append(w.bufs[i], item...)
-	w.items[i]++
-	if len(w.bufs[i]) >= flushBytes {
-		return w.flush(i)
-	}
-	return nil
-}
-
-func (w *FeedWriter) partName() string {
-	s := strconv.FormatUint(uint64(uint32(w.part)), 10)
-	return "part-" + strings.Repeat("0", max(0, 6-len(s))) + s + ".xml"
-}
-
-func (w *FeedWriter) flush(i int) error {
-	f := w.files[i]
-	if w.fds[i] == nil {
-		name := w.partName()
-		fl, err := os.OpenFile(filepath.Join(w.ff.versionDir(f.ID, w.run), name), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-		if err != nil {
-			return fmt.Errorf("feed %q part: %w", f.ID, err)
-		}
-		w.fds[i] = fl
-		w.parts[i] = append(w.parts[i], name)
-	}
-	if _, err := w.fds[i].Write(w.bufs[i]); err != nil {
-		return fmt.Errorf("feed %q part of partition %d: %w", f.ID, w.part, err)
-	}
-	w.bufs[i] = w.bufs[i][:0]
-	return nil
-}
-
-// EndPartition writes and closes the current partition's parts.
-func (w *FeedWriter) EndPartition() error {
-	for _, i := range w.dirty {
-		if err := w.flush(i); err != nil {
-			return err
-		}
-		err := w.fds[i].Close()
-		w.fds[i] = nil
-		if err != nil {
-			return fmt.Errorf("feed %q part of partition %d: %w", w.files[i].ID, w.part, err)
-		}
-	}
-	w.dirty = w.dirty[:0]
-	return nil
-}
-
-// Close releases any open part file (after an error); a finished writer
-// has none.
-func (w *FeedWriter) Close() {
-	for i, fl := range w.fds {
-		if fl != nil {
-			_ = fl.Close() // the version is abandoned
-			w.fds[i] = nil
-		}
-	}
-}
-
-// Items returns the item count written for feed index i.
-func (w *FeedWriter) Items(i int) int64 { return w.items[i] }
-
-// Finish writes headers, footers and manifests and makes the whole version
-// durable (syncFiles). The version is complete but not published.
-func (w *FeedWriter) Finish() error {
-	if err := w.EndPartition(); err != nil {
+func withHint(err error, hint string) error {
+	if hint == "" {
 		return err
 	}
-	var buf []byte
-	for i, f := range w.files {
-		if f == nil {
-			continue
-		}
-		dir := w.ff.versionDir(f.ID, w.run)
-		buf = f.Template.AppendHeader(buf[:0], f, w.now)
-		if err := os.WriteFile(filepath.Join(dir, "header.xml"), buf, 0o644); err != nil {
-			return fmt.Errorf("feed %q header: %w", f.ID, err)
-		}
-		buf = f.Template.AppendFooter(buf[:0])
-		if err := os.WriteFile(filepath.Join(dir, "footer.xml"), buf, 0o644); err != nil {
-			return fmt.Errorf("feed %q footer: %w", f.ID, err)
-		}
-		m := manifest{Run: w.run, Feed: f.ID, Items: w.items[i], Parts: w.parts[i]}
-		if m.Parts == nil {
-			m.Parts = []string{}
-		}
-		mb, err := json.Marshal(m)
-		if err != nil {
-			return fmt.Errorf("feed %q manifest: %w", f.ID, err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "manifest.json"), mb, 0o644); err != nil {
-			return fmt.Errorf("feed %q manifest: %w", f.ID, err)
-		}
-	}
-	return syncFiles(w.ff.dir, w.dirs)
+	return fmt.Errorf("%w (%s)", err, hint)
 }
 
-func writeSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+// Close closes the bucket. Writers and requests must be done.
+func (s *Store) Close() error {
+	if err := s.bucket.Close(); err != nil {
+		return fmt.Errorf("close feed store %s: %w", s.where, err)
 	}
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
+const (
+	runsPrefix   = "runs/"
+	feedsPrefix  = "feeds/"
+	packName     = "pack.deflate"
+	manifestName = "manifest.json"
+)
+
+func partDir(run string, partition int32, attempt string) string {
+	p := strconv.FormatUint(uint64(uint32(partition)), 10)
+	return runsPrefix + run + "/p-" + strings.Repeat("0", max(0, 6-len(p))) + p + "/" + attempt + "/"
+}
+
+func feedKey(feedID string) string { return feedsPrefix + feedID + ".json" }
+
+// checkRun refuses a run id that cannot be one path segment of a key.
+func checkRun(run string) error {
+	if run == "" || strings.HasPrefix(run, ".") || strings.ContainsFunc(run, func(r rune) bool { return r == '/' || r == '\\' || r < 0x20 || r == 0x7f }) {
+		return fmt.Errorf("feed store: invalid run id %q", run)
 	}
 	return nil
 }
 
-// Publish switches every file feed to run runID's version (written by a
-// finished FeedWriter) and removes versions other than the new one, the
-// one it replaces and those in keep (held runs).
-func (ff *FeedFiles) Publish(runID string, keep []string) error {
-	for _, f := range ff.set.Feeds() {
+func newAttempt() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+// PartRef names one finished part: the partition and the attempt that
+// wrote it (PartWriter.Attempt, PartManifest.Attempt).
+type PartRef struct {
+	Partition int32
+	Attempt   string
+}
+
+// PartManifest describes one finished part (manifest.json).
+type PartManifest struct {
+	Run       string `json:"run"`
+	Partition int32  `json:"partition"`
+	Attempt   string `json:"attempt"`
+	// PackBytes is the size of the pack object (0: no item, no pack).
+	PackBytes int64 `json:"pack_bytes"`
+	// Feeds has one entry per file feed of the writer's set, in set order,
+	// items or not.
+	Feeds []PartFeed `json:"feeds"`
+}
+
+// PartFeed is one feed's share of a part.
+type PartFeed struct {
+	Feed     string `json:"feed"`
+	Items    int64  `json:"items"`
+	RawBytes int64  `json:"raw_bytes"`
+	// RawCRC32 is the CRC-32 (IEEE, as gzip's) of the raw items.
+	RawCRC32 uint32 `json:"raw_crc32"`
+	// Offset and Bytes locate the feed's deflate fragments in the pack;
+	// CRC32C is the CRC-32C of those bytes.
+	Offset int64  `json:"offset"`
+	Bytes  int64  `json:"bytes"`
+	CRC32C uint32 `json:"crc32c"`
+}
+
+// Ref returns the PartRef of m.
+func (m PartManifest) Ref() PartRef { return PartRef{Partition: m.Partition, Attempt: m.Attempt} }
+
+// Items returns the item count of feedID in m (0 when absent).
+func (m PartManifest) Items(feedID string) int64 {
+	for _, f := range m.Feeds {
+		if f.Feed == feedID {
+			return f.Items
+		}
+	}
+	return 0
+}
+
+// FeedManifest is what a feed serves (feeds/<feed>.json).
+type FeedManifest struct {
+	Feed      string    `json:"feed"`
+	Run       string    `json:"run"`
+	Generated time.Time `json:"generated"`
+	Items     int64     `json:"items"`
+	// Bytes and RawBytes are the whole document's sizes, gzip and plain;
+	// RawCRC32 is the CRC-32 of the plain one.
+	Bytes    int64  `json:"bytes"`
+	RawBytes int64  `json:"raw_bytes"`
+	RawCRC32 uint32 `json:"raw_crc32"`
+	Header   []byte `json:"header"` // raw
+	// HeaderGz is the gzip header and Header as a deflate fragment.
+	HeaderGz []byte `json:"header_gz"`
+	Footer   []byte `json:"footer"`
+	// FooterGz is Footer as the final deflate block and the gzip trailer.
+	FooterGz []byte `json:"footer_gz"`
+	// Pieces are the feed's stored bytes in partition order; partitions
+	// without an item of the feed have none.
+	Pieces []Piece `json:"pieces"`
+}
+
+// Piece is one feed's deflate fragments in one pack.
+type Piece struct {
+	Partition int32  `json:"partition"`
+	Object    string `json:"object"`
+	Offset    int64  `json:"offset"`
+	Bytes     int64  `json:"bytes"`
+	CRC32C    uint32 `json:"crc32c"`
+	RawBytes  int64  `json:"raw_bytes"`
+	RawCRC32  uint32 `json:"raw_crc32"`
+	Items     int64  `json:"items"`
+}
+
+// Manifest returns the published manifest of feedID; ErrNotPublished
+// when there is none.
+func (s *Store) Manifest(ctx context.Context, feedID string) (FeedManifest, error) {
+	var m FeedManifest
+	b, err := s.bucket.ReadAll(ctx, feedKey(feedID))
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return m, fmt.Errorf("feed %q: %w", feedID, ErrNotPublished)
+	}
+	if err != nil {
+		return m, fmt.Errorf("read manifest of feed %q from %s: %w", feedID, s.where, err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("decode manifest of feed %q from %s: %w", feedID, s.where, err)
+	}
+	return m, nil
+}
+
+// PublishedRun returns the run feedID's manifest names, "" if none.
+func (s *Store) PublishedRun(ctx context.Context, feedID string) (string, error) {
+	m, err := s.Manifest(ctx, feedID)
+	if errors.Is(err, ErrNotPublished) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return m.Run, nil
+}
+
+// readPart reads and checks the part manifest and pack of ref.
+func (s *Store) readPart(ctx context.Context, run string, ref PartRef) (PartManifest, error) {
+	var m PartManifest
+	dir := partDir(run, ref.Partition, ref.Attempt)
+	b, err := s.bucket.ReadAll(ctx, dir+manifestName)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return m, fmt.Errorf("run %s partition %d attempt %s: no %s%s in %s: %w", run, ref.Partition, ref.Attempt, dir, manifestName, s.where, ErrPartMissing)
+	}
+	if err != nil {
+		return m, fmt.Errorf("read %s%s from %s: %w", dir, manifestName, s.where, err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("decode %s%s from %s: %w", dir, manifestName, s.where, err)
+	}
+	if m.Run != run || m.Partition != ref.Partition || m.Attempt != ref.Attempt {
+		return m, fmt.Errorf("%s%s in %s is of run %s partition %d attempt %s", dir, manifestName, s.where, m.Run, m.Partition, m.Attempt)
+	}
+	if m.PackBytes == 0 {
+		return m, nil
+	}
+	a, err := s.bucket.Attributes(ctx, dir+packName)
+	switch {
+	case gcerrors.Code(err) == gcerrors.NotFound:
+		return m, fmt.Errorf("run %s partition %d attempt %s: no %s%s in %s: %w", run, ref.Partition, ref.Attempt, dir, packName, s.where, ErrPartMissing)
+	case err != nil:
+		return m, fmt.Errorf("attributes of %s%s in %s: %w", dir, packName, s.where, err)
+	case a.Size != m.PackBytes:
+		return m, fmt.Errorf("run %s partition %d attempt %s: %s%s in %s has %d bytes, its manifest says %d: %w",
+			run, ref.Partition, ref.Attempt, dir, packName, s.where, a.Size, m.PackBytes, ErrPartMissing)
+	}
+	return m, nil
+}
+
+// Publish makes run the served version of every file feed of the set. It
+// reads the part manifest of each ref (one per partition; the caller
+// passes every partition of the topic), checks each pack exists with its
+// recorded size, renders each feed's header and footer with generated as
+// the generation time, and writes one feed manifest per file feed: that
+// write is the feed's switch. Nothing is written unless every part is
+// there and records every file feed (a part written under another feed
+// set is refused). A feed already at run is left as it is (publishing
+// twice is fine) and a feed at a newer run is never moved back. Safe for
+// concurrent use; concurrent Publish calls of one Store are serialised,
+// those of several instances are not (one instance publishes).
+// Errors wrap ErrPartMissing when a part is not there.
+func (s *Store) Publish(ctx context.Context, run string, generated time.Time, parts []PartRef) error {
+	if err := checkRun(run); err != nil {
+		return err
+	}
+	if len(parts) == 0 {
+		return fmt.Errorf("publish run %s: no parts", run)
+	}
+	parts = slices.Clone(parts)
+	slices.SortFunc(parts, func(a, b PartRef) int { return int(a.Partition) - int(b.Partition) })
+	for i := 1; i < len(parts); i++ {
+		if parts[i].Partition == parts[i-1].Partition {
+			return fmt.Errorf("publish run %s: partition %d given twice", run, parts[i].Partition)
+		}
+	}
+	s.publishMu.Lock()
+	defer s.publishMu.Unlock()
+
+	pms := make([]PartManifest, len(parts))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, ref := range parts {
+		g.Go(func() error {
+			m, err := s.readPart(gctx, run, ref)
+			pms[i] = m
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("publish run %s: %w", run, err)
+	}
+	// Per part: feed id → index in its Feeds.
+	idx := make([]map[string]int, len(pms))
+	for i, m := range pms {
+		idx[i] = make(map[string]int, len(m.Feeds))
+		for j, f := range m.Feeds {
+			idx[i][f.Feed] = j
+		}
+	}
+	var docs []FeedManifest
+	for _, f := range s.set.Feeds() {
 		if !f.File {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(ff.versionDir(f.ID, runID), "manifest.json")); err != nil {
-			return fmt.Errorf("publish feed %q of %s: %w", f.ID, runID, err)
+		fm := FeedManifest{Feed: f.ID, Run: run, Generated: generated.UTC(), Pieces: []Piece{}}
+		fm.Header = f.Template.AppendHeader(nil, f, generated)
+		fm.Footer = f.Template.AppendFooter(nil)
+		fm.HeaderGz = gzipOpening(fm.Header)
+		fm.RawBytes = int64(len(fm.Header))
+		fm.RawCRC32 = crc32.ChecksumIEEE(fm.Header)
+		for i, m := range pms {
+			j, ok := idx[i][f.ID]
+			if !ok {
+				return fmt.Errorf("publish run %s: part of partition %d attempt %s has no feed %q (written with another feed set)", run, m.Partition, m.Attempt, f.ID)
+			}
+			pf := m.Feeds[j]
+			fm.Items += pf.Items
+			if pf.Bytes == 0 {
+				continue
+			}
+			if pf.Offset < 0 || pf.Offset+pf.Bytes > m.PackBytes {
+				return fmt.Errorf("publish run %s: part of partition %d attempt %s: feed %q outside the pack", run, m.Partition, m.Attempt, f.ID)
+			}
+			fm.Pieces = append(fm.Pieces, Piece{Partition: m.Partition, Object: partDir(run, m.Partition, m.Attempt) + packName,
+				Offset: pf.Offset, Bytes: pf.Bytes, CRC32C: pf.CRC32C, RawBytes: pf.RawBytes, RawCRC32: pf.RawCRC32, Items: pf.Items})
+			fm.Bytes += pf.Bytes
+			fm.RawBytes += pf.RawBytes
+			fm.RawCRC32 = crc32Combine(fm.RawCRC32, pf.RawCRC32, pf.RawBytes)
 		}
-		dir := filepath.Join(ff.dir, f.ID)
-		tmp := filepath.Join(dir, currentFile+".tmp")
-		if err := writeSynced(tmp, []byte(runID+"\n")); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, currentFile)); err != nil {
-			return fmt.Errorf("publish feed %q: %w", f.ID, err)
-		}
-		if err := syncDir(dir); err != nil {
-			return err
-		}
-		ff.mu.Lock()
-		prev := ff.current[f.ID]
-		ff.current[f.ID] = runID
-		ff.mu.Unlock()
-		ff.gc(f.ID, append([]string{runID, prev}, keep...))
+		fm.RawCRC32 = crc32Combine(fm.RawCRC32, crc32.ChecksumIEEE(fm.Footer), int64(len(fm.Footer)))
+		fm.RawBytes += int64(len(fm.Footer))
+		fm.FooterGz = gzipClosing(fm.Footer, fm.RawCRC32, fm.RawBytes)
+		fm.Bytes += int64(len(fm.HeaderGz) + len(fm.FooterGz))
+		docs = append(docs, fm)
 	}
+	var written []string
+	for _, fm := range docs {
+		cur, err := s.PublishedRun(ctx, fm.Feed)
+		if err != nil {
+			return fmt.Errorf("publish run %s: %w", run, err)
+		}
+		if cur >= run && cur != "" {
+			if cur > run {
+				s.logger.Info("feed already at a newer run; not moved back", zap.String("feed", fm.Feed), zap.String("run", run), zap.String("published", cur))
+			}
+			continue
+		}
+		b, err := json.Marshal(fm)
+		if err != nil {
+			return fmt.Errorf("publish run %s: encode manifest of feed %q: %w", run, fm.Feed, err)
+		}
+		if err := s.bucket.WriteAll(ctx, feedKey(fm.Feed), b, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+			return fmt.Errorf("publish run %s: write %s to %s: %w", run, feedKey(fm.Feed), s.where, err)
+		}
+		written = append(written, feedKey(fm.Feed))
+	}
+	return s.syncObjects(written)
+}
+
+// Runs lists the run ids that have objects in the store, sorted.
+func (s *Store) Runs(ctx context.Context) ([]string, error) {
+	var runs []string
+	it := s.bucket.List(&blob.ListOptions{Prefix: runsPrefix, Delimiter: "/"})
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s in %s: %w", runsPrefix, s.where, err)
+		}
+		if !o.IsDir {
+			continue
+		}
+		runs = append(runs, strings.TrimSuffix(strings.TrimPrefix(o.Key, runsPrefix), "/"))
+	}
+	slices.Sort(runs)
+	return runs, nil
+}
+
+// pinnedRuns returns the runs the feed manifests in the store name (of
+// any feed, in the set or not).
+func (s *Store) pinnedRuns(ctx context.Context) (map[string]bool, error) {
+	pinned := map[string]bool{}
+	it := s.bucket.List(&blob.ListOptions{Prefix: feedsPrefix})
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s in %s: %w", feedsPrefix, s.where, err)
+		}
+		id, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, feedsPrefix), ".json")
+		if !ok || o.IsDir || strings.Contains(id, "/") {
+			continue
+		}
+		m, err := s.Manifest(ctx, id)
+		if errors.Is(err, ErrNotPublished) {
+			continue // removed since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		pinned[m.Run] = true
+	}
+	return pinned, nil
+}
+
+// DeleteRuns removes the objects of every run in the store for which
+// keep(run) is false, except the runs a feed manifest names (whatever
+// keep says). The caller's keep should hold the runs still being written
+// or held and the previous published run, so a download of it finishes.
+// Errors of single deletions are joined; the others are still tried.
+func (s *Store) DeleteRuns(ctx context.Context, keep func(run string) bool) error {
+	runs, err := s.Runs(ctx)
+	if err != nil {
+		return err
+	}
+	pinned, err := s.pinnedRuns(ctx)
+	if err != nil {
+		return fmt.Errorf("delete runs: %w", err)
+	}
+	var errs []error
+	for _, run := range runs {
+		if pinned[run] || keep(run) {
+			continue
+		}
+		if err := s.deleteRun(ctx, run); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Store) deleteRun(ctx context.Context, run string) error {
+	prefix := runsPrefix + run + "/"
+	var keys []string
+	it := s.bucket.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		o, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("delete run %s: list %s in %s: %w", run, prefix, s.where, err)
+		}
+		keys = append(keys, o.Key)
+	}
+	// Part manifests first: a part whose manifest is gone is no part,
+	// even if deleting its pack then fails.
+	slices.SortStableFunc(keys, func(a, b string) int {
+		return boolInt(!strings.HasSuffix(a, "/"+manifestName)) - boolInt(!strings.HasSuffix(b, "/"+manifestName))
+	})
+	for _, k := range keys {
+		if err := s.bucket.Delete(ctx, k); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+			return fmt.Errorf("delete run %s: delete %s in %s: %w", run, k, s.where, err)
+		}
+	}
+	if s.fileDir != "" {
+		// fileblob leaves the empty directories behind.
+		if err := os.RemoveAll(filepath.Join(s.fileDir, filepath.FromSlash(prefix))); err != nil {
+			return fmt.Errorf("delete run %s: %w", run, err)
+		}
+	}
+	s.logger.Info("deleted run objects", zap.String("run", run), zap.Int("objects", len(keys)))
 	return nil
 }
 
-// gc removes the versions of feedID not in keep. Readers that already
-// opened a removed version's files finish from the open descriptors.
-func (ff *FeedFiles) gc(feedID string, keep []string) {
-	entries, err := os.ReadDir(filepath.Join(ff.dir, feedID))
-	if err != nil {
-		ff.logger.Warn("list feed versions", zap.String("feed", feedID), zap.Error(err))
-		return
+func boolInt(b bool) int {
+	if b {
+		return 1
 	}
-	for _, e := range entries {
-		if !e.IsDir() || slices.Contains(keep, e.Name()) {
-			continue
-		}
-		if err := os.RemoveAll(filepath.Join(ff.dir, feedID, e.Name())); err != nil {
-			ff.logger.Warn("remove old feed version", zap.String("feed", feedID), zap.String("run", e.Name()), zap.Error(err))
-		}
-	}
+	return 0
 }
 
-// Discard removes run runID's unpublished versions.
-func (ff *FeedFiles) Discard(runID string) {
-	for _, f := range ff.set.Feeds() {
-		if ff.Current(f.ID) == runID {
-			continue
-		}
-		if err := os.RemoveAll(ff.versionDir(f.ID, runID)); err != nil {
-			ff.logger.Warn("remove feed version", zap.String("feed", f.ID), zap.String("run", runID), zap.Error(err))
-		}
+// syncObjects makes the objects written durable for a file:// store; a
+// cloud store has made them durable when the write returned.
+func (s *Store) syncObjects(keys []string) error {
+	if s.fileDir == "" || len(keys) == 0 {
+		return nil
 	}
-}
-
-// Register adds GET /feeds/{file} to mux.
-func (ff *FeedFiles) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /feeds/{file}", ff.serve)
-}
-
-// serve streams the published document of one feed: header, parts in
-// partition order, footer, opened up front so a concurrent publish and
-// removal of the version cannot cut it short.
-func (ff *FeedFiles) serve(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("file")
-	id, ok := strings.CutSuffix(name, ".xml")
-	f, known := ff.set.Feed(id)
-	if !ok || !known || !f.File {
-		api.WriteError(w, http.StatusNotFound, "no file feed "+strconv.Quote(id))
-		return
+	paths := make([]string, len(keys))
+	for i, k := range keys {
+		paths[i] = filepath.Join(s.fileDir, filepath.FromSlash(k))
 	}
-	run := ff.Current(id)
-	if run == "" {
-		w.Header().Set("Retry-After", "60")
-		api.WriteError(w, http.StatusServiceUnavailable, "feed "+strconv.Quote(id)+" has not been published yet")
-		return
-	}
-	gz := acceptsGzip(r.Header.Get("Accept-Encoding"))
-	etag := `"` + run + "." + id
-	if gz {
-		etag += ".gz"
-	}
-	etag += `"`
-	h := w.Header()
-	h.Set("ETag", etag)
-	h.Set("Vary", "Accept-Encoding")
-	h.Set("Cache-Control", "no-cache")
-	if etagMatch(r.Header.Get("If-None-Match"), etag) {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	files, size, err := ff.open(id, run)
-	defer func() {
-		for _, fl := range files {
-			_ = fl.Close() // read-only
-		}
-	}()
-	if err != nil {
-		ff.logger.Error("open published feed", zap.String("feed", id), zap.String("run", run), zap.Error(err))
-		api.WriteError(w, http.StatusInternalServerError, "open feed "+strconv.Quote(id)+": "+err.Error())
-		return
-	}
-	h.Set("Content-Type", "application/xml; charset=utf-8")
-	if r.Method == http.MethodHead {
-		return
-	}
-	var out io.Writer = w
-	var zw *gzip.Writer
-	if gz {
-		h.Set("Content-Encoding", "gzip")
-		zw, _ = gzip.NewWriterLevel(w, gzip.BestSpeed) // the level is valid
-		out = zw
-	} else {
-		h.Set("Content-Length", strconv.FormatInt(size, 10))
-	}
-	// Each chunk gets its own write deadline: a stalled client fails the
-	// write after ChunkWriteTimeout instead of holding the handler.
-	rc := http.NewResponseController(w)
-	deadline := func() {
-		if ff.ChunkWriteTimeout > 0 {
-			_ = rc.SetWriteDeadline(time.Now().Add(ff.ChunkWriteTimeout)) // unsupported writer: no bound, as before
-		}
-	}
-	buf := make([]byte, 64<<10)
-	for _, fl := range files {
-		for {
-			n, rerr := fl.Read(buf)
-			if n > 0 {
-				deadline()
-				if _, err := out.Write(buf[:n]); err != nil {
-					return // client went away or stalled: the response is cut
-				}
-			}
-			if errors.Is(rerr, io.EOF) {
-				break
-			}
-			if rerr != nil {
-				ff.logger.Error("read published feed", zap.String("feed", id), zap.String("run", run), zap.Error(rerr))
-				return // the response is cut
-			}
-		}
-	}
-	// The last deadline also bounds the server's final flush; the server
-	// clears it before reusing the connection.
-	deadline()
-	if zw != nil {
-		_ = zw.Close() // a failed write means the client went away
-	}
-}
-
-// open opens header, parts and footer of a version.
-func (ff *FeedFiles) open(feedID, run string) ([]*os.File, int64, error) {
-	dir := ff.versionDir(feedID, run)
-	mb, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
-	if err != nil {
-		return nil, 0, err
-	}
-	var m manifest
-	if err := json.Unmarshal(mb, &m); err != nil {
-		return nil, 0, fmt.Errorf("manifest: %w", err)
-	}
-	names := append(append([]string{"header.xml"}, m.Parts...), "footer.xml")
-	files := make([]*os.File, 0, len(names))
-	var size int64
-	for _, n := range names {
-		fl, err := os.Open(filepath.Join(dir, n))
-		if err != nil {
-			return files, 0, err
-		}
-		files = append(files, fl)
-		st, err := fl.Stat()
-		if err != nil {
-			return files, 0, err
-		}
-		size += st.Size()
-	}
-	return files, size, nil
-}
-
-func acceptsGzip(h string) bool {
-	for part := range strings.SplitSeq(h, ",") {
-		enc, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if !strings.EqualFold(strings.TrimSpace(enc), "gzip") {
-			continue
-		}
-		params = strings.ReplaceAll(params, " ", "")
-		if q, ok := strings.CutPrefix(params, "q="); ok {
-			if v, err := strconv.ParseFloat(q, 64); err == nil && v == 0 {
-				return false
-			}
-		}
-		return true
-	}
-	return false
-}
-
-func etagMatch(header, etag string) bool {
-	if header == "" {
-		return false
-	}
-	for part := range strings.SplitSeq(header, ",") {
-		p := strings.TrimSpace(part)
-		if p == "*" || p == etag || strings.TrimPrefix(p, "W/") == etag {
-			return true
-		}
-	}
-	return false
+	return syncFiles(s.fileDir, paths)
 }

@@ -9,17 +9,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// syncFiles makes every file written under root durable with one
-// syncfs(2) of its file system, instead of one fsync per part file (a run
-// writes one file per file feed and partition). dirs are unused here.
-func syncFiles(root string, _ []string) error {
+// syncFS makes everything written to root's file system durable with one
+// syncfs(2).
+func syncFS(root string) (bool, error) {
 	d, err := os.Open(root)
 	if err != nil {
-		return fmt.Errorf("sync feed files: %w", err)
+		return true, fmt.Errorf("sync feed store %s: %w", root, err)
 	}
 	defer d.Close()
 	if err := unix.Syncfs(int(d.Fd())); err != nil {
-		return fmt.Errorf("sync feed files: %w", err)
+		return true, fmt.Errorf("sync feed store %s: %w", root, err)
 	}
-	return nil
+	return true, nil
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package feedstore
+
+const raceEnabled = false
