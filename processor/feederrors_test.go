@@ -18,6 +18,7 @@ import (
 	"github.com/feedmill/feedmill/processor"
 	"github.com/feedmill/feedmill/processor/feedstore"
 	"github.com/feedmill/feedmill/processor/fullpass"
+	"github.com/feedmill/feedmill/processor/runlog"
 	"github.com/feedmill/feedmill/state"
 )
 
@@ -176,13 +177,16 @@ func TestFeedErrorsFullPass(t *testing.T) {
 	e := newErrorsEnv(t)
 	e.apply(e.offerRec(sizedOffer("o1", "XL", 1)), e.offerRec(sizedOffer("o2", "XL", 1)), e.offerRec(sizedOffer("o3", "44", 1)))
 	e.wantCounts(map[string]float64{"big/filter": 2, "px/template": 2})
-	files, err := feedstore.NewFeedFiles(filepath.Join(t.TempDir(), "feeds"), e.set, zap.NewNop())
+	dir := t.TempDir()
+	files, err := feedstore.Open(context.Background(), "file://"+filepath.ToSlash(filepath.Join(dir, "feeds")), filepath.Join(dir, "spool"), e.set, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer files.Close()
 	stream := &applierStream{a: e.a}
 	fp, err := fullpass.New(fullpass.Deps{
 		Config: config.Default().FullPass, Store: e.store, Feeds: e.set, Files: files, Serde: e.serde, Stream: stream,
+		Log: runlog.NewMemory(), Instance: "a", FeedSet: "fs",
 		Registry: prometheus.NewRegistry(), Logger: zap.NewNop(), Now: func() time.Time { return e.now },
 	})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/feedmill/feedmill/processor/api"
 	"github.com/feedmill/feedmill/processor/feedstore"
 	"github.com/feedmill/feedmill/processor/fullpass"
+	"github.com/feedmill/feedmill/processor/runlog"
 	"github.com/feedmill/feedmill/state"
 )
 
@@ -109,7 +110,8 @@ type App struct {
 	Store    *state.Store
 	Pipeline *processor.Pipeline
 	Pass     *fullpass.FullPass
-	Files    *feedstore.FeedFiles
+	Files    *feedstore.Store
+	RunLog   *runlog.Kafka
 	Registry *prometheus.Registry
 
 	logger *zap.Logger
@@ -181,13 +183,32 @@ func New(cfg *config.Config, d Deps) (a *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	a.Files, err = feedstore.NewFeedFiles(filepath.Join(cfg.State.Dir, "feeds"), set, logger)
+	storeURL := cfg.FullPass.Store
+	if storeURL == "" {
+		dir, err := filepath.Abs(filepath.Join(cfg.State.Dir, "feeds"))
+		if err != nil {
+			return nil, fmt.Errorf("feed files dir: %w", err)
+		}
+		storeURL = "file://" + filepath.ToSlash(dir)
+	}
+	octx, ocancel := context.WithTimeout(context.Background(), 30*time.Second)
+	a.Files, err = feedstore.Open(octx, storeURL, filepath.Join(cfg.State.Dir, "spool"), set, logger)
+	ocancel()
+	if err != nil {
+		return nil, fmt.Errorf("full_pass.store: %w", err)
+	}
+	a.Files.ChunkWriteTimeout = d.HTTP.ChunkWrite
+	a.RunLog, err = runlog.OpenKafka(kopts, cfg.Kafka.Topics.Runs, logger)
 	if err != nil {
 		return nil, err
 	}
-	a.Files.ChunkWriteTimeout = d.HTTP.ChunkWrite
+	instance, err := a.Pipeline.InstanceID()
+	if err != nil {
+		return nil, err
+	}
 	a.Pass, err = fullpass.New(fullpass.Deps{
-		Config: cfg.FullPass, Store: a.Store, Feeds: set, Files: a.Files, Serde: a.Serde, Stream: a.Pipeline,
+		Config: cfg.FullPass, Store: a.Store, Feeds: set, Files: a.Files, Log: a.RunLog.Log, Instance: instance,
+		Workers: cfg.Processor.Workers, FeedSet: fullpass.FeedSetFingerprint(cfg.Feeds, cfg.Templates), Serde: a.Serde, Stream: a.Pipeline,
 		MaxEventBytes: cfg.Processor.MaxEventBytes, Registry: a.Registry, Logger: logger, Now: d.Now,
 		Ready: a.Pipeline.Ready, OnPartition: d.OnPartition,
 	})
@@ -197,7 +218,7 @@ func New(cfg *config.Config, d Deps) (a *App, err error) {
 	mux := http.NewServeMux()
 	(&api.API{Store: a.Store, Feeds: set, Registry: a.Registry, Ready: a.Pipeline.Ready, Logger: logger.Named("http"), LastRun: a.Pass.LastRun, Owns: a.Pipeline.Owns}).Register(mux)
 	a.Files.Register(mux)
-	(&api.RunsAPI{Runs: a.Pass, Store: a.Store, Logger: logger.Named("http")}).Register(mux)
+	(&api.RunsAPI{Runs: a.Pass, Logger: logger.Named("http")}).Register(mux)
 	a.ln, err = net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
@@ -217,6 +238,14 @@ func (a *App) close() {
 	a.closed = true
 	if a.ln != nil {
 		_ = a.ln.Close() // Serve closed it already, or it never served
+	}
+	if a.RunLog != nil {
+		a.RunLog.Close()
+	}
+	if a.Files != nil {
+		if err := a.Files.Close(); err != nil {
+			a.logger.Error("close feed store", zap.Error(err))
+		}
 	}
 	if err := a.Store.Close(); err != nil {
 		a.logger.Error("close state", zap.Error(err))
@@ -273,6 +302,7 @@ func (a *App) run(ctx context.Context, failed context.CancelFunc) error {
 	g, gctx := errgroup.WithContext(ctx)
 	context.AfterFunc(gctx, failed)
 	g.Go(func() error { return a.Pipeline.Run(gctx) })
+	g.Go(func() error { return a.RunLog.Run(gctx) })
 	g.Go(func() error { return a.Pass.Run(gctx) })
 	g.Go(func() error {
 		if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

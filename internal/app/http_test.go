@@ -2,11 +2,13 @@ package app
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,35 +30,38 @@ const guard = 30 * time.Second
 var testFeed = config.Feed{ID: "big", Filter: "true", Template: config.TemplateCeneo, File: true}
 
 // publishFeed publishes a document of feed testFeed with items items of
-// itemBytes bytes each under dir, like a full pass does.
-func publishFeed(t *testing.T, dir string, items, itemBytes int) (*feeds.Set, *feedstore.FeedFiles) {
+// itemBytes bytes each in the file store at dir, like a full pass does.
+func publishFeed(t *testing.T, dir string, items, itemBytes int) (*feeds.Set, *feedstore.Store) {
 	t.Helper()
 	set, err := feeds.Compile([]config.Feed{testFeed}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ff, err := feedstore.NewFeedFiles(dir, set, zap.NewNop())
+	ctx := context.Background()
+	st, err := feedstore.Open(ctx, "file://"+filepath.ToSlash(dir), t.TempDir(), set, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := ff.NewWriter("run-1", time.Unix(1_700_000_000, 0))
+	t.Cleanup(func() { _ = st.Close() })
+	w, err := st.NewPartWriter("run-1", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	item := []byte("<o>" + strings.Repeat("x", itemBytes-len("<o></o>")) + "</o>")
 	f, _ := set.Feed(testFeed.ID)
 	for range items {
-		if err := w.Item(f.Index, 0, item); err != nil {
+		if err := w.Item(f.Index, item); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := w.Finish(); err != nil {
+	m, err := w.Finish(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ff.Publish("run-1", nil); err != nil {
+	if err := st.Publish(ctx, "run-1", time.Unix(1_700_000_000, 0), []feedstore.PartRef{m.Ref()}); err != nil {
 		t.Fatal(err)
 	}
-	return set, ff
+	return set, st
 }
 
 // smallBuffers shrinks the send buffer of accepted connections so a

@@ -28,6 +28,7 @@ import (
 	"github.com/feedmill/feedmill/internal/devstack"
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/internal/synth"
+	"github.com/feedmill/feedmill/processor/runlog"
 	"github.com/feedmill/feedmill/state"
 )
 
@@ -344,24 +345,24 @@ func drainOnce(ctx context.Context, o Options, nFeeds, workers int, extended boo
 }
 
 // runPass starts a full pass on a and waits until it has finished.
-func runPass(ctx context.Context, a *app.App, done <-chan error) (state.Run, error) {
-	id, _, err := a.Pass.Start()
+func runPass(ctx context.Context, a *app.App, done <-chan error) (runlog.Run, error) {
+	id, _, err := a.Pass.Start(ctx)
 	if err != nil {
-		return state.Run{}, err
+		return runlog.Run{}, err
 	}
 	for {
 		select {
 		case err := <-done:
-			return state.Run{}, fmt.Errorf("app stopped: %v", err)
+			return runlog.Run{}, fmt.Errorf("app stopped: %v", err)
 		case <-ctx.Done():
-			return state.Run{}, ctx.Err()
+			return runlog.Run{}, ctx.Err()
 		case <-time.After(5 * time.Millisecond):
 		}
-		r, err := a.Store.GetRun(id)
+		r, err := a.Pass.GetRun(id)
 		if err != nil {
 			return r, err
 		}
-		if r.Status != state.RunRunning {
+		if r.Status != runlog.StatusRunning {
 			return r, nil
 		}
 	}

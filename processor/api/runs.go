@@ -1,26 +1,33 @@
 package api
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/feedmill/feedmill/state"
+	"github.com/feedmill/feedmill/processor/runlog"
 )
 
 // Runs is what the runs endpoints need of the full pass
-// (*fullpass.FullPass).
+// (*fullpass.FullPass), which answers from the group's run log: every
+// instance answers the same.
 type Runs interface {
-	// Start starts a pass, or returns the id of the one queued or running.
-	Start() (id string, started bool, err error)
-	// Approve and Reject decide a held run; state.ErrRunNotHeld when it
-	// is not held, state.ErrRunNotFound when unknown.
-	Approve(id string) (state.Run, error)
-	Reject(id string) (state.Run, error)
+	// Start starts a pass, or returns the id of the one running.
+	Start(ctx context.Context) (id string, started bool, err error)
+	// Approve and Reject decide a held run; runlog.ErrRunNotHeld when it
+	// is not held, runlog.ErrRunNotFound when unknown.
+	Approve(ctx context.Context, id string) (runlog.Run, error)
+	Reject(ctx context.Context, id string) (runlog.Run, error)
+	// Runs lists up to limit runs, newest first.
+	Runs(limit int) []runlog.Run
+	// GetRun returns one run; runlog.ErrRunNotFound when unknown.
+	GetRun(id string) (runlog.Run, error)
 }
 
 // RunsAPI serves the full-pass runs: GET /api/runs, GET /api/runs/{id},
@@ -28,7 +35,6 @@ type Runs interface {
 // POST /api/runs/{id}/reject (docs/contract.md, HTTP endpoints).
 type RunsAPI struct {
 	Runs   Runs
-	Store  *state.Store // runs are read from state
 	Logger *zap.Logger
 }
 
@@ -55,20 +61,15 @@ func (a *RunsAPI) list(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	out := []state.Run{}
-	if err := a.Store.Runs(func(run *state.Run) bool {
-		out = append(out, *run)
-		return len(out) < limit
-	}); err != nil {
-		a.Logger.Error("list runs", zap.Error(err))
-		WriteError(w, http.StatusInternalServerError, "list runs: "+err.Error())
-		return
+	out := a.Runs.Runs(limit)
+	if out == nil {
+		out = []runlog.Run{}
 	}
 	WriteJSON(w, http.StatusOK, out)
 }
 
 func (a *RunsAPI) get(w http.ResponseWriter, r *http.Request) {
-	run, err := a.Store.GetRun(r.PathValue("id"))
+	run, err := a.Runs.GetRun(r.PathValue("id"))
 	if err != nil {
 		a.runError(w, err)
 		return
@@ -76,19 +77,26 @@ func (a *RunsAPI) get(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, run)
 }
 
-func (a *RunsAPI) start(w http.ResponseWriter, _ *http.Request) {
-	id, _, err := a.Runs.Start()
+// decideTimeout bounds waiting for the run log to record a command.
+const decideTimeout = 30 * time.Second
+
+func (a *RunsAPI) start(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), decideTimeout)
+	defer cancel()
+	id, _, err := a.Runs.Start(ctx)
 	if err != nil {
 		a.Logger.Error("start full pass", zap.Error(err))
-		WriteError(w, http.StatusInternalServerError, "start full pass: "+err.Error())
+		WriteError(w, http.StatusServiceUnavailable, "start full pass: "+err.Error())
 		return
 	}
 	w.Header().Set("Location", "/api/runs/"+id)
 	WriteJSON(w, http.StatusAccepted, map[string]string{"id": id})
 }
 
-func (a *RunsAPI) decide(w http.ResponseWriter, r *http.Request, fn func(id string) (state.Run, error)) {
-	run, err := fn(r.PathValue("id"))
+func (a *RunsAPI) decide(w http.ResponseWriter, r *http.Request, fn func(ctx context.Context, id string) (runlog.Run, error)) {
+	ctx, cancel := context.WithTimeout(r.Context(), decideTimeout)
+	defer cancel()
+	run, err := fn(ctx, r.PathValue("id"))
 	if err != nil {
 		a.runError(w, err)
 		return
@@ -98,13 +106,13 @@ func (a *RunsAPI) decide(w http.ResponseWriter, r *http.Request, fn func(id stri
 
 func (a *RunsAPI) runError(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, state.ErrRunNotFound):
+	case errors.Is(err, runlog.ErrRunNotFound):
 		WriteError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, state.ErrRunNotHeld):
+	case errors.Is(err, runlog.ErrRunNotHeld):
 		WriteError(w, http.StatusConflict, err.Error())
 	default:
 		a.Logger.Error("runs api", zap.Error(err))
-		WriteError(w, http.StatusInternalServerError, err.Error())
+		WriteError(w, http.StatusServiceUnavailable, err.Error())
 	}
 }
 

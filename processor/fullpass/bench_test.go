@@ -10,8 +10,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +28,7 @@ import (
 	"github.com/feedmill/feedmill/processor"
 	"github.com/feedmill/feedmill/processor/feedstore"
 	"github.com/feedmill/feedmill/processor/fullpass"
+	"github.com/feedmill/feedmill/processor/runlog"
 	"github.com/feedmill/feedmill/state"
 )
 
@@ -180,74 +183,107 @@ func BenchmarkFullPass(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer store.Close()
-			files, err := feedstore.NewFeedFiles(filepath.Join(dir, "feeds"), set, zap.NewNop())
+			ctx := context.Background()
+			files, err := feedstore.Open(ctx, "file://"+filepath.Join(dir, "feeds"), filepath.Join(dir, "spool"), set, zap.NewNop())
 			if err != nil {
 				b.Fatal(err)
 			}
+			defer files.Close()
 			cfg := config.Default().FullPass
 			cfg.Guard.MinSize = 1 << 30
+			workers := runtime.GOMAXPROCS(0)
+			if s := os.Getenv("FEEDMILL_BENCH_WORKERS"); s != "" {
+				if workers, err = strconv.Atoi(s); err != nil {
+					b.Fatal(err)
+				}
+			}
 			fp, err := fullpass.New(fullpass.Deps{
 				Config: cfg, Store: store, Feeds: set, Files: files, Serde: records.NewSerde(nil), Stream: noStream{},
+				Log: runlog.NewMemory(), Instance: "bench", Workers: workers, FeedSet: "bench",
 				Registry: prometheus.NewRegistry(), Logger: zap.NewNop(), Now: func() time.Time { return now },
 			})
 			if err != nil {
 				b.Fatal(err)
 			}
 			b.ResetTimer()
-			var r state.Run
+			var r runlog.Run
 			for range b.N {
-				r, err = fp.RunOnce(context.Background())
+				r, err = fp.RunOnce(ctx)
 				if err != nil {
 					b.Fatal(err)
 				}
-				if r.Status != state.RunPublished || r.Listed != 0 {
+				if r.Status != runlog.StatusPublished || r.Listed != 0 {
 					b.Fatalf("run %+v", r)
 				}
 			}
 			b.StopTimer()
+			var items int64
+			for _, f := range r.Feeds {
+				if f.File {
+					items += f.Members
+				}
+			}
 			b.ReportMetric(float64(r.Scanned)*float64(b.N)/b.Elapsed().Seconds(), "offers/s")
+			b.ReportMetric(float64(items)*float64(b.N)/b.Elapsed().Seconds(), "file_items/s")
 			b.ReportMetric(peakRSSMiB(), "peak_rss_MiB")
 
-			// Serve the big feed gzipped.
+			// Serve the big feed, gzipped (the stored members as they
+			// are) and plain (decompressed on the fly): wall and CPU time.
 			mux := http.NewServeMux()
 			files.Register(mux)
 			srv := httptest.NewServer(mux)
 			defer srv.Close()
-			req, _ := http.NewRequest("GET", srv.URL+"/feeds/all-gmc.xml", nil)
-			req.Header.Set("Accept-Encoding", "gzip")
-			start := time.Now()
-			resp, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			gz, err := io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				b.Fatal(err)
-			}
-			serve := time.Since(start)
-			var items, plain int64
+			var allItems int64
 			for _, f := range r.Feeds {
 				if f.ID == "all-gmc" {
-					items = f.Members
+					allItems = f.Members
 				}
 			}
-			_ = filepath.WalkDir(filepath.Join(dir, "feeds", "all-gmc", r.ID), func(_ string, d os.DirEntry, err error) error {
-				if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), "part-") {
+			for _, enc := range []string{"gzip", "identity"} {
+				req, _ := http.NewRequest("GET", srv.URL+"/feeds/all-gmc.xml", nil)
+				req.Header.Set("Accept-Encoding", enc)
+				cpu0, start := cpuSeconds(), time.Now()
+				resp, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, err := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 {
+					b.Fatal(resp.Status, err)
+				}
+				b.ReportMetric(time.Since(start).Seconds(), "serve_"+enc+"_s")
+				b.ReportMetric(cpuSeconds()-cpu0, "serve_"+enc+"_cpu_s")
+				if allItems > 0 {
+					b.ReportMetric(float64(n)/float64(allItems), enc+"_bytes/item")
+				}
+			}
+			b.ReportMetric(float64(allItems), "all_gmc_items")
+			// Bytes per item stored: the run's part objects over every
+			// file feed's items.
+			var stored int64
+			_ = filepath.WalkDir(filepath.Join(dir, "feeds", "runs", r.ID), func(_ string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() && strings.HasSuffix(d.Name(), ".gz") {
 					if fi, err := d.Info(); err == nil {
-						plain += fi.Size()
+						stored += fi.Size()
 					}
 				}
 				return nil
 			})
-			b.ReportMetric(serve.Seconds(), "serve_all_gmc_gzip_s")
-			b.ReportMetric(float64(items), "all_gmc_items")
 			if items > 0 {
-				b.ReportMetric(float64(plain)/float64(items), "bytes/item")
-				b.ReportMetric(float64(gz)/float64(items), "gzip_bytes/item")
+				b.ReportMetric(float64(stored)/float64(items), "stored_bytes/item")
 			}
 		})
 	}
+}
+
+// cpuSeconds is the process's user + system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // noStream is the streaming path of a benchmark over a drift-free state:

@@ -1,0 +1,234 @@
+package fullpass
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"go.uber.org/zap"
+
+	"github.com/feedmill/feedmill/feeds"
+	"github.com/feedmill/feedmill/processor"
+	"github.com/feedmill/feedmill/processor/feedstore"
+	"github.com/feedmill/feedmill/processor/runlog"
+	"github.com/feedmill/feedmill/state"
+)
+
+// joinCacheMax bounds the records per joined table a scan caches, so
+// memory does not grow with the number of sellers.
+const joinCacheMax = 1 << 16
+
+// startScans starts scans of the owned partitions of running run r that
+// have no part yet, up to the workers.
+func (fp *FullPass) startScans(ctx context.Context, r runlog.Run, owned []int32, wg *sync.WaitGroup, errc chan<- error) {
+	if r.FeedSet != fp.feedSet {
+		fp.failRun(ctx, r.ID, fmt.Sprintf("instance %s runs other feed definitions than the run's (started by %s): "+
+			"every instance of the group must run the same feeds and templates", fp.instance, r.StartedBy))
+		return
+	}
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	if fp.scanRun != r.ID {
+		fp.scanRun, fp.scanning = r.ID, map[int32]bool{}
+	}
+	for _, p := range owned {
+		if len(fp.scanning) >= fp.workers {
+			return
+		}
+		if r.Done(p) || fp.scanning[p] {
+			continue
+		}
+		fp.scanning[p] = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := fp.scanPartition(ctx, r, p)
+			fp.mu.Lock()
+			delete(fp.scanning, p)
+			fp.mu.Unlock()
+			fp.wake()
+			if err != nil && ctx.Err() == nil {
+				select {
+				case errc <- fmt.Errorf("full pass %s, partition %d: %w", r.ID, p, err):
+				default:
+				}
+			}
+		}()
+	}
+}
+
+// failRun appends the failure of run id (a store error, a timeout): the
+// previous feeds stay served.
+func (fp *FullPass) failRun(ctx context.Context, id, reason string) {
+	if _, err := fp.log.Append(ctx, runlog.Command{Op: runlog.OpFail, Run: id, By: fp.instance, At: fp.now(), Reason: reason}); err != nil && ctx.Err() == nil {
+		fp.logger.Error("record a failed full pass", zap.String("run", id), zap.String("reason", reason), zap.Error(err))
+	}
+}
+
+// outputError is a failure to write the feed files: the run fails (the
+// previous feeds stay served). Other scan errors are the state store's and
+// stop Run.
+type outputError struct{ err error }
+
+func (e *outputError) Error() string { return "write feed files: " + e.err.Error() }
+func (e *outputError) Unwrap() error { return e.err }
+
+// scanPartition scans partition p for run r from a fresh snapshot, stores
+// its parts and fix list and appends its part command. A store failure
+// fails the run (nil error); a state failure is returned.
+func (fp *FullPass) scanPartition(ctx context.Context, r runlog.Run, p int32) error {
+	begin := time.Now()
+	if _, err := fp.store.GetRun(r.ID); errors.Is(err, state.ErrRunNotFound) {
+		if err := fp.store.PutRun(&state.Run{ID: r.ID, Status: state.RunRunning, StartedAt: r.StartedAt, Feeds: []state.RunFeed{}}); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	if err := fp.store.DeleteFixesOf(r.ID, p); err != nil {
+		return err
+	}
+	pw, err := fp.files.NewPartWriter(r.ID, p)
+	if err != nil {
+		fp.failRun(ctx, r.ID, fmt.Sprintf("partition %d: write feed files: %v", p, err))
+		return nil
+	}
+	fixes := fp.store.NewFixWriter(r.ID)
+	defer fixes.Close()
+	counts := make([]int64, len(fp.feedDefs))
+	scanned, err := fp.scanInto(ctx, p, time.UnixMilli(r.NowMs), pw, fixes, counts)
+	if err == nil && fp.onPartition != nil {
+		fp.onPartition(ctx, p)
+		err = ctx.Err()
+	}
+	if err == nil {
+		_, err = pw.Finish(ctx)
+		if err != nil && ctx.Err() == nil {
+			err = &outputError{err}
+		}
+	} else {
+		pw.Abort()
+	}
+	var out *outputError
+	switch {
+	case ctx.Err() != nil:
+		return nil
+	case errors.As(err, &out):
+		fp.failRun(ctx, r.ID, fmt.Sprintf("partition %d: %v", p, err))
+		return nil
+	case err != nil:
+		return err
+	}
+	if err := fixes.Flush(); err != nil {
+		return err
+	}
+	if _, err := fp.log.Append(ctx, runlog.Command{
+		Op: runlog.OpPart, Run: r.ID, By: fp.instance, At: fp.now(), Partition: p, Attempt: pw.Attempt(),
+		FeedSet: fp.feedSet, Counts: counts, Scanned: scanned, Listed: int64(fixes.Len()),
+	}); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("record the part: %w", err)
+	}
+	fp.metrics.partition.Observe(time.Since(begin).Seconds())
+	return nil
+}
+
+// scanInto reads partition p from a snapshot, evaluating every feed at
+// now: file feeds' items go to pw, sizes to counts, drifted or due offers
+// to fixes. It returns the offer keys read.
+func (fp *FullPass) scanInto(ctx context.Context, p int32, now time.Time, pw *feedstore.PartWriter, fixes *state.FixWriter, counts []int64) (int64, error) {
+	snap := fp.store.NewSnapshot()
+	defer snap.Close()
+	ev := fp.set.NewEvaluator()
+	evalSrc := processor.NewEvalErrorSource(ev, fp.set)
+	defer fp.stream.ReportEvalErrors(ctx, evalSrc)
+	list := fp.set.Feeds()
+	tmpls := fp.set.Templates()
+	member := make([]bool, len(list))
+	items := make([][]byte, len(tmpls))
+	fps := make([]uint64, len(tmpls))
+	done := make([]bool, len(tmpls))
+	joiner := processor.NewJoiner(fp.serde, joinCacheMax)
+	cycle := fp.cfg.RefreshAfter.Milliseconds()
+	nowMs := now.UnixMilli()
+	var scanned int64
+	var view feeds.View
+	err := snap.ScanPartition(ctx, p, fp.intern, func(it *state.ScanItem) error {
+		scanned++
+		if scanned&4095 == 0 {
+			fp.metrics.scanned.Add(4096)
+		}
+		if it.Offer != nil && fp.budget.Fits(it.Offer) {
+			if err := joiner.Join(snap, it.Offer, &view); err != nil {
+				return err
+			}
+			ev.Match(&view, now, member)
+		} else {
+			clear(member)
+		}
+		clear(done)
+		mem := it.Membership
+		nMem := 0
+		if mem != nil {
+			nMem = len(mem.Feeds)
+		}
+		drift, matched := false, 0
+		for i, f := range list {
+			if !member[i] {
+				continue
+			}
+			counts[i]++
+			t := f.Template
+			if !done[t.Index] {
+				items[t.Index] = ev.AppendItem(items[t.Index][:0], t, &view, now)
+				fps[t.Index] = xxhash.Sum64(items[t.Index])
+				done[t.Index] = true
+			}
+			if f.File {
+				if err := pw.Item(i, items[t.Index]); err != nil {
+					return &outputError{err}
+				}
+			}
+			if drift {
+				continue
+			}
+			j := -1
+			if mem != nil {
+				j = mem.Find(f.ID)
+			}
+			if j < 0 {
+				drift = true
+				continue
+			}
+			matched++
+			if e := &mem.Feeds[j]; e.Fingerprint != fps[t.Index] || !slices.Equal(e.Destinations, f.Destinations) {
+				drift = true
+			}
+		}
+		var flags byte
+		if drift || matched != nMem {
+			flags |= state.FixReconcile
+		}
+		if mem != nil && it.Offer != nil && cycle > 0 {
+			phase := processor.RefreshPhaseMs(it.OfferID, cycle)
+			for k := range mem.Feeds {
+				if e := &mem.Feeds[k]; len(e.Destinations) > 0 && processor.RefreshDue(phase, e.SentAtMs, nowMs, cycle) {
+					flags |= state.FixRefresh
+					break
+				}
+			}
+		}
+		if flags != 0 {
+			return fixes.Add(it.Partition, it.OfferID, flags)
+		}
+		return nil
+	})
+	fp.metrics.scanned.Add(float64(scanned & 4095))
+	return scanned, err
+}
