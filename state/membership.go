@@ -3,6 +3,8 @@ package state
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
+	"slices"
 )
 
 // Membership is what the streaming path has emitted for one offer: the feeds
@@ -42,6 +44,27 @@ func (m *Membership) Find(feedID string) int {
 	return -1
 }
 
+// FindFrom is Find starting at position from and wrapping around: it
+// returns the index of feedID in m.Feeds, or -1 (feed ids are unique in a
+// membership). The streaming path writes entries in the feed set's order,
+// so a caller visiting feeds in that order (Evaluator.MatchList's) and
+// passing the last index found plus one compares each id once. from may
+// be out of range.
+func (m *Membership) FindFrom(feedID string, from int) int {
+	from = min(max(from, 0), len(m.Feeds))
+	for i := from; i < len(m.Feeds); i++ {
+		if m.Feeds[i].FeedID == feedID {
+			return i
+		}
+	}
+	for i := range from {
+		if m.Feeds[i].FeedID == feedID {
+			return i
+		}
+	}
+	return -1
+}
+
 // Reset empties m, keeping its slices for reuse.
 func (m *Membership) Reset() {
 	m.Seq = 0
@@ -53,9 +76,104 @@ func (m *Membership) Reset() {
 }
 
 // Interner returns the canonical string for b, so decoding memberships does
-// not allocate a new string per feed id and destination. It may return
-// string(b) for names it does not know.
+// not allocate a new string per feed id and destination. It must return a
+// string equal to b, and may return string(b) for names it does not know.
+// (*Names).Intern is a cheap one over a fixed set of names.
 type Interner func(b []byte) string
+
+// Names is a fixed set of canonical strings, typically the feed ids and
+// destinations of a feeds.Set, for decoding memberships: Intern returns
+// the set's string equal to b without allocating (a string of the
+// stored value that is not in the set is allocated). It is cheaper than a
+// Go map lookup: an open-addressing table probed with a hash of at most
+// the first and last 8 bytes (longer names hash with hash/maphash).
+// Immutable after NewNames; safe for concurrent use.
+type Names struct {
+	names []string
+	slots []nameSlot // len a power of two, at most half full
+	seed  maphash.Seed
+}
+
+type nameSlot struct {
+	tag uint32 // upper half of the name's hash; 0 for an empty slot
+	idx uint32 // into names
+}
+
+// NewNames returns the set of names (duplicates are kept once).
+func NewNames(names ...string) *Names {
+	n := &Names{seed: maphash.MakeSeed()}
+	size := 16
+	for size < 2*len(names) {
+		size *= 2
+	}
+	n.slots = make([]nameSlot, size)
+	for _, s := range names {
+		if n.find([]byte(s)) >= 0 {
+			continue
+		}
+		h := n.hash([]byte(s))
+		for i := h & uint64(len(n.slots)-1); ; i = (i + 1) & uint64(len(n.slots)-1) {
+			if n.slots[i].tag == 0 {
+				n.slots[i] = nameSlot{tag: tagOf(h), idx: uint32(len(n.names))}
+				n.names = append(n.names, s)
+				break
+			}
+		}
+	}
+	return n
+}
+
+// Len returns the number of distinct names.
+func (n *Names) Len() int { return len(n.names) }
+
+// Intern returns the set's string equal to b, or string(b) (allocated)
+// when b is not in the set. It is an Interner.
+func (n *Names) Intern(b []byte) string {
+	if i := n.find(b); i >= 0 {
+		return n.names[i]
+	}
+	return string(b)
+}
+
+// find returns the index of b in names, or -1.
+func (n *Names) find(b []byte) int {
+	h := n.hash(b)
+	tag := tagOf(h)
+	mask := uint64(len(n.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		sl := n.slots[i]
+		if sl.tag == 0 {
+			return -1
+		}
+		if sl.tag == tag && n.names[sl.idx] == string(b) {
+			return int(sl.idx)
+		}
+	}
+}
+
+func tagOf(h uint64) uint32 { return uint32(h>>32) | 1 }
+
+// hash mixes the length and the first and last 8 bytes of b (all of it up
+// to 16 bytes); longer names use maphash.
+func (n *Names) hash(b []byte) uint64 {
+	var x, y uint64
+	switch l := len(b); {
+	case l > 16:
+		return maphash.Bytes(n.seed, b)
+	case l >= 8:
+		x, y = binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[l-8:])
+	case l >= 4:
+		x, y = uint64(binary.LittleEndian.Uint32(b)), uint64(binary.LittleEndian.Uint32(b[l-4:]))
+	default:
+		for i, c := range b {
+			x |= uint64(c) << (8 * i)
+		}
+	}
+	h := (x^uint64(len(b))<<56)*0x9E3779B97F4A7C15 ^ y*0xC2B2AE3D27D4EB4F
+	h ^= h >> 29
+	h *= 0x94D049BB133111EB
+	return h ^ h>>32
+}
 
 // internTable interns the feed ids and destinations of decoded
 // memberships: each distinct string is allocated once.
@@ -94,14 +212,130 @@ func AppendMembership(dst []byte, m *Membership) []byte {
 	return dst
 }
 
-// DecodeMembership decodes b into m, reusing m's slices. intern may be nil.
+// DecodeMembership decodes b into m, reusing m's slices. intern may be
+// nil (each string is then allocated); otherwise it must return a string
+// equal to its argument. A feed id equal to the one m held at the same
+// position, and a destination equal to one of the last few decoded in the
+// same membership, reuse that string without calling intern. It returns an error wrapping ErrCorrupt when b is not a whole
+// membership.
 func DecodeMembership(b []byte, m *Membership, intern Interner) error {
+	if intern == nil {
+		intern = func(b []byte) string { return string(b) }
+	}
+	if decodeMembershipFast(b, m, intern) {
+		return nil
+	}
+	return decodeMembershipChecked(b, m, intern)
+}
+
+// uvarintAt decodes the uvarint at b[p:] and returns it with the position
+// after it; the position is -1 when there is none.
+func uvarintAt(b []byte, p int) (uint64, int) {
+	if p < len(b) && b[p] < 0x80 {
+		return uint64(b[p]), p + 1
+	}
+	v, n := binary.Uvarint(b[p:])
+	if n <= 0 {
+		return 0, -1
+	}
+	return v, p + n
+}
+
+// bytesAt returns the length-prefixed bytes at b[p:] (capacity capped)
+// and the position after them; -1 when they are truncated.
+func bytesAt(b []byte, p int) ([]byte, int) {
+	l, p := uvarintAt(b, p)
+	if p < 0 || l > uint64(len(b)-p) {
+		return nil, -1
+	}
+	e := p + int(l)
+	return b[p:e:e], e
+}
+
+// decodeMembershipFast is DecodeMembership for a well-formed b, with the
+// checks folded into positions; it returns false at the first problem and
+// leaves the precise error to decodeMembershipChecked.
+func decodeMembershipFast(b []byte, m *Membership, intern Interner) bool {
+	m.Reset()
+	if len(b) == 0 || b[0] != membershipVersion {
+		return false
+	}
+	seq, p := uvarintAt(b, 1)
+	if p < 0 {
+		return false
+	}
+	m.Seq = int64(seq)
+	var n uint64
+	if n, p = uvarintAt(b, p); p < 0 || n > uint64(len(b)-p) {
+		return false
+	}
+	// The destinations of one membership come from a handful of names:
+	// the last distinct ones decoded are reused without interning.
+	var dests [4]string
+	nd, next := 0, 0
+	for range n {
+		if len(m.Feeds) < cap(m.Feeds) {
+			m.Feeds = m.Feeds[:len(m.Feeds)+1]
+		} else {
+			m.Feeds = append(m.Feeds, FeedMembership{})
+		}
+		f := &m.Feeds[len(m.Feeds)-1]
+		var id []byte
+		if id, p = bytesAt(b, p); p < 0 || len(b)-p < 8 {
+			return false
+		}
+		if f.FeedID != string(id) { // else the slot's last id is this one
+			f.FeedID = intern(id)
+		}
+		f.Fingerprint = binary.BigEndian.Uint64(b[p:])
+		p += 8
+		sent, k := binary.Varint(b[p:])
+		if k <= 0 {
+			return false
+		}
+		f.SentAtMs, p = sent, p+k
+		var ndst uint64
+		if ndst, p = uvarintAt(b, p); p < 0 || ndst > uint64(len(b)-p) {
+			return false
+		}
+		f.Destinations = f.Destinations[:0]
+		for range ndst {
+			var d []byte
+			if d, p = bytesAt(b, p); p < 0 {
+				return false
+			}
+			k := 0
+			for k < nd && dests[k] != string(d) {
+				k++
+			}
+			if k == nd {
+				if nd < len(dests) {
+					nd++
+				} else {
+					k, next = next, (next+1)%len(dests)
+				}
+				dests[k] = intern(d)
+			}
+			f.Destinations = append(f.Destinations, dests[k])
+		}
+	}
+	var nh uint64
+	if nh, p = uvarintAt(b, p); p < 0 || (len(b)-p)%4 != 0 || nh != uint64((len(b)-p)/4) {
+		return false
+	}
+	m.FieldHashes = slices.Grow(m.FieldHashes, int(nh))
+	for ; p < len(b); p += 4 {
+		m.FieldHashes = append(m.FieldHashes, binary.BigEndian.Uint32(b[p:]))
+	}
+	return true
+}
+
+// decodeMembershipChecked decodes b with a check and a precise error at
+// every step.
+func decodeMembershipChecked(b []byte, m *Membership, intern Interner) error {
 	m.Reset()
 	if len(b) == 0 || b[0] != membershipVersion {
 		return fmt.Errorf("%w: membership version", ErrCorrupt)
-	}
-	if intern == nil {
-		intern = func(b []byte) string { return string(b) }
 	}
 	r := reader{b: b[1:]}
 	m.Seq = int64(r.uvarint("membership seq"))
