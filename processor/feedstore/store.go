@@ -36,6 +36,10 @@ const DefaultChunkWriteTimeout = 30 * time.Second
 // DefaultPartBufferBytes is Store.PartBufferBytes's default.
 const DefaultPartBufferBytes = 16 << 20
 
+// storeConcurrency bounds the store requests one call makes at once
+// (part manifests read, feed manifests written or read).
+const storeConcurrency = 16
+
 // openTimeout bounds the access check of Open.
 const openTimeout = 30 * time.Second
 
@@ -369,7 +373,7 @@ func (s *Store) Publish(ctx context.Context, run string, generated time.Time, pa
 
 	pms := make([]PartManifest, len(parts))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
+	g.SetLimit(storeConcurrency)
 	for i, ref := range parts {
 		g.Go(func() error {
 			m, err := s.readPart(gctx, run, ref)
@@ -380,72 +384,97 @@ func (s *Store) Publish(ctx context.Context, run string, generated time.Time, pa
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("publish run %s: %w", run, err)
 	}
-	// Per part: feed id → index in its Feeds.
+	// Per part: feed id → index in its Feeds. Every file feed must be in
+	// every part, in the pack, before anything is written.
 	idx := make([]map[string]int, len(pms))
+	objects := make([]string, len(pms))
 	for i, m := range pms {
+		objects[i] = partDir(run, m.Partition, m.Attempt) + packName
 		idx[i] = make(map[string]int, len(m.Feeds))
 		for j, f := range m.Feeds {
 			idx[i][f.Feed] = j
 		}
 	}
-	var docs []FeedManifest
+	var files []*feeds.Feed
 	for _, f := range s.set.Feeds() {
 		if !f.File {
 			continue
 		}
-		fm := FeedManifest{Feed: f.ID, Run: run, Generated: generated.UTC(), Pieces: []Piece{}}
-		fm.Header = f.Template.AppendHeader(nil, f, generated)
-		fm.Footer = f.Template.AppendFooter(nil)
-		fm.HeaderGz = gzipOpening(fm.Header)
-		fm.RawBytes = int64(len(fm.Header))
-		fm.RawCRC32 = crc32.ChecksumIEEE(fm.Header)
+		files = append(files, f)
 		for i, m := range pms {
 			j, ok := idx[i][f.ID]
 			if !ok {
 				return fmt.Errorf("publish run %s: part of partition %d attempt %s has no feed %q (written with another feed set)", run, m.Partition, m.Attempt, f.ID)
 			}
-			pf := m.Feeds[j]
-			fm.Items += pf.Items
-			if pf.Bytes == 0 {
-				continue
-			}
-			if pf.Offset < 0 || pf.Offset+pf.Bytes > m.PackBytes {
+			if pf := m.Feeds[j]; pf.Bytes < 0 || pf.Offset < 0 || pf.Offset+pf.Bytes > m.PackBytes {
 				return fmt.Errorf("publish run %s: part of partition %d attempt %s: feed %q outside the pack", run, m.Partition, m.Attempt, f.ID)
 			}
-			fm.Pieces = append(fm.Pieces, Piece{Partition: m.Partition, Object: partDir(run, m.Partition, m.Attempt) + packName,
-				Offset: pf.Offset, Bytes: pf.Bytes, CRC32C: pf.CRC32C, RawBytes: pf.RawBytes, RawCRC32: pf.RawCRC32, Items: pf.Items})
-			fm.Bytes += pf.Bytes
-			fm.RawBytes += pf.RawBytes
-			fm.RawCRC32 = crc32Combine(fm.RawCRC32, pf.RawCRC32, pf.RawBytes)
 		}
-		fm.RawCRC32 = crc32Combine(fm.RawCRC32, crc32.ChecksumIEEE(fm.Footer), int64(len(fm.Footer)))
-		fm.RawBytes += int64(len(fm.Footer))
-		fm.FooterGz = gzipClosing(fm.Footer, fm.RawCRC32, fm.RawBytes)
-		fm.Bytes += int64(len(fm.HeaderGz) + len(fm.FooterGz))
-		docs = append(docs, fm)
 	}
+	var mu sync.Mutex
 	var written []string
-	for _, fm := range docs {
-		cur, err := s.PublishedRun(ctx, fm.Feed)
-		if err != nil {
-			return fmt.Errorf("publish run %s: %w", run, err)
-		}
-		if cur >= run && cur != "" {
-			if cur > run {
-				s.logger.Info("feed already at a newer run; not moved back", zap.String("feed", fm.Feed), zap.String("run", run), zap.String("published", cur))
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(storeConcurrency)
+	for _, f := range files {
+		g.Go(func() error {
+			cur, err := s.PublishedRun(gctx, f.ID)
+			if err != nil {
+				return fmt.Errorf("publish run %s: %w", run, err)
 			}
+			if cur >= run && cur != "" {
+				if cur > run {
+					s.logger.Info("feed already at a newer run; not moved back", zap.String("feed", f.ID), zap.String("run", run), zap.String("published", cur))
+				}
+				return nil
+			}
+			fm := feedManifest(f, run, generated, pms, idx, objects)
+			b, err := json.Marshal(fm)
+			if err != nil {
+				return fmt.Errorf("publish run %s: encode manifest of feed %q: %w", run, f.ID, err)
+			}
+			if err := s.bucket.WriteAll(gctx, feedKey(f.ID), b, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+				return fmt.Errorf("publish run %s: write %s to %s: %w", run, feedKey(f.ID), s.where, err)
+			}
+			mu.Lock()
+			written = append(written, feedKey(f.ID))
+			mu.Unlock()
+			return nil
+		})
+	}
+	err := g.Wait()
+	if serr := s.syncObjects(written); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// feedManifest builds f's manifest of run from the part manifests pms
+// (idx: per part, feed id → index in its Feeds; objects: per part, its
+// pack's key).
+func feedManifest(f *feeds.Feed, run string, generated time.Time, pms []PartManifest, idx []map[string]int, objects []string) FeedManifest {
+	fm := FeedManifest{Feed: f.ID, Run: run, Generated: generated.UTC(), Pieces: []Piece{}}
+	fm.Header = f.Template.AppendHeader(nil, f, generated)
+	fm.Footer = f.Template.AppendFooter(nil)
+	fm.HeaderGz = gzipOpening(fm.Header)
+	fm.RawBytes = int64(len(fm.Header))
+	fm.RawCRC32 = crc32.ChecksumIEEE(fm.Header)
+	for i, m := range pms {
+		pf := m.Feeds[idx[i][f.ID]]
+		fm.Items += pf.Items
+		if pf.Bytes == 0 {
 			continue
 		}
-		b, err := json.Marshal(fm)
-		if err != nil {
-			return fmt.Errorf("publish run %s: encode manifest of feed %q: %w", run, fm.Feed, err)
-		}
-		if err := s.bucket.WriteAll(ctx, feedKey(fm.Feed), b, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
-			return fmt.Errorf("publish run %s: write %s to %s: %w", run, feedKey(fm.Feed), s.where, err)
-		}
-		written = append(written, feedKey(fm.Feed))
+		fm.Pieces = append(fm.Pieces, Piece{Partition: m.Partition, Object: objects[i],
+			Offset: pf.Offset, Bytes: pf.Bytes, CRC32C: pf.CRC32C, RawBytes: pf.RawBytes, RawCRC32: pf.RawCRC32, Items: pf.Items})
+		fm.Bytes += pf.Bytes
+		fm.RawBytes += pf.RawBytes
+		fm.RawCRC32 = crc32Combine(fm.RawCRC32, pf.RawCRC32, pf.RawBytes)
 	}
-	return s.syncObjects(written)
+	fm.RawCRC32 = crc32Combine(fm.RawCRC32, crc32.ChecksumIEEE(fm.Footer), int64(len(fm.Footer)))
+	fm.RawBytes += int64(len(fm.Footer))
+	fm.FooterGz = gzipClosing(fm.Footer, fm.RawCRC32, fm.RawBytes)
+	fm.Bytes += int64(len(fm.HeaderGz) + len(fm.FooterGz))
+	return fm
 }
 
 // Runs lists the run ids that have objects in the store, sorted.
@@ -472,7 +501,7 @@ func (s *Store) Runs(ctx context.Context) ([]string, error) {
 // pinnedRuns returns the runs the feed manifests in the store name (of
 // any feed, in the set or not).
 func (s *Store) pinnedRuns(ctx context.Context) (map[string]bool, error) {
-	pinned := map[string]bool{}
+	var ids []string
 	it := s.bucket.List(&blob.ListOptions{Prefix: feedsPrefix})
 	for {
 		o, err := it.Next(ctx)
@@ -482,18 +511,31 @@ func (s *Store) pinnedRuns(ctx context.Context) (map[string]bool, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list %s in %s: %w", feedsPrefix, s.where, err)
 		}
-		id, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, feedsPrefix), ".json")
-		if !ok || o.IsDir || strings.Contains(id, "/") {
-			continue
+		if id, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, feedsPrefix), ".json"); ok && !o.IsDir && !strings.Contains(id, "/") {
+			ids = append(ids, id)
 		}
-		m, err := s.Manifest(ctx, id)
-		if errors.Is(err, ErrNotPublished) {
-			continue // removed since the listing
+	}
+	runs := make([]string, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(storeConcurrency)
+	for i, id := range ids {
+		g.Go(func() error {
+			m, err := s.Manifest(gctx, id)
+			if errors.Is(err, ErrNotPublished) {
+				return nil // removed since the listing
+			}
+			runs[i] = m.Run
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	pinned := map[string]bool{}
+	for _, r := range runs {
+		if r != "" {
+			pinned[r] = true
 		}
-		if err != nil {
-			return nil, err
-		}
-		pinned[m.Run] = true
 	}
 	return pinned, nil
 }

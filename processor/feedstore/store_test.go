@@ -512,7 +512,7 @@ func TestStoreFailing(t *testing.T) {
 		t.Errorf("Finish with writes refused: %v", err)
 	}
 	err = s.Publish(ctx, "run-000002", generated, refs2)
-	if err == nil || !strings.Contains(err.Error(), "publish run run-000002: write feeds/phones.json to s3://feeds") ||
+	if err == nil || !strings.Contains(err.Error(), "publish run run-000002: write feeds/") || !strings.Contains(err.Error(), ".json to s3://feeds?") ||
 		!strings.Contains(err.Error(), "AccessDenied") {
 		t.Errorf("Publish with writes refused: %v", err)
 	}
