@@ -995,10 +995,14 @@ func (e *Evaluator) eval(k int32) tri {
 		last := len(kids) - 1
 		for _, c := range kids[:last] {
 			var t tri
-			if c < 0 {
-				t = e.atomValue(^c)
-			} else {
+			if c >= 0 {
 				t = e.eval(c)
+			} else if w := e.run.atoms[^c]; w>>3 == e.run.gen { // atomValue, inlined
+				if t = tri(w & 7); t == tE {
+					e.run.cause = ^c
+				}
+			} else {
+				t = e.computeAtom(^c)
 			}
 			switch t {
 			case tT:
@@ -1016,10 +1020,14 @@ func (e *Evaluator) eval(k int32) tri {
 		last := len(kids) - 1
 		for _, c := range kids[:last] {
 			var t tri
-			if c < 0 {
-				t = e.atomValue(^c)
-			} else {
+			if c >= 0 {
 				t = e.eval(c)
+			} else if w := e.run.atoms[^c]; w>>3 == e.run.gen { // atomValue, inlined
+				if t = tri(w & 7); t == tE {
+					e.run.cause = ^c
+				}
+			} else {
+				t = e.computeAtom(^c)
 			}
 			switch t {
 			case tF:
