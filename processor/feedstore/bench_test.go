@@ -200,30 +200,44 @@ func report(b *testing.B, cpu0 time.Duration, items int, m FeedManifest) {
 	b.ReportMetric(float64(m.RawBytes)/float64(items), "raw-B/item")
 }
 
-// BenchmarkPartWriter writes items of about 800 bytes to 50 file feeds
-// (each item to one feed, at random) of one partition and finishes the
-// part into a file:// store, per compression level: items/s, stored bytes
-// per item and CPU per item.
+// BenchmarkPartWriter writes items of about 800 bytes, each to one file
+// feed chosen at random, of one partition and finishes the part into a
+// file:// store: 50 feeds per compression level, and 1300 feeds at the
+// chosen level per buffer budget (PartBufferBytes).
+// It reports items/s, stored and raw bytes per item and CPU per item.
 //
-//	go test -run '^$' -bench BenchmarkPartWriter -benchtime 200000x ./processor/feedstore/
+//	go test -run '^$' -bench BenchmarkPartWriter -benchtime 300000x ./processor/feedstore/
 func BenchmarkPartWriter(b *testing.B) {
-	var fs []config.Feed
-	for i := range 50 {
-		fs = append(fs, config.Feed{ID: fmt.Sprintf("f%02d", i), Filter: "true", Template: config.TemplateGoogleMerchant, File: true})
+	sets := map[int]*feeds.Set{}
+	for _, n := range []int{50, 1300} {
+		var fs []config.Feed
+		for i := range n {
+			fs = append(fs, config.Feed{ID: fmt.Sprintf("f%04d", i), Filter: "true", Template: config.TemplateGoogleMerchant, File: true})
+		}
+		set, err := feeds.Compile(fs, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sets[n] = set
 	}
-	set, err := feeds.Compile(fs, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	type variant struct{ feeds, level, budgetMiB int }
+	var vs []variant
 	for _, level := range []int{1, 3, 5, 6, 7, 9} {
-		b.Run("level="+strconv.Itoa(level), func(b *testing.B) {
+		vs = append(vs, variant{50, level, DefaultPartBufferBytes >> 20})
+	}
+	for _, mib := range []int{8, 16, 32, 48} {
+		vs = append(vs, variant{1300, compressLevel, mib})
+	}
+	for _, v := range vs {
+		b.Run(fmt.Sprintf("feeds=%d/level=%d/budget=%dMiB", v.feeds, v.level, v.budgetMiB), func(b *testing.B) {
 			dir := b.TempDir()
-			s, err := Open(context.Background(), "file://"+filepath.Join(dir, "store"), filepath.Join(dir, "spool"), set, zap.NewNop())
+			s, err := Open(context.Background(), "file://"+filepath.Join(dir, "store"), filepath.Join(dir, "spool"), sets[v.feeds], zap.NewNop())
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer s.Close()
-			s.level = level
+			s.level = v.level
+			s.PartBufferBytes = v.budgetMiB << 20
 			rnd := rand.New(rand.NewPCG(1, 2))
 			var item []byte
 			w, err := s.NewPartWriter("run-000001", 0)
@@ -236,7 +250,7 @@ func BenchmarkPartWriter(b *testing.B) {
 			for b.Loop() {
 				item = appendBenchItem(item[:0], rnd, i)
 				raw += int64(len(item))
-				if err := w.Item(rnd.IntN(50), item); err != nil {
+				if err := w.Item(rnd.IntN(v.feeds), item); err != nil {
 					b.Fatal(err)
 				}
 				i++

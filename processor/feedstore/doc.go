@@ -36,9 +36,9 @@
 //
 // # Deflate fragments
 //
-// A PartWriter buffers each feed's raw items (up to 32 KiB per feed,
-// within a per-writer memory budget) and compresses a full buffer with
-// one reused compressor into a fragment: non-final deflate blocks ending
+// A PartWriter buffers each feed's raw items (up to 32 KiB per feed, in
+// pages of a per-writer arena: Store.PartBufferBytes) and compresses them
+// with one reused compressor into a fragment: non-final deflate blocks ending
 // in a sync flush, so any sequence of fragments plus a final block is one
 // deflate stream. The gzip representation of a feed is then its opening,
 // the stored fragments of each piece and its closing, sent byte for byte
@@ -46,9 +46,10 @@
 // of gzip members), with a Content-Length known from the manifest. The
 // plain representation decompresses the same pieces on the fly. Fragments
 // go to one spool file per writer; Finish uploads them in feed order as
-// the pack. Memory stays flat in the catalog size; past the budget (many
-// feeds at once) fragments get smaller, not memory larger. One file
-// descriptor per writer.
+// the pack. Memory stays flat in the catalog size and bounded whatever
+// the number of feeds: when the arena is full, the feed holding the most
+// is compressed early (its fragment is smaller, not memory larger). One
+// file descriptor per writer.
 //
 // # Serving
 //

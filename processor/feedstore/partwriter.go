@@ -11,16 +11,19 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/klauspost/compress/flate"
 	"go.uber.org/zap"
 	"gocloud.dev/blob"
 )
 
-// chunkBytes is the raw buffer of one feed in a PartWriter: a full buffer
-// becomes one deflate fragment (deflate.go).
-const chunkBytes = 32 << 10
+// chunkBytes is the raw bytes of one feed a PartWriter compresses into
+// one deflate fragment (deflate.go), in pages of pageBytes.
+const (
+	chunkBytes = chunkPages * pageBytes
+	chunkPages = 8
+	pageBytes  = 4 << 10
+)
 
 // compressLevel of the stored fragments (klauspost/compress's deflate,
 // standard deflate). Chosen with BenchmarkPartWriter.
@@ -34,8 +37,10 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type segment struct{ off, n int64 }
 
 // PartWriter writes one partition's share of every file feed of one run
-// (doc.go). Item buffers raw items per feed and compresses full buffers
-// into a spool file; Finish uploads the pack and then the part manifest.
+// (doc.go). Item buffers raw items per feed in pages of a shared arena
+// and compresses a feed's pages into the spool file as one fragment when
+// they hold chunkBytes, or when the arena is full (the feed holding the
+// most pages first); Finish uploads the pack and then the part manifest.
 // Not safe for concurrent use: one goroutine per writer (writers of
 // different partitions may run at once).
 type PartWriter struct {
@@ -44,13 +49,13 @@ type PartWriter struct {
 	partition int32
 	attempt   string
 
-	file    []bool   // per feed index: a file feed
-	bufs    [][]byte // per feed: its raw buffer, nil when it holds none
-	pos     []int    // per feed: its index in active, -1 if none
-	active  []int    // feeds holding a buffer
-	free    [][]byte // released buffers
-	nbufs   int      // buffers allocated
-	maxBufs int      // buffers allowed
+	file     []bool     // per feed index: a file feed
+	pages    [][][]byte // per feed: its buffered raw bytes, in pages of pageBytes (the last one filling)
+	pos      []int      // per feed: its index in byCount[len(pages[feed])]
+	byCount  [chunkPages + 1][]int
+	free     [][]byte // released pages
+	npages   int      // pages allocated
+	maxPages int      // pages allowed
 
 	items, raw, stored []int64
 	crc, rawCRC        []uint32 // CRC-32C of the stored bytes, CRC-32 of the raw ones
@@ -62,9 +67,8 @@ type PartWriter struct {
 	sw    *bufio.Writer
 	off   int64
 
-	scratch []int
-	err     error // sticky: the spool failed
-	done    bool
+	err  error // sticky: the spool failed
+	done bool
 }
 
 // NewPartWriter starts partition's part of run with a new random attempt
@@ -79,9 +83,9 @@ func (s *Store) NewPartWriter(run string, partition int32) (*PartWriter, error) 
 		return nil, fmt.Errorf("part writer: %w", err)
 	}
 	w := &PartWriter{s: s, run: run, partition: partition, attempt: newAttempt(),
-		file: make([]bool, n), bufs: make([][]byte, n), pos: make([]int, n),
-		maxBufs: max(1, s.PartBufferBytes/chunkBytes),
-		items:   make([]int64, n), raw: make([]int64, n), stored: make([]int64, n),
+		file: make([]bool, n), pages: make([][][]byte, n), pos: make([]int, n),
+		maxPages: max(1, s.PartBufferBytes/pageBytes),
+		items:    make([]int64, n), raw: make([]int64, n), stored: make([]int64, n),
 		crc: make([]uint32, n), rawCRC: make([]uint32, n), segs: make([][]segment, n), zw: zw}
 	for i, f := range s.set.Feeds() {
 		w.file[i] = f.File
@@ -114,27 +118,25 @@ func (w *PartWriter) Item(feedIndex int, item []byte) error {
 	}
 	w.items[feedIndex]++
 	w.raw[feedIndex] += int64(len(item))
-	b := w.bufs[feedIndex]
-	if b == nil {
-		if len(item) >= chunkBytes {
-			return w.fragment(feedIndex, item)
+	for len(item) > 0 {
+		ps := w.pages[feedIndex]
+		if len(ps) == 0 || len(ps[len(ps)-1]) == pageBytes {
+			if len(ps) == chunkPages {
+				if err := w.fragment(feedIndex); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := w.addPage(feedIndex); err != nil {
+				return err
+			}
+			continue
 		}
-		var err error
-		if b, err = w.take(feedIndex); err != nil {
-			return err
-		}
+		last := ps[len(ps)-1]
+		n := copy(last[len(last):pageBytes], item)
+		ps[len(ps)-1] = last[:len(last)+n]
+		item = item[n:]
 	}
-	if len(b)+len(item) > cap(b) {
-		if err := w.fragment(feedIndex, b); err != nil {
-			return err
-		}
-		b = b[:0]
-		if len(item) > cap(b) {
-			w.bufs[feedIndex] = b
-			return w.fragment(feedIndex, item)
-		}
-	}
-	w.bufs[feedIndex] = append(b, item...)
 	return nil
 }
 
@@ -142,69 +144,51 @@ func (w *PartWriter) errf(format string, args ...any) error {
 	return fmt.Errorf("part of run %s partition %d: "+format, append([]any{w.run, w.partition}, args...)...)
 }
 
-// take gives feed i a buffer, evicting others' when the budget is spent.
-func (w *PartWriter) take(i int) ([]byte, error) {
-	if len(w.free) == 0 && w.nbufs >= w.maxBufs {
-		if err := w.evict(); err != nil {
-			return nil, err
-		}
-	}
-	var b []byte
-	if n := len(w.free); n > 0 {
-		b, w.free = w.free[n-1], w.free[:n-1]
-	} else {
-		b = make([]byte, 0, chunkBytes)
-		w.nbufs++
-	}
-	w.pos[i] = len(w.active)
-	w.active = append(w.active, i)
-	w.bufs[i] = b
-	return b, nil
-}
-
-// evict releases a quarter of the buffers: empty ones first, then the
-// fullest (the largest fragments).
-func (w *PartWriter) evict() error {
-	w.scratch = append(w.scratch[:0], w.active...)
-	slices.SortFunc(w.scratch, func(a, b int) int {
-		la, lb := len(w.bufs[a]), len(w.bufs[b])
-		if (la == 0) != (lb == 0) {
-			if la == 0 {
-				return -1
+// addPage gives feed i one more page; when the arena is full, the feed
+// holding the most pages (i itself, maybe) is compressed first.
+func (w *PartWriter) addPage(i int) error {
+	if len(w.free) == 0 && w.npages >= w.maxPages {
+		for c := chunkPages; c > 0; c-- {
+			if n := len(w.byCount[c]); n > 0 {
+				if err := w.fragment(w.byCount[c][n-1]); err != nil {
+					return err
+				}
+				break
 			}
-			return 1
-		}
-		return lb - la
-	})
-	for _, i := range w.scratch[:max(1, len(w.scratch)/4)] {
-		if err := w.release(i); err != nil {
-			return err
 		}
 	}
+	var p []byte
+	if n := len(w.free); n > 0 {
+		p, w.free = w.free[n-1], w.free[:n-1]
+	} else {
+		p = make([]byte, 0, pageBytes)
+		w.npages++
+	}
+	w.setPages(i, append(w.pages[i], p))
 	return nil
 }
 
-// release compresses feed i's buffer and returns it to the free list.
-func (w *PartWriter) release(i int) error {
-	b := w.bufs[i]
-	if len(b) > 0 {
-		if err := w.fragment(i, b); err != nil {
-			return err
-		}
+// setPages replaces feed i's pages, keeping byCount in step.
+func (w *PartWriter) setPages(i int, ps [][]byte) {
+	if old := len(w.pages[i]); old > 0 {
+		b := w.byCount[old]
+		last := b[len(b)-1]
+		b[w.pos[i]] = last
+		w.pos[last] = w.pos[i]
+		w.byCount[old] = b[:len(b)-1]
+		w.pos[i] = -1
 	}
-	w.free = append(w.free, b[:0])
-	w.bufs[i] = nil
-	last := w.active[len(w.active)-1]
-	w.active[w.pos[i]] = last
-	w.pos[last] = w.pos[i]
-	w.active = w.active[:len(w.active)-1]
-	w.pos[i] = -1
-	return nil
+	w.pages[i] = ps
+	if len(ps) > 0 {
+		w.pos[i] = len(w.byCount[len(ps)])
+		w.byCount[len(ps)] = append(w.byCount[len(ps)], i)
+	}
 }
 
-// fragment compresses raw as one deflate fragment of feed i into the
-// spool.
-func (w *PartWriter) fragment(i int, raw []byte) error {
+// fragment compresses feed i's pages as one deflate fragment into the
+// spool and frees them.
+func (w *PartWriter) fragment(i int) error {
+	ps := w.pages[i]
 	if w.spool == nil {
 		f, err := os.CreateTemp(w.s.spool, spoolPattern)
 		if err != nil {
@@ -215,7 +199,15 @@ func (w *PartWriter) fragment(i int, raw []byte) error {
 		w.sw = bufio.NewWriterSize(f, 256<<10)
 	}
 	w.zbuf.Reset()
-	appendFragment(&w.zbuf, w.zw, raw)
+	w.zw.Reset(&w.zbuf)
+	for _, p := range ps {
+		_, _ = w.zw.Write(p) // writes to a bytes.Buffer do not fail
+		w.rawCRC[i] = crc32.Update(w.rawCRC[i], crc32.IEEETable, p)
+		w.free = append(w.free, p[:0])
+	}
+	_ = w.zw.Flush()
+	clear(ps)
+	w.setPages(i, ps[:0])
 	m := w.zbuf.Bytes()
 	if _, err := w.sw.Write(m); err != nil {
 		w.err = w.errf("spool %s: %w", w.spool.Name(), err)
@@ -230,7 +222,6 @@ func (w *PartWriter) fragment(i int, raw []byte) error {
 	w.off += n
 	w.stored[i] += n
 	w.crc[i] = crc32.Update(w.crc[i], castagnoli, m)
-	w.rawCRC[i] = crc32.Update(w.rawCRC[i], crc32.IEEETable, raw)
 	return nil
 }
 
@@ -244,12 +235,11 @@ func (w *PartWriter) Finish(ctx context.Context) (PartManifest, error) {
 		return PartManifest{}, w.errf("Finish after Finish or Abort")
 	}
 	defer w.Abort()
-	for _, i := range w.active {
-		if len(w.bufs[i]) > 0 {
-			if err := w.fragment(i, w.bufs[i]); err != nil {
+	for i, ps := range w.pages {
+		if len(ps) > 0 && len(ps[0]) > 0 {
+			if err := w.fragment(i); err != nil {
 				return PartManifest{}, err
 			}
-			w.bufs[i] = w.bufs[i][:0]
 		}
 	}
 	if w.err != nil {
@@ -313,7 +303,8 @@ func (w *PartWriter) Abort() {
 		return
 	}
 	w.done = true
-	w.bufs, w.free, w.active, w.segs = nil, nil, nil, nil
+	w.pages, w.free, w.segs = nil, nil, nil
+	w.byCount = [chunkPages + 1][]int{}
 	if w.spool != nil {
 		name := w.spool.Name()
 		_ = w.spool.Close() // the file is removed next

@@ -636,26 +636,36 @@ func TestSpoolFiles(t *testing.T) {
 	}
 }
 
-// TestPartWriterBudget: many feeds at once stay within the buffer budget;
-// every item still arrives, in order.
+// TestPartWriterBudget: feeds at once stay within the page budget, from
+// one page to more than the feeds need; every item still arrives, in
+// order.
 func TestPartWriterBudget(t *testing.T) {
+	for _, budget := range []int{1, 2 * pageBytes, 5 * pageBytes, 3 * chunkBytes, DefaultPartBufferBytes} {
+		t.Run(strconv.Itoa(budget), func(t *testing.T) {
+			testPartWriterBudget(t, budget)
+		})
+	}
+}
+
+func testPartWriterBudget(t *testing.T, budget int) {
 	set := testSet(t)
 	s := openStore(t, "file://"+filepath.Join(t.TempDir(), "store"), set)
-	s.PartBufferBytes = 1 // one buffer for three file feeds
-	p := makePlan("run-000001", 1, 3000)
-	w, err := s.NewPartWriter("run-000001", 0)
+	s.PartBufferBytes = budget
+	p := makePlan("run-000001", 2, 3000)
+	w, err := s.NewPartWriter("run-000001", 1) // holds the item larger than a chunk
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, it := range p[0] {
+	for _, it := range p[1] {
 		f, _ := set.Feed(it.feed)
 		if err := w.Item(f.Index, it.item); err != nil {
 			t.Fatal(err)
 		}
-		if w.nbufs > 1 {
-			t.Fatalf("%d buffers, budget 1", w.nbufs)
+		if w.npages > max(1, budget/pageBytes) {
+			t.Fatalf("%d pages, budget %d", w.npages, budget)
 		}
 	}
+	p = plan{1: p[1]}
 	m, err := w.Finish(context.Background())
 	if err != nil {
 		t.Fatal(err)
