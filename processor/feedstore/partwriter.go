@@ -26,7 +26,10 @@ const (
 )
 
 // compressLevel of the stored fragments (klauspost/compress's deflate,
-// standard deflate). Chosen with BenchmarkPartWriter.
+// standard deflate). Chosen with BenchmarkPartWriter (items of 760 bytes,
+// bytes stored per item and CPU per item): level 1 165 B, 3.3 µs; 5 150 B,
+// 5.3 µs; 6 147 B, 5.6 µs; 7 147 B, 10.6 µs; 9 142 B, 19.2 µs. A feed is
+// stored once and downloaded many times.
 const compressLevel = 6
 
 const spoolPattern = "part-*.spool"
