@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/internal/apptest"
@@ -101,9 +102,11 @@ func TestFullPassAcrossInstances(t *testing.T) {
 	}
 	check("three instances", r, []*instance{a, b, c})
 
-	// A rebalance during the pass: D joins as it starts.
-	id := startRun(t, c)
+	// A rebalance during the pass: D has joined the group (its
+	// partitions are moving) as the pass starts.
 	d.start()
+	fl.waitMember(d, time.Minute)
+	id := startRun(t, c)
 	r = waitRunOn(t, []*instance{a, b, c}, id)
 	check("rebalance during the pass", r, []*instance{a, b, c})
 	fl.waitIdle([]*instance{a, b, c, d}, 2*time.Minute)
@@ -175,6 +178,24 @@ func TestFullPassAcrossInstances(t *testing.T) {
 	// The next run publishes again.
 	if r := passOn(t, a, []*instance{a, b, d}); r.Status != runlog.StatusPublished {
 		t.Errorf("run after the store recovered: %s %q", r.Status, r.Reason)
+	}
+}
+
+// waitMember waits until in is a member of the fleet's group.
+func (f *fleet) waitMember(in *instance, timeout time.Duration) {
+	f.t.Helper()
+	adm := kadm.NewClient(f.env.Client(f.t))
+	deadline := time.Now().Add(timeout)
+	for {
+		if _, owners, err := f.groupOwners(adm); err == nil {
+			if _, ok := owners[in.id]; ok {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s did not join the group within %s", in.id, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -338,7 +359,7 @@ func tryFetch(in *instance, id string) (feedDoc, error) {
 		return feedDoc{}, errors.New("gzip and plain documents differ (a publish in between?)")
 	}
 	doc := feedDoc{raw: plain, run: etagRun(h.Get("ETag"))}
-	items, err := itemBytes(plain)
+	items, err := apptest.FeedItems(plain)
 	if err != nil {
 		return doc, err
 	}
@@ -357,39 +378,4 @@ func etagRun(etag string) string {
 		return ""
 	}
 	return etag[i:j]
-}
-
-// itemBytes returns the raw bytes of each element at depth 2 or 3 named
-// like an item of the example templates, sorted.
-func itemBytes(doc []byte) ([]string, error) {
-	dec := xml.NewDecoder(bytes.NewReader(doc))
-	dec.Strict = true
-	var out []string
-	depth, start := 0, int64(-1)
-	itemDepth := 0
-	for {
-		off := dec.InputOffset()
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("feed is not well-formed XML: %w", err)
-		}
-		switch e := tok.(type) {
-		case xml.StartElement:
-			depth++
-			if start < 0 && (e.Name.Local == "item" || e.Name.Local == "o" || e.Name.Local == "product") && (itemDepth == 0 || depth == itemDepth) {
-				itemDepth, start = depth, off
-			}
-		case xml.EndElement:
-			if depth == itemDepth && start >= 0 {
-				out = append(out, string(doc[start:dec.InputOffset()]))
-				start = -1
-			}
-			depth--
-		}
-	}
-	slices.Sort(out)
-	return out, nil
 }

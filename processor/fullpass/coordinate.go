@@ -2,6 +2,7 @@ package fullpass
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -47,8 +48,11 @@ func (fp *FullPass) coordinate(ctx context.Context, runs []runlog.Run, running r
 			fp.metrics.pending.Set(1)
 			if time.Since(fp.failLog) > time.Minute {
 				fp.failLog = time.Now()
-				fp.logger.Error("switch the feed files to the published run; the previous version stays served, retrying",
-					zap.String("run", published.ID), zap.Error(err))
+				msg := "switch the feed files to the published run; the previous version stays served, retrying"
+				if errors.Is(err, feedstore.ErrPartMissing) {
+					msg += "; every instance must write to the same full_pass.store (the default, a file:// store under state.dir, is one machine's)"
+				}
+				fp.logger.Error(msg, zap.String("run", published.ID), zap.Error(err))
 			}
 			return nil
 		}

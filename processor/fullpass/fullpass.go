@@ -198,13 +198,10 @@ func New(d Deps) (*FullPass, error) {
 	if d.Workers <= 0 {
 		d.Workers = 1
 	}
-	names := map[string]string{}
+	var names []string
 	var defs []runlog.FeedDef
 	for _, f := range d.Feeds.Feeds() {
-		names[f.ID] = f.ID
-		for _, dst := range f.Destinations {
-			names[dst] = dst
-		}
+		names = append(append(names, f.ID), f.Destinations...)
 		defs = append(defs, runlog.FeedDef{ID: f.ID, File: f.File})
 	}
 	budget, err := processor.NewEventBudget(d.MaxEventBytes, d.Feeds)
@@ -217,12 +214,9 @@ func New(d Deps) (*FullPass, error) {
 		logger: d.Logger.Named("fullpass"), metrics: newFullPassMetrics(d.Registry), onPartition: d.OnPartition, ready: d.Ready,
 		feedDefs: defs, feedSet: d.FeedSet,
 		done: make(chan struct{}, 1), observed: map[string]string{},
-		intern: func(b []byte) string {
-			if s, ok := names[string(b)]; ok {
-				return s
-			}
-			return string(b)
-		},
+		// Decoded memberships share the Set's strings, so comparing them
+		// with the feeds' ids and destinations is cheap.
+		intern: state.NewNames(names...).Intern,
 	}
 	return fp, nil
 }

@@ -150,7 +150,7 @@ func (fp *FullPass) scanInto(ctx context.Context, p int32, now time.Time, pw *fe
 	defer fp.stream.ReportEvalErrors(ctx, evalSrc)
 	list := fp.set.Feeds()
 	tmpls := fp.set.Templates()
-	member := make([]bool, len(list))
+	var matched []int
 	items := make([][]byte, len(tmpls))
 	fps := make([]uint64, len(tmpls))
 	done := make([]bool, len(tmpls))
@@ -164,13 +164,12 @@ func (fp *FullPass) scanInto(ctx context.Context, p int32, now time.Time, pw *fe
 		if scanned&4095 == 0 {
 			fp.metrics.scanned.Add(4096)
 		}
+		matched = matched[:0]
 		if it.Offer != nil && fp.budget.Fits(it.Offer) {
 			if err := joiner.Join(snap, it.Offer, &view); err != nil {
 				return err
 			}
-			ev.Match(&view, now, member)
-		} else {
-			clear(member)
+			matched = ev.MatchList(&view, now, nil, matched)
 		}
 		clear(done)
 		mem := it.Membership
@@ -178,11 +177,11 @@ func (fp *FullPass) scanInto(ctx context.Context, p int32, now time.Time, pw *fe
 		if mem != nil {
 			nMem = len(mem.Feeds)
 		}
-		drift, matched := false, 0
-		for i, f := range list {
-			if !member[i] {
-				continue
-			}
+		// Members are visited in feed order, the order the streaming path
+		// stores them in, so FindFrom compares each stored id about once.
+		drift, found, at := false, 0, 0
+		for _, i := range matched {
+			f := list[i]
 			counts[i]++
 			t := f.Template
 			if !done[t.Index] {
@@ -200,19 +199,19 @@ func (fp *FullPass) scanInto(ctx context.Context, p int32, now time.Time, pw *fe
 			}
 			j := -1
 			if mem != nil {
-				j = mem.Find(f.ID)
+				j = mem.FindFrom(f.ID, at)
 			}
 			if j < 0 {
 				drift = true
 				continue
 			}
-			matched++
+			found, at = found+1, j+1
 			if e := &mem.Feeds[j]; e.Fingerprint != fps[t.Index] || !slices.Equal(e.Destinations, f.Destinations) {
 				drift = true
 			}
 		}
 		var flags byte
-		if drift || matched != nMem {
+		if drift || found != nMem {
 			flags |= state.FixReconcile
 		}
 		if mem != nil && it.Offer != nil && cycle > 0 {
