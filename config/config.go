@@ -104,6 +104,10 @@ type FullPass struct {
 	// Timeout fails a run whose partitions' parts are not all stored
 	// this long after it started (the failure names the partitions).
 	Timeout time.Duration `yaml:"timeout"` // default 1h
+	// CompressionLevel of the stored feed files (deflate, served to
+	// gzip clients as stored): 1 is the fastest pass, 9 the smallest
+	// files (level 6: about 12% fewer bytes, a 25% slower pass).
+	CompressionLevel int `yaml:"compression_level"` // default 1
 }
 
 // Guard holds a run whose feed sizes moved more than these bounds.

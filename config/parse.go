@@ -84,6 +84,7 @@ func (c *Config) applyDefaults(p presence) {
 	setDefault(p, "full_pass.interval", &c.FullPass.Interval, time.Hour)
 	setDefault(p, "full_pass.refresh_after", &c.FullPass.RefreshAfter, 672*time.Hour)
 	setDefault(p, "full_pass.timeout", &c.FullPass.Timeout, time.Hour)
+	setDefault(p, "full_pass.compression_level", &c.FullPass.CompressionLevel, 1)
 	setDefault(p, "full_pass.guard.max_drop", &c.FullPass.Guard.MaxDrop, 0.2)
 	setDefault(p, "full_pass.guard.max_growth", &c.FullPass.Guard.MaxGrowth, 1.0)
 	setDefault(p, "full_pass.guard.min_size", &c.FullPass.Guard.MinSize, 100)

@@ -110,6 +110,9 @@ func (c *Config) Validate() error {
 	checkNonNegative(&ps, "full_pass.interval", c.FullPass.Interval)
 	checkNonNegative(&ps, "full_pass.refresh_after", c.FullPass.RefreshAfter)
 	checkNonNegative(&ps, "full_pass.timeout", c.FullPass.Timeout)
+	if n := c.FullPass.CompressionLevel; n < 1 || n > 9 {
+		ps.add("full_pass.compression_level", "must be between 1 (fastest) and 9 (smallest), got %d", n)
+	}
 	if s := c.FullPass.Store; s != "" {
 		if u, err := url.Parse(s); err != nil || (u.Scheme != "file" && u.Scheme != "s3" && u.Scheme != "gs") {
 			ps.add("full_pass.store", "must be a blob URL: file:///dir, s3://bucket?region=... or gs://bucket, got %q", s)

@@ -198,6 +198,7 @@ func New(cfg *config.Config, d Deps) (a *App, err error) {
 		return nil, fmt.Errorf("full_pass.store: %w", err)
 	}
 	a.Files.ChunkWriteTimeout = d.HTTP.ChunkWrite
+	a.Files.CompressionLevel = cfg.FullPass.CompressionLevel
 	a.RunLog, err = runlog.OpenKafka(kopts, cfg.Kafka.Topics.Runs, logger)
 	if err != nil {
 		return nil, err

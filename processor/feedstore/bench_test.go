@@ -226,7 +226,7 @@ func BenchmarkPartWriter(b *testing.B) {
 		vs = append(vs, variant{50, level, DefaultPartBufferBytes >> 20})
 	}
 	for _, mib := range []int{8, 16, 32, 48} {
-		vs = append(vs, variant{1300, compressLevel, mib})
+		vs = append(vs, variant{1300, DefaultCompressionLevel, mib})
 	}
 	for _, v := range vs {
 		b.Run(fmt.Sprintf("feeds=%d/level=%d/budget=%dMiB", v.feeds, v.level, v.budgetMiB), func(b *testing.B) {
@@ -236,7 +236,7 @@ func BenchmarkPartWriter(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer s.Close()
-			s.level = v.level
+			s.CompressionLevel = v.level
 			s.PartBufferBytes = v.budgetMiB << 20
 			rnd := rand.New(rand.NewPCG(1, 2))
 			var item []byte

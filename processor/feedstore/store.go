@@ -71,8 +71,10 @@ type Store struct {
 	// Open sets DefaultPartBufferBytes; change it before NewPartWriter
 	// only.
 	PartBufferBytes int
+	// CompressionLevel of the stored deflate fragments, 1 (fastest) to 9
+	// (smallest): DefaultCompressionLevel unless set before writing.
+	CompressionLevel int
 
-	level   int // of the stored fragments: compressLevel (benchmarks change it)
 	bucket  *blob.Bucket
 	where   string // the URL, redacted, for messages
 	fileDir string // the directory of a file:// store, else ""
@@ -106,7 +108,7 @@ func Open(ctx context.Context, rawURL, spoolDir string, set *feeds.Set, logger *
 	s := &Store{
 		ChunkWriteTimeout: DefaultChunkWriteTimeout,
 		PartBufferBytes:   DefaultPartBufferBytes,
-		level:             compressLevel,
+		CompressionLevel:  DefaultCompressionLevel,
 		where:             where,
 		spool:             spoolDir,
 		set:               set,

@@ -36,7 +36,7 @@ func (fp *FullPass) coordinate(ctx context.Context, runs []runlog.Run, running r
 		fp.failRun(ctx, running.ID, fmt.Sprintf("timed out after %s (full_pass.timeout) waiting for the parts of offers partitions %s: "+
 			"their owners did not scan them in time", fp.cfg.Timeout, listPartitions(running.Missing())))
 	}
-	if isPublished && fp.switched != published.ID {
+	if isPublished && fp.switchedTo() != published.ID {
 		refs := make([]feedstore.PartRef, len(published.Parts))
 		for i, pt := range published.Parts {
 			refs[i] = feedstore.PartRef{Partition: pt.Partition, Attempt: pt.Attempt}
@@ -57,7 +57,9 @@ func (fp *FullPass) coordinate(ctx context.Context, runs []runlog.Run, running r
 			return nil
 		}
 		fp.metrics.pending.Set(0)
+		fp.mu.Lock()
 		fp.switched = published.ID
+		fp.mu.Unlock()
 		fp.logger.Info("feed files switched", zap.String("run", published.ID))
 	}
 	// The files of runs no longer needed: keep the running and held runs
@@ -73,7 +75,7 @@ func (fp *FullPass) coordinate(ctx context.Context, runs []runlog.Run, running r
 			pub++
 		}
 	}
-	if isPublished && fp.switched != published.ID {
+	if isPublished && fp.switchedTo() != published.ID {
 		return nil // not switched yet: remove nothing
 	}
 	key := strings.Join(sortedKeys(keep), ",")
@@ -87,6 +89,13 @@ func (fp *FullPass) coordinate(ctx context.Context, runs []runlog.Run, running r
 		fp.gcKey = key
 	}
 	return nil
+}
+
+// switchedTo is the run this instance last switched the files to.
+func (fp *FullPass) switchedTo() string {
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	return fp.switched
 }
 
 func later(a, b time.Time) time.Time {

@@ -73,9 +73,11 @@ type FullPass struct {
 
 	mu       sync.Mutex
 	scanning map[int32]bool // partitions of scanRun being scanned here
+	active   int            // scans reading state (at most workers)
 	scanRun  string
 	done     chan struct{} // a scan ended
-	// switched is the run the coordinator last switched the files to.
+	// switched is the run the coordinator last switched the files to
+	// (guarded by mu).
 	switched string
 	observed map[string]string // run → status the metrics have seen
 	failLog  time.Time         // last logged publication failure
@@ -417,7 +419,8 @@ func (fp *FullPass) observe(runs []runlog.Run) {
 
 // RunOnce starts a pass (or joins the running one) and runs this
 // instance's share until the pass is decided and, when published, this
-// instance's corrections are applied. For tests and tools with one
+// instance's corrections are applied and the files switched (it must own
+// offers partition 0). For tests and tools with one
 // instance that do not call Run.
 func (fp *FullPass) RunOnce(ctx context.Context) (runlog.Run, error) {
 	id, _, err := fp.Start(ctx)
@@ -435,7 +438,9 @@ func (fp *FullPass) RunOnce(ctx context.Context) (runlog.Run, error) {
 			return r, err
 		}
 		if r.Final() || r.Status == runlog.StatusHeld {
-			if local, lerr := fp.store.GetRun(id); r.Status != runlog.StatusPublished || (lerr == nil && local.Applied) || errors.Is(lerr, state.ErrRunNotFound) {
+			local, lerr := fp.store.GetRun(id)
+			settled := (lerr == nil && local.Applied) || errors.Is(lerr, state.ErrRunNotFound)
+			if r.Status != runlog.StatusPublished || (settled && fp.switchedTo() == id) {
 				cancel()
 				if err := <-errc; err != nil {
 					return r, err

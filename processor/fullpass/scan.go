@@ -23,7 +23,7 @@ import (
 const joinCacheMax = 1 << 16
 
 // startScans starts scans of the owned partitions of running run r that
-// have no part yet, up to the workers.
+// have no part yet, up to the workers reading at once.
 func (fp *FullPass) startScans(ctx context.Context, r runlog.Run, owned []int32, wg *sync.WaitGroup, errc chan<- error) {
 	if r.FeedSet != fp.feedSet {
 		fp.failRun(ctx, r.ID, fmt.Sprintf("instance %s runs other feed definitions than the run's (started by %s): "+
@@ -36,17 +36,30 @@ func (fp *FullPass) startScans(ctx context.Context, r runlog.Run, owned []int32,
 		fp.scanRun, fp.scanning = r.ID, map[int32]bool{}
 	}
 	for _, p := range owned {
-		if len(fp.scanning) >= fp.workers {
+		if fp.active >= fp.workers {
 			return
 		}
 		if r.Done(p) || fp.scanning[p] {
 			continue
 		}
 		fp.scanning[p] = true
+		fp.active++
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := fp.scanPartition(ctx, r, p)
+			// The worker is free for the next partition once this one is
+			// read: storing its parts is mostly waiting on the store.
+			var once sync.Once
+			release := func() {
+				once.Do(func() {
+					fp.mu.Lock()
+					fp.active--
+					fp.mu.Unlock()
+					fp.wake()
+				})
+			}
+			defer release()
+			err := fp.scanPartition(ctx, r, p, release)
 			fp.mu.Lock()
 			delete(fp.scanning, p)
 			fp.mu.Unlock()
@@ -80,9 +93,14 @@ func (e *outputError) Unwrap() error { return e.err }
 // scanPartition scans partition p for run r from a fresh snapshot, stores
 // its parts and fix list and appends its part command. A store failure
 // fails the run (nil error); a state failure is returned.
-func (fp *FullPass) scanPartition(ctx context.Context, r runlog.Run, p int32) error {
+func (fp *FullPass) scanPartition(ctx context.Context, r runlog.Run, p int32, read func()) error {
 	begin := time.Now()
-	if _, err := fp.store.GetRun(r.ID); errors.Is(err, state.ErrRunNotFound) {
+	// The local record of a running run: a settled one with the same id
+	// is a leftover (a run log started over) and starts over too.
+	if lr, err := fp.store.GetRun(r.ID); errors.Is(err, state.ErrRunNotFound) || (err == nil && lr.Applied) {
+		if err := fp.store.DeleteFixes(r.ID); err != nil {
+			return err
+		}
 		if err := fp.store.PutRun(&state.Run{ID: r.ID, Status: state.RunRunning, StartedAt: r.StartedAt, Feeds: []state.RunFeed{}}); err != nil {
 			return err
 		}
@@ -101,6 +119,7 @@ func (fp *FullPass) scanPartition(ctx context.Context, r runlog.Run, p int32) er
 	defer fixes.Close()
 	counts := make([]int64, len(fp.feedDefs))
 	scanned, err := fp.scanInto(ctx, p, time.UnixMilli(r.NowMs), pw, fixes, counts)
+	read()
 	if err == nil && fp.onPartition != nil {
 		fp.onPartition(ctx, p)
 		err = ctx.Err()
