@@ -177,6 +177,7 @@ func TestPrometheusTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, metric := range []string{"feedmill_consumer_lag", "feedmill_change_to_event_seconds_bucket", "feedmill_runs_held",
+		"feedmill_full_pass_runs_total", "feedmill_feed_publish_pending",
 		"feedmill_connector_dead_letters_total", "feedmill_connector_consumer_lag"} {
 		if !strings.Contains(string(rules), metric) {
 			t.Errorf("no alert rule on %s", metric)
