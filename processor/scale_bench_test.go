@@ -24,6 +24,7 @@ import (
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/internal/synth"
 	"github.com/feedmill/feedmill/internal/testenv"
+	"github.com/feedmill/feedmill/processor/runlog"
 	"github.com/feedmill/feedmill/state"
 )
 
@@ -461,7 +462,7 @@ func BenchmarkFullPassScale(b *testing.B) {
 		if err != nil || resp.StatusCode != http.StatusAccepted {
 			b.Fatalf("POST /api/runs: %d %v", resp.StatusCode, err)
 		}
-		var run state.Run
+		var run runlog.Run
 		for {
 			time.Sleep(100 * time.Millisecond)
 			resp, err := http.Get(base + "/api/runs/" + started.ID)
@@ -476,7 +477,7 @@ func BenchmarkFullPassScale(b *testing.B) {
 			if err := json.Unmarshal(raw, &run); err != nil {
 				b.Fatal(err)
 			}
-			if run.Status != state.RunRunning {
+			if run.Status != runlog.StatusRunning {
 				break
 			}
 		}
@@ -493,9 +494,9 @@ func BenchmarkFullPassScale(b *testing.B) {
 				fileFeeds++
 			}
 		}
-		b.Logf("pass %d (%s): %s in %s, %d offers scanned, %d file items in %d file feeds, %d corrections, %d refreshes, partitions %v of %d",
-			i, run.ID, run.Status, took.Round(time.Millisecond), run.Scanned, members, fileFeeds, run.Corrections, run.Refreshes, run.Partitions, run.PartitionsTotal)
-		if run.Status != state.RunPublished {
+		b.Logf("pass %d (%s): %s in %s, %d offers scanned, %d file items in %d file feeds, %d corrections, %d refreshes, %d parts of %d",
+			i, run.ID, run.Status, took.Round(time.Millisecond), run.Scanned, members, fileFeeds, run.Corrections, run.Refreshes, len(run.Parts), run.PartitionsTotal)
+		if run.Status != runlog.StatusPublished {
 			b.Errorf("pass %d: status %s (%s)", i, run.Status, run.Reason)
 		}
 		secs += took.Seconds()

@@ -5,69 +5,26 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// Run statuses (docs/contract.md, HTTP endpoints).
-const (
-	RunRunning   = "running"
-	RunPublished = "published"
-	RunHeld      = "held"
-	RunRejected  = "rejected"
-	RunFailed    = "failed"
-)
-
-// Run is one full pass as kept in state and shown by /api/runs. The JSON
-// field names are the contract's.
+// Run is this instance's local record of a full-pass run it scanned
+// partitions of: the run itself lives in the group's run log
+// (processor/runlog); the record keeps the run's fix list until this
+// instance has applied it (Applied).
 type Run struct {
-	ID          string     `json:"id"`
-	Status      string     `json:"status"`
-	StartedAt   time.Time  `json:"started_at"`
-	FinishedAt  *time.Time `json:"finished_at"`
-	Feeds       []RunFeed  `json:"feeds"`
-	Corrections int64      `json:"corrections"`
-	Refreshes   int64      `json:"refreshes"`
-	Reason      string     `json:"reason"`
-
-	// Scanned is how many offer keys the pass read.
-	Scanned int64 `json:"scanned"`
-	// Listed is how many offers the pass listed for correction or refresh.
-	Listed int64 `json:"listed"`
+	ID        string    `json:"id"`
+	StartedAt time.Time `json:"started_at"`
 	// Applied is set once the listed corrections and refreshes were
-	// applied (or discarded); a published run without it is resumed on
-	// start.
+	// applied (or dropped, for a run not published).
 	Applied bool `json:"applied"`
-	// NowMs is the evaluation time of the pass (unix ms).
-	NowMs int64 `json:"now_ms"`
-	// Partitions are the offers partitions the pass covered (the ones
-	// this instance owned when it started), of PartitionsTotal.
-	Partitions      []int32 `json:"partitions"`
-	PartitionsTotal int32   `json:"partitions_total"`
-}
-
-// Whole reports whether the run covered every offers partition (runs
-// stored before coverage was recorded count as whole).
-func (r *Run) Whole() bool {
-	return r.PartitionsTotal == 0 || int32(len(r.Partitions)) >= r.PartitionsTotal
-}
-
-// RunFeed is one feed's size in a run. Previous and Change are nil when the
-// last published run did not have the feed.
-type RunFeed struct {
-	ID       string   `json:"id"`
-	Members  int64    `json:"members"`
-	Previous *int64   `json:"previous"`
-	Change   *float64 `json:"change"`
-	// File says whether the run wrote the feed's document.
-	File bool `json:"file"`
 }
 
 // Sub-prefixes under prefixRun.
 const (
-	runSeqKey   = 0 // 'u' 0: last run number
+	_           = 0 // 'u' 0: the run counter of format 2 dirs (unused)
 	runRecord   = 1 // 'u' 1 id: Run JSON
 	runFixTable = 2 // 'u' 2 len(id) id p offerID: fix flags
 )
@@ -91,31 +48,6 @@ func fixPrefix(runID string) []byte {
 	return appendLenString([]byte{prefixRun, runFixTable}, runID)
 }
 
-// NextRunID allocates the id of a new run. Ids sort in creation order.
-// Callers serialise run creation (one full pass at a time).
-func (s *Store) NextRunID() (string, error) {
-	key := []byte{prefixRun, runSeqKey}
-	var n uint64
-	if _, err := s.get(key, func(v []byte) error {
-		if len(v) != 8 {
-			return fmt.Errorf("%w: run counter", ErrCorrupt)
-		}
-		n = binary.BigEndian.Uint64(v)
-		return nil
-	}); err != nil {
-		return "", fmt.Errorf("read run counter: %w", err)
-	}
-	n++
-	if err := s.db.Set(key, binary.BigEndian.AppendUint64(nil, n), pebble.Sync); err != nil {
-		return "", fmt.Errorf("write run counter: %w", err)
-	}
-	id := strconv.FormatUint(n, 10)
-	for len(id) < 6 {
-		id = "0" + id
-	}
-	return "run-" + id, nil
-}
-
 // PutRun stores r durably.
 func (s *Store) PutRun(r *Run) error {
 	v, err := json.Marshal(r)
@@ -130,10 +62,6 @@ func (s *Store) PutRun(r *Run) error {
 
 // ErrRunNotFound is returned by GetRun for an unknown id.
 var ErrRunNotFound = errors.New("run not found")
-
-// ErrRunNotHeld is returned when approving or rejecting a run that is not
-// held.
-var ErrRunNotHeld = errors.New("run is not held")
 
 // GetRun reads run id; ErrRunNotFound when absent.
 func (s *Store) GetRun(id string) (Run, error) {

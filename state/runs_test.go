@@ -2,6 +2,7 @@ package state_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -24,14 +25,9 @@ func openStore(t *testing.T) *state.Store {
 
 func TestRunsNewestFirstAndFixes(t *testing.T) {
 	s := openStore(t)
-	var ids []string
-	for range 3 {
-		id, err := s.NextRunID()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-		if err := s.PutRun(&state.Run{ID: id, Status: state.RunRunning, StartedAt: time.UnixMilli(1)}); err != nil {
+	ids := []string{"run-20261130-120000", "run-20261130-120100", "run-20261130-120200"}
+	for _, id := range ids {
+		if err := s.PutRun(&state.Run{ID: id, StartedAt: time.UnixMilli(1)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -78,11 +74,20 @@ func TestRunsNewestFirstAndFixes(t *testing.T) {
 			t.Errorf("fix %d: %v, want %v", i, seen[i], want[i])
 		}
 	}
-	if err := s.DeleteFixes(ids[1]); err != nil {
+	if err := s.DeleteFixesOf(ids[1], 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.ScanFixes(ids[1], true, 0, "", 10, func(state.Fix) error { return nil }); n != 1 {
+		t.Errorf("%d fixes after deleting partition 0's, want partition 3's one", n)
+	}
+	if err := s.DeleteRun(ids[1]); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := s.ScanFixes(ids[1], true, 0, "", 10, func(state.Fix) error { return nil }); n != 0 {
 		t.Errorf("%d fixes after delete", n)
+	}
+	if _, err := s.GetRun(ids[1]); !errors.Is(err, state.ErrRunNotFound) {
+		t.Errorf("deleted run: %v", err)
 	}
 }
 

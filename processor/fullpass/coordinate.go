@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -18,9 +17,10 @@ import (
 // coordinate does what the owner of offers partition 0 does for the
 // group: start runs on the interval, fail a run whose parts are late,
 // switch the feed files to the last published run and remove the files
-// of runs no longer needed. Two instances that both believe they
-// coordinate (during a rebalance) do no harm: each step is idempotent and
-// the log decides.
+// and run log records of runs no longer needed. Two instances that both
+// believe they coordinate (during a rebalance) do no harm: the log
+// decides, the switch never goes back to an older run, and only files of
+// runs decided as not needed are removed.
 func (fp *FullPass) coordinate(ctx context.Context, runs []runlog.Run, running runlog.Run, isRunning bool,
 	published runlog.Run, isPublished bool, lastStart time.Time) error {
 	now := fp.now()
@@ -36,7 +36,7 @@ func (fp *FullPass) coordinate(ctx context.Context, runs []runlog.Run, running r
 		fp.failRun(ctx, running.ID, fmt.Sprintf("timed out after %s (full_pass.timeout) waiting for the parts of offers partitions %s: "+
 			"their owners did not scan them in time", fp.cfg.Timeout, listPartitions(running.Missing())))
 	}
-	if isPublished && fp.switchedTo() != published.ID {
+	if isPublished && fp.switchedTo() != published.ID && !time.Now().Before(fp.publishAt) {
 		refs := make([]feedstore.PartRef, len(published.Parts))
 		for i, pt := range published.Parts {
 			refs[i] = feedstore.PartRef{Partition: pt.Partition, Attempt: pt.Attempt}
@@ -46,6 +46,9 @@ func (fp *FullPass) coordinate(ctx context.Context, runs []runlog.Run, running r
 				return nil
 			}
 			fp.metrics.pending.Set(1)
+			// Retried after 1 s, 2 s, 4 s ... up to a minute.
+			fp.publishTry++
+			fp.publishAt = time.Now().Add(min(time.Second<<min(fp.publishTry-1, 6), time.Minute))
 			if time.Since(fp.failLog) > time.Minute {
 				fp.failLog = time.Now()
 				msg := "switch the feed files to the published run; the previous version stays served, retrying"
@@ -57,38 +60,75 @@ func (fp *FullPass) coordinate(ctx context.Context, runs []runlog.Run, running r
 			return nil
 		}
 		fp.metrics.pending.Set(0)
+		fp.publishTry = 0
 		fp.mu.Lock()
 		fp.switched = published.ID
 		fp.mu.Unlock()
 		fp.logger.Info("feed files switched", zap.String("run", published.ID))
 	}
-	// The files of runs no longer needed: keep the running and held runs
-	// and the last two published (readers of the previous one finish).
-	keep := map[string]bool{}
-	pub := 0
-	for _, r := range runs {
-		switch {
-		case r.Status == runlog.StatusRunning || r.Status == runlog.StatusHeld:
-			keep[r.ID] = true
-		case r.Status == runlog.StatusPublished && pub < 2:
-			keep[r.ID] = true
-			pub++
-		}
-	}
 	if isPublished && fp.switchedTo() != published.ID {
 		return nil // not switched yet: remove nothing
 	}
-	key := strings.Join(sortedKeys(keep), ",")
-	if key != fp.gcKey {
-		if err := fp.files.DeleteRuns(ctx, func(run string) bool { return keep[run] }); err != nil {
-			if ctx.Err() == nil {
-				fp.logger.Warn("remove old runs' feed files", zap.Error(err))
-			}
-			return nil
-		}
-		fp.gcKey = key
+	// The files of runs no longer needed, once per decision: runs the log
+	// knows as failed or rejected, published runs older than the last
+	// two (readers of the previous one finish), and leftovers older than
+	// every run the log knows. Decided afresh for each stored run, so a
+	// run started meanwhile (newer than any run known) is kept.
+	key := ""
+	for _, r := range runs {
+		key += r.ID + r.Status + ","
 	}
+	if key == fp.gcKey {
+		return nil
+	}
+	if err := fp.files.DeleteRuns(ctx, func(id string) bool { return !fp.removable(id) }); err != nil {
+		if ctx.Err() == nil {
+			fp.logger.Warn("remove old runs' feed files", zap.Error(err))
+		}
+		return nil
+	}
+	if n, err := fp.log.Forget(ctx); err != nil {
+		if ctx.Err() == nil {
+			fp.logger.Warn("delete old runs from the run log", zap.Error(err))
+		}
+		return nil
+	} else if n > 0 {
+		fp.logger.Info("deleted old runs from the run log", zap.Int("records", n))
+	}
+	fp.gcKey = key
 	return nil
+}
+
+// removable reports whether the stored files of run id may go, by the
+// fold as it is now.
+func (fp *FullPass) removable(id string) bool {
+	remove := false
+	fp.log.View(func(f *runlog.Fold) {
+		runs := f.Runs() // newest first
+		if len(runs) == 0 {
+			return
+		}
+		if r, ok := f.Get(id); ok {
+			switch r.Status {
+			case runlog.StatusFailed, runlog.StatusRejected:
+				remove = true
+			case runlog.StatusPublished:
+				pub := 0
+				for _, o := range runs {
+					if o.Status == runlog.StatusPublished {
+						if o.ID == id {
+							remove = pub >= 2
+							return
+						}
+						pub++
+					}
+				}
+			}
+			return
+		}
+		remove = id < runs[len(runs)-1].ID
+	})
+	return remove
 }
 
 // switchedTo is the run this instance last switched the files to.
@@ -103,15 +143,6 @@ func later(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 func listPartitions(ps []int32) string {
@@ -129,6 +160,9 @@ func listPartitions(ps []int32) string {
 	}
 	return b.String()
 }
+
+// errAppend is a run log append that failed: retried, not fatal.
+type errAppend struct{ error }
 
 // fixChunk bounds one ApplyFixes batch.
 const fixChunk = 256
@@ -170,7 +204,13 @@ func (fp *FullPass) settleLocal(ctx context.Context, runs []runlog.Run) error {
 		case fr.Status == runlog.StatusRunning || fr.Status == runlog.StatusHeld:
 			continue
 		case fr.Status == runlog.StatusPublished:
-			if err := fp.applyRun(ctx, lr, fr); err != nil {
+			var ea errAppend
+			if err := fp.applyRun(ctx, lr, fr); errors.As(err, &ea) {
+				if ctx.Err() == nil {
+					fp.backOff("record applied fixes", ea.error)
+				}
+				return nil
+			} else if err != nil {
 				return err
 			}
 		}
@@ -220,7 +260,9 @@ func (fp *FullPass) applyRun(ctx context.Context, lr *state.Run, fr *runlog.Run)
 	}
 	if _, err := fp.log.Append(ctx, runlog.Command{Op: runlog.OpApplied, Run: lr.ID, By: fp.instance, At: fp.now(),
 		Corrections: corrections, Refreshes: refreshes, Applied: mine}); err != nil {
-		return fmt.Errorf("record applied fixes of %s: %w", lr.ID, err)
+		// Applied again later: the fixes re-read the current state, so
+		// a second application emits nothing new.
+		return errAppend{fmt.Errorf("record applied fixes of %s: %w", lr.ID, err)}
 	}
 	if corrections > 0 || refreshes > 0 {
 		fp.logger.Info("full pass corrections applied", zap.String("run", lr.ID),

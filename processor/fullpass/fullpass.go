@@ -71,11 +71,16 @@ type FullPass struct {
 	onPartition func(ctx context.Context, p int32)
 	ready       func() bool
 
-	mu       sync.Mutex
-	scanning map[int32]bool // partitions of scanRun being scanned here
-	active   int            // scans reading state (at most workers)
-	scanRun  string
-	done     chan struct{} // a scan ended
+	mu         sync.Mutex
+	scanning   map[int32]bool // partitions of scanRun being scanned here
+	active     int            // scans reading state (at most workers)
+	scanCtx    context.Context
+	scanCancel context.CancelFunc // ends scanRun's scans
+	retryAt    time.Time          // no scans or settling before (the run log refused an append)
+	publishAt  time.Time          // the next switch attempt after a failed one
+	publishTry int                // failed switch attempts in a row
+	scanRun    string
+	done       chan struct{} // a scan ended
 	// switched is the run the coordinator last switched the files to
 	// (guarded by mu).
 	switched string
@@ -322,11 +327,12 @@ func (fp *FullPass) wake() {
 // and the feed files' switch. It returns nil when ctx ends; a state store
 // failure stops it with the error.
 func (fp *FullPass) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel: the scans end with ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer fp.stopScans()
 	errc := make(chan error, 1)
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -378,6 +384,14 @@ func (fp *FullPass) step(ctx context.Context, wg *sync.WaitGroup, errc chan<- er
 	}
 	if isRunning {
 		fp.startScans(ctx, running, owned, wg, errc)
+	} else {
+		fp.stopScans()
+	}
+	fp.mu.Lock()
+	wait := time.Now().Before(fp.retryAt)
+	fp.mu.Unlock()
+	if wait {
+		return nil
 	}
 	return fp.settleLocal(ctx, runs)
 }

@@ -33,16 +33,24 @@ func (fp *FullPass) startScans(ctx context.Context, r runlog.Run, owned []int32,
 	fp.mu.Lock()
 	defer fp.mu.Unlock()
 	if fp.scanRun != r.ID {
-		fp.scanRun, fp.scanning = r.ID, map[int32]bool{}
+		fp.stopScansLocked()
+		sctx, cancel := context.WithCancel(ctx)
+		fp.scanRun, fp.scanning, fp.scanCtx, fp.scanCancel = r.ID, map[int32]bool{}, sctx, cancel
 	}
+	if time.Now().Before(fp.retryAt) {
+		return
+	}
+	// A scan belongs to its run: its context ends when the run is no
+	// longer running here, and it clears its own run's entry.
+	ctx, scanning := fp.scanCtx, fp.scanning
 	for _, p := range owned {
 		if fp.active >= fp.workers {
 			return
 		}
-		if r.Done(p) || fp.scanning[p] {
+		if r.Done(p) || scanning[p] {
 			continue
 		}
-		fp.scanning[p] = true
+		scanning[p] = true
 		fp.active++
 		wg.Add(1)
 		go func() {
@@ -61,7 +69,7 @@ func (fp *FullPass) startScans(ctx context.Context, r runlog.Run, owned []int32,
 			defer release()
 			err := fp.scanPartition(ctx, r, p, release)
 			fp.mu.Lock()
-			delete(fp.scanning, p)
+			delete(scanning, p)
 			fp.mu.Unlock()
 			fp.wake()
 			if err != nil && ctx.Err() == nil {
@@ -73,6 +81,33 @@ func (fp *FullPass) startScans(ctx context.Context, r runlog.Run, owned []int32,
 		}()
 	}
 }
+
+// stopScans ends the scans of a run that is no longer running.
+func (fp *FullPass) stopScans() {
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	fp.stopScansLocked()
+}
+
+func (fp *FullPass) stopScansLocked() {
+	if fp.scanCancel != nil {
+		fp.scanCancel()
+	}
+	fp.scanRun, fp.scanning, fp.scanCtx, fp.scanCancel = "", nil, nil, nil
+}
+
+// backOff delays the next scans and settling after a failed append to
+// the run log: the work is redone then.
+func (fp *FullPass) backOff(what string, err error) {
+	fp.mu.Lock()
+	fp.retryAt = time.Now().Add(appendRetry)
+	fp.mu.Unlock()
+	fp.logger.Warn(what+"; retrying", zap.Duration("in", appendRetry), zap.Error(err))
+}
+
+// appendRetry is how long scans and settling wait after the run log
+// refused an append.
+const appendRetry = 5 * time.Second
 
 // failRun appends the failure of run id (a store error, a timeout): the
 // previous feeds stay served.
@@ -101,7 +136,7 @@ func (fp *FullPass) scanPartition(ctx context.Context, r runlog.Run, p int32, re
 		if err := fp.store.DeleteFixes(r.ID); err != nil {
 			return err
 		}
-		if err := fp.store.PutRun(&state.Run{ID: r.ID, Status: state.RunRunning, StartedAt: r.StartedAt, Feeds: []state.RunFeed{}}); err != nil {
+		if err := fp.store.PutRun(&state.Run{ID: r.ID, StartedAt: r.StartedAt}); err != nil {
 			return err
 		}
 	} else if err != nil {
@@ -149,10 +184,11 @@ func (fp *FullPass) scanPartition(ctx context.Context, r runlog.Run, p int32, re
 		Op: runlog.OpPart, Run: r.ID, By: fp.instance, At: fp.now(), Partition: p, Attempt: pw.Attempt(),
 		FeedSet: fp.feedSet, Counts: counts, Scanned: scanned, Listed: int64(fixes.Len()),
 	}); err != nil {
-		if ctx.Err() != nil {
-			return nil
+		if ctx.Err() == nil {
+			// The partition has no part: it is scanned again.
+			fp.backOff(fmt.Sprintf("record the part of partition %d of %s", p, r.ID), err)
 		}
-		return fmt.Errorf("record the part: %w", err)
+		return nil
 	}
 	fp.metrics.partition.Observe(time.Since(begin).Seconds())
 	return nil
@@ -203,7 +239,9 @@ func (fp *FullPass) scanInto(ctx context.Context, p int32, now time.Time, pw *fe
 			f := list[i]
 			counts[i]++
 			t := f.Template
-			if !done[t.Index] {
+			// The item is needed for a file or, until drift is found,
+			// for its fingerprint.
+			if !done[t.Index] && (f.File || !drift) {
 				items[t.Index] = ev.AppendItem(items[t.Index][:0], t, &view, now)
 				fps[t.Index] = xxhash.Sum64(items[t.Index])
 				done[t.Index] = true

@@ -50,8 +50,11 @@ type FeedDef struct {
 	File bool   `json:"file,omitempty"`
 }
 
-// Command is one record of the run log (its JSON value).
+// Command is one record of the run log (its JSON value; Key is the
+// record's key, set by the log).
 type Command struct {
+	Key string `json:"-"`
+
 	Op  string    `json:"op"`
 	Run string    `json:"run,omitempty"`
 	By  string    `json:"by"` // instance id of the producer
@@ -112,6 +115,7 @@ type Run struct {
 	Applied bool `json:"applied"`
 
 	applied map[int32]bool
+	keys    []string // the log keys of its records (its start's first)
 }
 
 // Part is one partition's stored parts of a run.
@@ -158,7 +162,7 @@ func (r *Run) clone() Run {
 	c := *r
 	c.Feeds = slices.Clone(r.Feeds)
 	c.Parts = slices.Clone(r.Parts)
-	c.applied = nil
+	c.applied, c.keys = nil, nil
 	if r.FinishedAt != nil {
 		t := *r.FinishedAt
 		c.FinishedAt = &t
@@ -184,16 +188,87 @@ type Outcome struct {
 type Fold struct {
 	runs      []*Run // in start order (ids sort the same way)
 	byID      map[string]*Run
+	byKey     map[string]*Run // a run's start key → the run
 	running   *Run
 	published *Run // last published run: the guard's baseline and the served version
 	lastStart time.Time
+	orphans   map[string]bool // keys of records that concern no known run
 }
 
 // NewFold returns an empty fold.
-func NewFold() *Fold { return &Fold{byID: map[string]*Run{}} }
+func NewFold() *Fold {
+	return &Fold{byID: map[string]*Run{}, byKey: map[string]*Run{}, orphans: map[string]bool{}}
+}
 
-// Apply folds one command.
+// Keep is how many decided runs the log keeps (Forget leaves them).
+const Keep = 50
+
+// Apply folds one command and notes its key with the run it concerned.
 func (f *Fold) Apply(c *Command) Outcome {
+	out := f.apply(c)
+	if c.Key == "" {
+		return out
+	}
+	if r, ok := f.byID[out.Run]; ok {
+		if len(r.keys) == 0 {
+			f.byKey[c.Key] = r
+		}
+		r.keys = append(r.keys, c.Key)
+	} else {
+		f.orphans[c.Key] = true
+	}
+	return out
+}
+
+// Tombstone folds the deletion of the record with key: a run whose start
+// record is deleted is forgotten (every instance reads the same
+// tombstones, in the same place).
+func (f *Fold) Tombstone(key string) {
+	delete(f.orphans, key)
+	r, ok := f.byKey[key]
+	if !ok {
+		return
+	}
+	delete(f.byKey, key)
+	delete(f.byID, r.ID)
+	f.runs = slices.DeleteFunc(f.runs, func(x *Run) bool { return x == r })
+	if f.running == r {
+		f.running = nil
+	}
+	if f.published == r {
+		f.published = nil
+	}
+}
+
+// Forget lists the keys whose deletion (tombstones) bounds the log: the
+// records of decided runs beyond the newest Keep, never the last
+// published run (the guard's baseline) or a running or held run, and
+// records that concern no known run. Appending tombstones for them
+// keeps the log small while every instance, however late it starts
+// reading, folds the same runs.
+func (f *Fold) Forget() []string {
+	var keys []string
+	for k := range f.orphans {
+		keys = append(keys, k)
+	}
+	decided := 0
+	for i := len(f.runs) - 1; i >= 0; i-- {
+		r := f.runs[i]
+		if !r.Final() || r == f.published {
+			continue
+		}
+		if decided++; decided > Keep && len(r.keys) > 0 {
+			// The start key last: a run is forgotten once all its
+			// other records are gone.
+			keys = append(keys, r.keys[1:]...)
+			keys = append(keys, r.keys[0])
+		}
+	}
+	slices.Sort(keys[:len(f.orphans)])
+	return keys
+}
+
+func (f *Fold) apply(c *Command) Outcome {
 	switch c.Op {
 	case OpStart:
 		return f.start(c)

@@ -3,7 +3,9 @@ package runlog
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -227,5 +229,99 @@ func TestMemoryLogConcurrentAppends(t *testing.T) {
 	l.View(func(f *Fold) { n = len(f.Runs()) })
 	if n != 1 {
 		t.Fatalf("%d runs", n)
+	}
+}
+
+// TestForgetKeepsInstancesAgreeing: a log of many runs is bounded by the
+// tombstones Forget lists; an instance that folded everything (tombstones
+// included) and one that starts after compaction (reading only the
+// records left) hold the same runs, the last published one (the guard's
+// baseline) and the held one among them.
+func TestForgetKeepsInstancesAgreeing(t *testing.T) {
+	type rec struct {
+		key string
+		cmd *Command // nil: a tombstone
+	}
+	var log []rec
+	old := NewFold()
+	n := 0
+	add := func(c Command) Outcome {
+		n++
+		c.Key = fmt.Sprintf("%s/%s/%d", c.Op, c.Run, n)
+		log = append(log, rec{c.Key, &c})
+		cc := c
+		return old.Apply(&cc)
+	}
+	at := t0
+	var baseline, held string
+	for i := range Keep + 30 {
+		at = at.Add(time.Hour)
+		id := add(start(at, 2)).Run
+		switch {
+		case i == Keep+28:
+			add(part(id, 0, "a", 1000, 0))
+			add(part(id, 1, "a", 1000, 0))
+			baseline = id
+		case i == Keep+29:
+			add(part(id, 0, "a", 1, 0))
+			add(part(id, 1, "a", 1, 0))
+			held = id
+		case i%3 == 0:
+			add(Command{Op: OpFail, Run: id, Reason: "x"})
+		default:
+			add(part(id, 0, "a", 1000, 0))
+			add(part(id, 1, "a", 1000, 0))
+		}
+		add(Command{Op: OpApplied, Run: "run-unknown"}) // an orphan
+	}
+	if r, _ := old.Get(held); r.Status != StatusHeld {
+		t.Fatalf("run %s: %s", held, r.Status)
+	}
+	keys := old.Forget()
+	if len(keys) == 0 {
+		t.Fatal("nothing to forget")
+	}
+	for _, k := range keys {
+		log = append(log, rec{key: k})
+		old.Tombstone(k)
+	}
+	if got := len(old.Runs()); got != Keep+2 {
+		t.Errorf("%d runs after forgetting, want the %d newest decided plus the held one and the baseline", got, Keep)
+	}
+	if again := old.Forget(); len(again) != 0 {
+		t.Errorf("forgetting twice lists %d keys", len(again))
+	}
+	// Compaction: a deleted key keeps neither its record nor (later) its
+	// tombstone.
+	deleted := map[string]bool{}
+	for _, r := range log {
+		if r.cmd == nil {
+			deleted[r.key] = true
+		}
+	}
+	fresh := NewFold()
+	for _, r := range log {
+		if r.cmd != nil && !deleted[r.key] {
+			c := *r.cmd
+			fresh.Apply(&c)
+		}
+	}
+	a, b := old.Runs(), fresh.Runs()
+	if len(a) != len(b) {
+		t.Fatalf("%d runs on the old instance, %d on the fresh one", len(a), len(b))
+	}
+	for i := range a {
+		if a[i].ID != b[i].ID || a[i].Status != b[i].Status || !slices.Equal(a[i].Parts, b[i].Parts) {
+			t.Errorf("run %d: %s %s vs %s %s", i, a[i].ID, a[i].Status, b[i].ID, b[i].Status)
+		}
+	}
+	for _, f := range []*Fold{old, fresh} {
+		if p, ok := f.Published(); !ok || p.ID != baseline {
+			t.Errorf("baseline %v %v, want %s", p.ID, ok, baseline)
+		}
+		c := Command{Op: OpApprove, Run: held}
+		if out := f.Apply(&c); !out.Accepted {
+			t.Errorf("approve of the held run: %+v", out)
+		}
 	}
 }

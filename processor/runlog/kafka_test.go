@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 
@@ -92,4 +93,28 @@ func TestKafkaLogSharedByInstances(t *testing.T) {
 	if err := k.Ensure(ctx); err == nil || errors.Is(err, context.Canceled) {
 		t.Fatalf("a two-partition run log was accepted: %v", err)
 	}
+}
+
+// TestKafkaLogCaughtUpAfterDeletedRecords: a run log whose records were
+// all deleted (DeleteRecords, or compaction of a log's head) still
+// catches up: the fold starts at the log's start offset.
+func TestKafkaLogCaughtUpAfterDeletedRecords(t *testing.T) {
+	env := testenv.New(t)
+	ctx := context.Background()
+	a := openLog(t, env, "feedmill-runs")
+	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	if _, err := a.Append(ctx, runlog.Command{Op: runlog.OpStart, By: "a", At: at, Partitions: 1, FeedSet: "fs"}); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(env.Client(t))
+	offs := kadm.Offsets{}
+	offs.Add(kadm.Offset{Topic: "feedmill-runs", Partition: 0, At: 1})
+	resp, err := adm.DeleteRecords(ctx, offs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := resp.Error(); err != nil {
+		t.Fatal(err)
+	}
+	openLog(t, env, "feedmill-runs") // fails unless it catches up
 }

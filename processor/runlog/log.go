@@ -2,10 +2,10 @@ package runlog
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -25,6 +25,8 @@ type Log struct {
 	changed  chan struct{}     // closed (and replaced) on every fold
 	caughtUp bool
 
+	// produce appends one record (a nil value: a tombstone) and returns
+	// its offset.
 	produce func(ctx context.Context, key string, value []byte) (int64, error)
 	logger  *zap.Logger
 }
@@ -38,11 +40,11 @@ func newLog(logger *zap.Logger) *Log {
 func NewMemory() *Log {
 	l := newLog(zap.NewNop())
 	l.caughtUp = true
-	l.produce = func(_ context.Context, _ string, value []byte) (int64, error) {
+	l.produce = func(_ context.Context, key string, value []byte) (int64, error) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		off := l.next
-		l.applyLocked(off, value)
+		l.applyLocked(off, key, value)
 		return off, nil
 	}
 	return l
@@ -50,21 +52,25 @@ func NewMemory() *Log {
 
 // apply folds the record at offset off (records below next are
 // duplicates of a re-read and skipped).
-func (l *Log) apply(off int64, value []byte) {
+func (l *Log) apply(off int64, key string, value []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.applyLocked(off, value)
+	l.applyLocked(off, key, value)
 }
 
-func (l *Log) applyLocked(off int64, value []byte) {
+func (l *Log) applyLocked(off int64, key string, value []byte) {
 	if off < l.next {
 		return
 	}
 	var c Command
 	var out Outcome
-	if err := json.Unmarshal(value, &c); err != nil {
+	switch err := json.Unmarshal(value, &c); {
+	case value == nil:
+		l.fold.Tombstone(key)
+	case err != nil:
 		l.logger.Warn("skipping a run log record that does not decode", zap.Int64("offset", off), zap.Error(err))
-	} else {
+	default:
+		c.Key = key
 		out = l.fold.Apply(&c)
 	}
 	l.outcomes[off] = out
@@ -84,7 +90,9 @@ func (l *Log) Append(ctx context.Context, c Command) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, fmt.Errorf("encode run log %s command: %w", c.Op, err)
 	}
-	off, err := l.produce(ctx, c.Run, v)
+	// Keys are unique, so compaction keeps every record until Forget's
+	// tombstones delete it.
+	off, err := l.produce(ctx, c.Op+"/"+c.Run+"/"+rand.Text(), v)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("write run log %s command: %w", c.Op, err)
 	}
@@ -103,6 +111,19 @@ func (l *Log) Append(ctx context.Context, c Command) (Outcome, error) {
 			return Outcome{}, ctx.Err()
 		}
 	}
+}
+
+// Forget deletes what Fold.Forget lists (tombstones) and returns how
+// many records it deleted.
+func (l *Log) Forget(ctx context.Context) (int, error) {
+	var keys []string
+	l.View(func(f *Fold) { keys = f.Forget() })
+	for i, k := range keys {
+		if _, err := l.produce(ctx, k, nil); err != nil {
+			return i, fmt.Errorf("delete old run log records: %w", err)
+		}
+	}
+	return len(keys), nil
 }
 
 // View calls fn with the fold under the log's lock: fn must not keep it
@@ -136,10 +157,9 @@ type Kafka struct {
 	topic string
 }
 
-// Retention keeps a week of runs in the topic; older records are deleted
-// (the newest run of that age still shows, the guard's baseline included,
-// as long as a run was published within the week).
-const Retention = 7 * 24 * time.Hour
+// produceTimeout bounds one append: a run log that cannot be written
+// fails the command (a start or decision answers 503) instead of hanging.
+const produceTimeout = 30 * time.Second
 
 // OpenKafka returns the run log on topic, reading it with a client built
 // from opts (brokers, TLS, SASL). Run consumes it.
@@ -156,6 +176,8 @@ func OpenKafka(opts []kgo.Opt, topic string, logger *zap.Logger) (*Kafka, error)
 	}
 	k := &Kafka{Log: newLog(logger.Named("runlog")), cl: cl, adm: kadm.NewClient(cl), topic: topic}
 	k.produce = func(ctx context.Context, key string, value []byte) (int64, error) {
+		ctx, cancel := context.WithTimeout(ctx, produceTimeout)
+		defer cancel()
 		r := &kgo.Record{Key: []byte(key), Value: value, Partition: 0}
 		if err := k.cl.ProduceSync(ctx, r).FirstErr(); err != nil {
 			return 0, err
@@ -168,9 +190,10 @@ func OpenKafka(opts []kgo.Opt, topic string, logger *zap.Logger) (*Kafka, error)
 // Close releases the client.
 func (k *Kafka) Close() { k.cl.Close() }
 
-// Ensure creates the topic (one partition, a week's retention) when it
-// is missing and refuses one with more partitions: the log's order is
-// the decisions' order.
+// Ensure creates the topic (one partition, compacted: every record has
+// its own key, and Forget's tombstones delete old runs) when it is
+// missing and refuses one with more partitions: the log's order is the
+// decisions' order.
 func (k *Kafka) Ensure(ctx context.Context) error {
 	md, err := k.adm.Metadata(ctx, k.topic)
 	if err != nil {
@@ -182,8 +205,8 @@ func (k *Kafka) Ensure(ctx context.Context) error {
 		}
 		return nil
 	}
-	policy, retention := "delete", strconv.FormatInt(Retention.Milliseconds(), 10)
-	resp, err := k.adm.CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &policy, "retention.ms": &retention}, k.topic)
+	policy := "compact"
+	resp, err := k.adm.CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &policy}, k.topic)
 	if err == nil {
 		err = resp.Err
 	}
@@ -213,15 +236,18 @@ func (k *Kafka) Run(ctx context.Context) error {
 	}
 	var end int64 = -1
 	for end < 0 {
-		ends, err := k.adm.ListEndOffsets(ctx, k.topic)
+		start, err := k.offset(ctx, k.adm.ListStartOffsets)
 		if err == nil {
-			if o, ok := ends.Lookup(k.topic, 0); ok && o.Err == nil {
-				end = o.Offset
-				break
-			} else if ok {
-				err = o.Err
-			}
+			end, err = k.offset(ctx, k.adm.ListEndOffsets)
 		}
+		if err == nil {
+			// Records before the start are gone: the fold begins there.
+			k.mu.Lock()
+			k.next = max(k.next, start)
+			k.mu.Unlock()
+			break
+		}
+		end = -1
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -247,9 +273,22 @@ func (k *Kafka) Run(ctx context.Context) error {
 		if ferr != nil {
 			k.logger.Warn("reading the run log", zap.Error(ferr))
 		}
-		fs.EachRecord(func(r *kgo.Record) { k.apply(r.Offset, r.Value) })
+		fs.EachRecord(func(r *kgo.Record) { k.apply(r.Offset, string(r.Key), r.Value) })
 		k.markCaughtUp(end)
 	}
+}
+
+// offset reads the log partition's start or end offset with list.
+func (k *Kafka) offset(ctx context.Context, list func(context.Context, ...string) (kadm.ListedOffsets, error)) (int64, error) {
+	offs, err := list(ctx, k.topic)
+	if err != nil {
+		return 0, err
+	}
+	o, ok := offs.Lookup(k.topic, 0)
+	if !ok {
+		return 0, fmt.Errorf("run log topic %q: no partition 0", k.topic)
+	}
+	return o.Offset, o.Err
 }
 
 func (k *Kafka) markCaughtUp(end int64) {
