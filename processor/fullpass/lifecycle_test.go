@@ -13,6 +13,7 @@ import (
 	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/feeds"
 	"github.com/feedmill/feedmill/internal/records"
+	"github.com/feedmill/feedmill/processor"
 	"github.com/feedmill/feedmill/processor/feedstore"
 	"github.com/feedmill/feedmill/processor/fullpass"
 	"github.com/feedmill/feedmill/processor/runlog"
@@ -27,6 +28,12 @@ type lifeStream struct {
 }
 
 func (s lifeStream) Coverage() ([]int32, int32) { return s.owned, s.total }
+
+// ApplyFixes accepts the corrections the state needs (its offers have no
+// stored membership).
+func (lifeStream) ApplyFixes(context.Context, []state.Fix, time.Duration) (processor.FixResult, error) {
+	return processor.FixResult{}, nil
+}
 
 // lifeSetup is one instance over a small state: an offer per owned
 // partition (partition 0's seller undecodable when badSellerInP0), a
