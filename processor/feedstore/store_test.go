@@ -606,7 +606,7 @@ func TestSpoolFiles(t *testing.T) {
 		return len(n)
 	}
 	w, _ := s.NewPartWriter("run-000001", 0)
-	for i := range 20000 {
+	for i := range 80000 { // more than a fragment per feed: compressed to the spool
 		_ = w.Item(i%4, []byte("<item>"+strconv.Itoa(i)+"</item>"))
 	}
 	if spools() != 1 {
