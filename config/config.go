@@ -150,7 +150,24 @@ type Feed struct {
 	// non-constant ranges, string building in reduce/map). The per-run
 	// evaluation budget still applies.
 	Unbounded bool `yaml:"unbounded"` // default false
+	// Group, when set, keeps one offer per key (docs/grouped-feeds.md).
+	Group *Group `yaml:"group"`
 }
+
+// Group keeps one member per key: of the offers passing the filter with
+// the same By, the one with the smallest (Pick "min") or largest ("max")
+// Of; ties go to the lowest offer id.
+type Group struct {
+	By   string `yaml:"by"`   // expr; a nil key: the offer is in no group
+	Pick string `yaml:"pick"` // min | max
+	Of   string `yaml:"of"`   // expr giving a number or a time
+}
+
+// Group picks.
+const (
+	PickMin = "min"
+	PickMax = "max"
+)
 
 // Template is a custom XML template (docs/contract.md, Templates).
 type Template struct {

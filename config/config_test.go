@@ -111,6 +111,12 @@ func TestValidateMessages(t *testing.T) {
 		{"max growth", func(c *Config) { c.FullPass.Guard.MaxGrowth = -1 }, "full_pass.guard.max_growth", "must not be negative"},
 		{"min size", func(c *Config) { c.FullPass.Guard.MinSize = -1 }, "full_pass.guard.min_size", "must not be negative"},
 		{"timeout", func(c *Config) { c.FullPass.Timeout = -time.Second }, "full_pass.timeout", "must not be negative"},
+		{"group pick", func(c *Config) {
+			c.Feeds = []Feed{{ID: "g", Filter: "true", Template: TemplateGoogleMerchant, Group: &Group{By: "offer.product_id", Pick: "cheapest", Of: "offer.price"}}}
+		}, "feeds[0] (g).group.pick", `must be "min" or "max", got "cheapest"`},
+		{"group of", func(c *Config) {
+			c.Feeds = []Feed{{ID: "g", Filter: "true", Template: TemplateGoogleMerchant, Group: &Group{By: "offer.product_id", Pick: "min"}}}
+		}, "feeds[0] (g).group.of", "must not be empty"},
 		{"compression level", func(c *Config) { c.FullPass.CompressionLevel = 10 }, "full_pass.compression_level", "must be between 1 (fastest) and 9 (smallest), got 10"},
 		{"store scheme", func(c *Config) { c.FullPass.Store = "ftp://x/y" }, "full_pass.store", `must be a blob URL: file:///dir, s3://bucket?region=... or gs://bucket, got "ftp://x/y"`},
 		{"runs topic", func(c *Config) { c.Kafka.Topics.Runs = c.Kafka.Topics.Offers }, "kafka.topics.runs", `same topic "offers" as kafka.topics.offers`},
@@ -227,6 +233,11 @@ func TestParseFile(t *testing.T) {
 		yaml  string
 		check func(t *testing.T, c *Config)
 	}{
+		{"grouped feed", "feeds:\n  - id: g\n    filter: \"true\"\n    template: google-merchant\n    group: {by: offer.product_id, pick: min, of: offer.price}\n", func(t *testing.T, c *Config) {
+			if g := c.Feeds[0].Group; g == nil || *g != (Group{By: "offer.product_id", Pick: PickMin, Of: "offer.price"}) {
+				t.Fatalf("group = %+v", g)
+			}
+		}},
 		{"explicit zero interval kept", "full_pass:\n  interval: 0\n", func(t *testing.T, c *Config) {
 			if c.FullPass.Interval != 0 || c.FullPass.RefreshAfter != 672*time.Hour {
 				t.Fatalf("full_pass = %+v", c.FullPass)

@@ -118,6 +118,9 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		n.Tag, n.Value, n.Style = "!!str", d.String(), 0
 		w.present[path] = true
 
+	case t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct:
+		w.walk(n, t.Elem(), path) // an optional section (feeds[].group)
+
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			w.fail(path, n, "want a mapping, got %s", kindName(n))

@@ -179,6 +179,17 @@ func checkFeeds(ps *problems, feeds []Feed, custom map[string]bool) {
 			ps.add(base+".template", "unknown template %q", f.Template)
 		}
 		checkStringList(ps, base+".destinations", f.Destinations, "destination")
+		if g := f.Group; g != nil {
+			if strings.TrimSpace(g.By) == "" {
+				ps.add(base+".group.by", "must not be empty")
+			}
+			if strings.TrimSpace(g.Of) == "" {
+				ps.add(base+".group.of", "must not be empty")
+			}
+			if g.Pick != PickMin && g.Pick != PickMax {
+				ps.add(base+".group.pick", "must be %q or %q, got %q", PickMin, PickMax, g.Pick)
+			}
+		}
 	}
 }
 

@@ -68,7 +68,19 @@ type Feed struct {
 
 	filter       *vm.Program
 	filterFields FieldMask
+	group        *grouping
 }
+
+// grouping is a grouped feed's second stage (config.Group): the key and
+// the value picked per key, compiled.
+type grouping struct {
+	by, of *vm.Program
+	max    bool
+	fields FieldMask // what by and of read
+}
+
+// Grouped reports whether the feed keeps one offer per key.
+func (f *Feed) Grouped() bool { return f.group != nil }
 
 // Feeds returns the feeds in config order; Feed.Index == position. The
 // slice is shared: callers must not modify it.
@@ -173,6 +185,15 @@ func Compile(feeds []config.Feed, templates []config.Template) (*Set, error) {
 		} else if err := eb.add(f.filter.Node(), fc.Filter); err != nil {
 			c.add(path+".filter", err.Error())
 		}
+		if fc.Group != nil {
+			lim := limits{enforce: !fc.Unbounded, hint: fmt.Sprintf("or set unbounded: true on feed %q", fc.ID)}
+			if g := c.grouping(path+".group", fc.Group, lim); g != nil {
+				// The definition is valid; the streaming stage that
+				// keeps the winners is not built yet, and a grouped feed
+				// must never be served with every offer instead.
+				c.add(path+".group", "grouped feeds are not supported by this version yet (docs/grouped-feeds.md): remove group, or wait for the release that keeps winners per key")
+			}
+		}
 		s.feeds = append(s.feeds, f)
 	}
 	if len(c.problems) > 0 {
@@ -180,6 +201,85 @@ func Compile(feeds []config.Feed, templates []config.Template) (*Set, error) {
 	}
 	s.engine = eb.finish()
 	return s, nil
+}
+
+// grouping compiles a feed's group; nil after adding its problems.
+func (c *compiler) grouping(path string, g *config.Group, lim limits) *grouping {
+	out := &grouping{max: g.Pick == config.PickMax}
+	ok := true
+	if g.Pick != config.PickMin && g.Pick != config.PickMax {
+		c.add(path+".pick", fmt.Sprintf("must be %q or %q, got %q", config.PickMin, config.PickMax, g.Pick))
+		ok = false
+	}
+	for _, e := range []struct {
+		name, src string
+		dst       **vm.Program
+		check     func(reflect.Type) string
+	}{
+		{"by", g.By, &out.by, groupKeyType},
+		{"of", g.Of, &out.of, groupValueType},
+	} {
+		if strings.TrimSpace(e.src) == "" {
+			c.add(path+"."+e.name, e.name+" is empty")
+			ok = false
+			continue
+		}
+		prog, u, err := c.program(e.src, false, lim)
+		if err != nil {
+			c.add(path+"."+e.name, err.Error())
+			ok = false
+			continue
+		}
+		if t := prog.Node().Type(); t != nil {
+			if msg := e.check(t); msg != "" {
+				c.add(path+"."+e.name, msg)
+				ok = false
+				continue
+			}
+		}
+		*e.dst = prog
+		out.fields |= u.mask()
+	}
+	if !ok {
+		return nil
+	}
+	return out
+}
+
+// groupKeyType says what is wrong with a group.by of type t ("" if
+// nothing): a key is a string, number or bool (nil: no group).
+func groupKeyType(t reflect.Type) string {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Interface, reflect.String, reflect.Bool,
+		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return ""
+	}
+	return "a group key must be a string, number or bool, got " + t.String()
+}
+
+// groupValueType says what is wrong with a group.of of type t ("" if
+// nothing): the picked value is a number or a time.
+func groupValueType(t reflect.Type) string {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Interface,
+		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return ""
+	case reflect.Struct:
+		if t == reflect.TypeFor[time.Time]() {
+			return ""
+		}
+	}
+	return "group.of must give a number or a time, got " + t.String()
 }
 
 type compiler struct {
