@@ -22,6 +22,9 @@ const (
 	prefixRun         = 'u' // full-pass runs (owned by the full pass)
 	prefixMeta        = 'z' // small singletons
 	prefixTombIndex   = 't' // tombstones by deletion time
+	prefixCandidate   = 'g' // grouped feeds' candidates in winner order (groups.go)
+	prefixPlace       = 'h' // where an offer stands in a group
+	prefixWinner      = 'w' // a group's decided winner
 )
 
 // TablePartition is the outbox partition used for records that do not belong
