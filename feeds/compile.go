@@ -76,7 +76,7 @@ type Feed struct {
 type grouping struct {
 	by, of *vm.Program
 	max    bool
-	fields FieldMask // what by and of read
+	use    usage // what by and of read
 }
 
 // Grouped reports whether the feed keeps one offer per key.
@@ -108,6 +108,12 @@ func BuiltinTemplates() []string {
 // filters that do not parse, type-check or yield a boolean, bad custom
 // template names or values).
 func Compile(feeds []config.Feed, templates []config.Template) (*Set, error) {
+	return compile(feeds, templates, false)
+}
+
+// compile is Compile; withGroups accepts grouped feeds (the evaluator's
+// tests: the streaming stage that keeps winners is not built yet).
+func compile(feeds []config.Feed, templates []config.Template, withGroups bool) (*Set, error) {
 	c := compiler{bits: newFieldBits()}
 	eb := newEngineBuilder(c.bits)
 	// A custom template is exempt from the limits (limits.go) when every
@@ -187,11 +193,13 @@ func Compile(feeds []config.Feed, templates []config.Template) (*Set, error) {
 		}
 		if fc.Group != nil {
 			lim := limits{enforce: !fc.Unbounded, hint: fmt.Sprintf("or set unbounded: true on feed %q", fc.ID)}
-			if g := c.grouping(path+".group", fc.Group, lim); g != nil {
+			if g := c.grouping(path+".group", fc.Group, lim); g != nil && !withGroups {
 				// The definition is valid; the streaming stage that
 				// keeps the winners is not built yet, and a grouped feed
 				// must never be served with every offer instead.
 				c.add(path+".group", "grouped feeds are not supported by this version yet (docs/grouped-feeds.md): remove group, or wait for the release that keeps winners per key")
+			} else {
+				f.group = g
 			}
 		}
 		s.feeds = append(s.feeds, f)
@@ -238,7 +246,7 @@ func (c *compiler) grouping(path string, g *config.Group, lim limits) *grouping 
 			}
 		}
 		*e.dst = prog
-		out.fields |= u.mask()
+		out.use.add(u)
 	}
 	if !ok {
 		return nil

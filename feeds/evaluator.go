@@ -3,6 +3,7 @@ package feeds
 import (
 	"errors"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -333,4 +334,136 @@ func (e *Evaluator) AppendItem(dst []byte, t *Template, v *View, now time.Time) 
 func (e *Evaluator) Fingerprint(t *Template, v *View, now time.Time) uint64 {
 	e.buf = e.AppendItem(e.buf[:0], t, v, now)
 	return xxhash.Sum64(e.buf)
+}
+
+// GroupValue is the value a grouped feed picks by (group.of) for one
+// offer: a number, or a time when IsTime.
+type GroupValue struct {
+	Num    float64
+	Time   time.Time
+	IsTime bool
+}
+
+var (
+	errGroupKey   = errors.New("group.by gave a value that is not a string, number or bool")
+	errGroupValue = errors.New("group.of gave a value that is not a number or a time")
+)
+
+// Group evaluates grouped feed f's group.by and group.of for v at now.
+// It appends the key's text to key (strings as they are, numbers in
+// their shortest form, bools as true/false) and returns it with the
+// value and whether the pick is max. ok is false when the offer is in no
+// group: a nil key or value, or a failure (counted as f's filter error).
+// Call it for an offer whose filter holds; f must be grouped.
+func (e *Evaluator) Group(f *Feed, v *View, now time.Time, key []byte) (k []byte, val GroupValue, pickMax, ok bool) {
+	g := f.group
+	e.slots.load(g.use, v, now)
+	out, err := e.runProgram(g.by)
+	if err != nil {
+		e.filterFailed(f.Index, v.Offer.ID, err)
+		return key, val, g.max, false
+	}
+	switch x := deref(out).(type) {
+	case nil:
+		return key, val, g.max, false
+	case string:
+		key = append(key, x...)
+	case bool:
+		key = strconv.AppendBool(key, x)
+	default:
+		n, isNum := number(out)
+		if !isNum {
+			e.filterFailed(f.Index, v.Offer.ID, errGroupKey)
+			return key, val, g.max, false
+		}
+		key = strconv.AppendFloat(key, n, 'g', -1, 64)
+	}
+	out, err = e.runProgram(g.of)
+	if err != nil {
+		e.filterFailed(f.Index, v.Offer.ID, err)
+		return key, val, g.max, false
+	}
+	switch x := deref(out).(type) {
+	case nil:
+		return key, val, g.max, false
+	case time.Time:
+		val = GroupValue{Time: x, IsTime: true}
+	default:
+		n, isNum := number(out)
+		if !isNum {
+			e.filterFailed(f.Index, v.Offer.ID, errGroupValue)
+			return key, val, g.max, false
+		}
+		val = GroupValue{Num: n}
+	}
+	return key, val, g.max, true
+}
+
+// deref turns the optional fields' pointers into their values (nil for
+// a nil pointer), without reflection.
+func deref(v any) any {
+	switch x := v.(type) {
+	case *string:
+		if x != nil {
+			return *x
+		}
+	case *int64:
+		if x != nil {
+			return *x
+		}
+	case *int32:
+		if x != nil {
+			return *x
+		}
+	case *int:
+		if x != nil {
+			return *x
+		}
+	case *float64:
+		if x != nil {
+			return *x
+		}
+	case *bool:
+		if x != nil {
+			return *x
+		}
+	case *time.Time:
+		if x != nil {
+			return *x
+		}
+	default:
+		return v
+	}
+	return nil
+}
+
+// number converts expr's numeric results to float64.
+func number(v any) (float64, bool) {
+	switch x := v.(type) {
+	case int:
+		return float64(x), true
+	case int8:
+		return float64(x), true
+	case int16:
+		return float64(x), true
+	case int32:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case uint:
+		return float64(x), true
+	case uint8:
+		return float64(x), true
+	case uint16:
+		return float64(x), true
+	case uint32:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	case float32:
+		return float64(x), true
+	case float64:
+		return x, true
+	}
+	return 0, false
 }

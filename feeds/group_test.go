@@ -4,8 +4,10 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/feedmill/feedmill/config"
+	"github.com/feedmill/feedmill/internal/records"
 )
 
 // TestCompileGroup: group.by and group.of are compiled and type-checked
@@ -42,5 +44,51 @@ func TestCompileGroup(t *testing.T) {
 				t.Errorf("problem %s: %s, want %s: ...%s...", p.Path, p.Message, tc.path, tc.want)
 			}
 		})
+	}
+}
+
+// TestEvaluatorGroup: the key's text and the picked value of grouped
+// feeds, and no group for a nil key or value or a failure (counted as the
+// feed's filter error).
+func TestEvaluatorGroup(t *testing.T) {
+	fs := []config.Feed{
+		{ID: "by-product", Filter: "true", Template: "google-merchant", Group: &config.Group{By: "offer.product_id", Pick: "min", Of: "offer.price"}},
+		{ID: "by-seller-newest", Filter: "true", Template: "google-merchant", Group: &config.Group{By: "offer.seller_id", Pick: "max", Of: "offer.updated_at"}},
+		{ID: "by-stock", Filter: "true", Template: "google-merchant", Group: &config.Group{By: "offer.stock > 0", Pick: "max", Of: "rating?.average"}},
+		{ID: "by-number", Filter: "true", Template: "google-merchant", Group: &config.Group{By: "offer.price_minor / 100", Pick: "min", Of: "offer.price_minor"}},
+	}
+	set, err := compile(fs, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	pid := "p-42"
+	o := &records.Offer{ID: "o1", SellerID: "s1", ProductID: &pid, PriceMinor: 1999, Currency: "PLN", Stock: 3, UpdatedAt: now.Add(-time.Hour)}
+	records.DerivePrice(o)
+	noProduct := *o
+	noProduct.ProductID = nil
+	ev := set.NewEvaluator()
+	for _, tc := range []struct {
+		feed    int
+		v       View
+		key     string
+		val     GroupValue
+		max, ok bool
+	}{
+		{0, View{Offer: o}, "p-42", GroupValue{Num: 19.99}, false, true},
+		{0, View{Offer: &noProduct}, "", GroupValue{}, false, false},
+		{1, View{Offer: o}, "s1", GroupValue{Time: now.Add(-time.Hour), IsTime: true}, true, true},
+		{2, View{Offer: o, Rating: &records.Rating{SellerID: "s1", Average: 4.5}}, "true", GroupValue{Num: 4.5}, true, true},
+		{2, View{Offer: o}, "true", GroupValue{}, true, false}, // no rating: a nil value
+		{3, View{Offer: o}, "19.99", GroupValue{Num: 1999}, false, true}, // expr divides as floats
+	} {
+		f := set.Feeds()[tc.feed]
+		k, val, max, ok := ev.Group(f, &tc.v, now, nil)
+		if string(k) != tc.key && ok || !val.Time.Equal(tc.val.Time) || val.Num != tc.val.Num || val.IsTime != tc.val.IsTime || max != tc.max || ok != tc.ok {
+			t.Errorf("%s on %+v: key %q value %+v max %v ok %v; want %q %+v %v %v", f.ID, tc.v.Offer.ProductID, k, val, max, ok, tc.key, tc.val, tc.max, tc.ok)
+		}
+	}
+	if n := ev.FilterErrors()[0]; n != 0 {
+		t.Errorf("a nil key counted %d errors", n)
 	}
 }
