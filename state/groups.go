@@ -18,7 +18,8 @@ import (
 //	                                  the offer stands (a removed one is kept
 //	                                  as not live, so a stale record cannot
 //	                                  bring it back)
-//	'w' g feed key                  → the offer last decided the winner
+//	'w' g feed key                  → decision counter, the winner last
+//	                                  decided ("" when none)
 //
 // The winner of (feed, key) is the first 'g' key under its prefix: a
 // change costs a few point reads and one seek, O(log n) in the group's
@@ -83,6 +84,10 @@ type GroupChange struct {
 	// Before and After are the group's winner; they differ when the
 	// winner changed (a decision to send to both offers).
 	Before, After Winner
+	// Decision counts the group's winner changes: it numbers this one
+	// (decisions of one group about one offer at one candidacy are
+	// ordered by it).
+	Decision uint64
 }
 
 func groupPrefix(dst []byte, kind byte, g int32, feed, key string) []byte {
@@ -110,7 +115,7 @@ func (b *Batch) SetCandidacy(g int32, feed, key, offerID string, partition int32
 	}
 	ch.Applied = true
 	winKey := groupPrefix(nil, prefixWinner, g, feed, key)
-	if ch.Before, err = b.decidedWinner(winKey); err != nil {
+	if ch.Before, ch.Decision, err = b.decidedWinner(winKey); err != nil {
 		return ch, err
 	}
 	if found && old.Live {
@@ -138,12 +143,11 @@ func (b *Batch) SetCandidacy(g int32, feed, key, offerID string, partition int32
 		return ch, err
 	}
 	if ch.After != ch.Before {
-		if ch.After.OfferID == "" {
-			err = b.b.Delete(winKey, nil)
-		} else {
-			err = b.set(winKey, appendPartition([]byte(ch.After.OfferID), ch.After.Partition))
-		}
-		if err != nil {
+		// The record stays when the group empties: its counter goes on.
+		ch.Decision++
+		v := binary.BigEndian.AppendUint64(nil, ch.Decision)
+		v = appendPartition(v, ch.After.Partition)
+		if err := b.set(winKey, append(v, ch.After.OfferID...)); err != nil {
 			return ch, fmt.Errorf("group winner: %w", err)
 		}
 	}
@@ -176,19 +180,24 @@ func (b *Batch) GroupPlace(g int32, feed, key, offerID string) (Place, bool, err
 	return b.place(append(groupPrefix(nil, prefixPlace, g, feed, key), offerID...))
 }
 
-func (b *Batch) decidedWinner(key []byte) (Winner, error) {
+func (b *Batch) decidedWinner(key []byte) (Winner, uint64, error) {
 	var w Winner
+	var n uint64
 	_, err := b.get(key, func(v []byte) error {
-		if len(v) < 4 {
+		if len(v) < 12 {
 			return fmt.Errorf("%w: group winner", ErrCorrupt)
 		}
-		w = Winner{OfferID: string(v[:len(v)-4]), Partition: int32(binary.BigEndian.Uint32(v[len(v)-4:]))}
+		n = binary.BigEndian.Uint64(v)
+		w = Winner{Partition: int32(binary.BigEndian.Uint32(v[8:])), OfferID: string(v[12:])}
+		if w.OfferID == "" {
+			w.Partition = 0
+		}
 		return nil
 	})
 	if err != nil {
-		return w, fmt.Errorf("read group winner: %w", err)
+		return w, 0, fmt.Errorf("read group winner: %w", err)
 	}
-	return w, nil
+	return w, n, nil
 }
 
 // firstCandidate seeks the first candidate of the group: its winner.
@@ -219,5 +228,6 @@ func (b *Batch) firstCandidate(g int32, feed, key string, prefix []byte) (Winner
 // GroupWinner returns the winner last decided for (feed, key) of group
 // partition g.
 func (b *Batch) GroupWinner(g int32, feed, key string) (Winner, error) {
-	return b.decidedWinner(groupPrefix(nil, prefixWinner, g, feed, key))
+	w, _, err := b.decidedWinner(groupPrefix(nil, prefixWinner, g, feed, key))
+	return w, err
 }

@@ -1,0 +1,130 @@
+package grouping
+
+import (
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/feedmill/feedmill/state"
+)
+
+// Candidacy is an offer's standing for one grouped feed: in the group
+// Key with value Order (when Live), as of sequence Seq. Seq grows with
+// every change of the offer's candidacy for the feed.
+type Candidacy struct {
+	Key   string
+	Order state.Order
+	Live  bool
+	Seq   uint64
+}
+
+// Message is a candidacy sent to the group task of Key's partition: the
+// offer stands in (Feed, Key) at Order, or (not Live) left it.
+type Message struct {
+	Feed, Key, OfferID string
+	Partition          int32 // the offer's offers partition
+	Seq                uint64
+	Order              state.Order
+	Live               bool
+}
+
+// GroupPartition is the group partition of (feed, key) among n.
+func GroupPartition(feed, key string, n int32) int32 {
+	h := xxhash.New()
+	_, _ = h.WriteString(feed) // an xxhash Digest never fails
+	_, _ = h.Write([]byte{0})
+	_, _ = h.WriteString(key)
+	return int32(h.Sum64() % uint64(n))
+}
+
+// Next returns the offer's new candidacy for a feed and the messages
+// that announce it, given the previous one (zero when none): live with
+// key and order when the offer passes the filter and has a key and a
+// value, else not live. No change, no messages. A move to another key
+// sends the leave to the old key and the join to the new one, with one
+// sequence.
+func Next(prev Candidacy, feed, offerID string, partition int32, live bool, key string, order state.Order) (Candidacy, []Message) {
+	if !live {
+		key, order = "", 0
+	}
+	if prev.Live == live && prev.Key == key && prev.Order == order {
+		return prev, nil
+	}
+	next := Candidacy{Key: key, Order: order, Live: live, Seq: prev.Seq + 1}
+	var out []Message
+	if prev.Live && (!live || prev.Key != key) {
+		out = append(out, Message{Feed: feed, Key: prev.Key, OfferID: offerID, Partition: partition, Seq: next.Seq})
+	}
+	if live {
+		out = append(out, Message{Feed: feed, Key: key, OfferID: offerID, Partition: partition, Seq: next.Seq, Order: order, Live: true})
+	}
+	return next, out
+}
+
+// Decision tells an offer's task that the offer won or lost (Feed, Key),
+// as of the offer's candidacy Seq there and the group's GSeq-th winner
+// change.
+type Decision struct {
+	Feed, Key, OfferID string
+	Partition          int32 // the offer's offers partition: where it goes
+	Won                bool
+	Seq, GSeq          uint64
+}
+
+// ApplyCandidacy applies m in group partition g and returns the
+// decisions a winner change makes (the old winner lost, the new one
+// won). A message older than the offer's standing changes nothing.
+func ApplyCandidacy(b *state.Batch, g int32, m Message) ([]Decision, error) {
+	ch, err := b.SetCandidacy(g, m.Feed, m.Key, m.OfferID, m.Partition, m.Seq, m.Order, m.Live)
+	if err != nil || !ch.Applied || ch.Before == ch.After {
+		return nil, err
+	}
+	var out []Decision
+	if w := ch.Before; w.OfferID != "" {
+		seq := m.Seq
+		if w.OfferID != m.OfferID {
+			pl, _, err := b.GroupPlace(g, m.Feed, m.Key, w.OfferID)
+			if err != nil {
+				return nil, err
+			}
+			seq = pl.Seq
+		}
+		out = append(out, Decision{Feed: m.Feed, Key: m.Key, OfferID: w.OfferID, Partition: w.Partition, Seq: seq, GSeq: ch.Decision})
+	}
+	if w := ch.After; w.OfferID != "" {
+		pl, _, err := b.GroupPlace(g, m.Feed, m.Key, w.OfferID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Decision{Feed: m.Feed, Key: m.Key, OfferID: w.OfferID, Partition: w.Partition, Won: true, Seq: pl.Seq, GSeq: ch.Decision})
+	}
+	return out, nil
+}
+
+// Flag is what an offer's task keeps per grouped feed from the
+// decisions: the key of the newest decision applied, whether the offer
+// won it, and that decision's order (the offer's candidacy Seq, then the
+// group's GSeq).
+type Flag struct {
+	Key       string
+	Won       bool
+	Seq, GSeq uint64
+}
+
+// Apply folds decision d into f. Decisions of one group about the offer
+// arrive in order, but those of two groups (after a move) interleave, so
+// only a decision newer than the flag counts: a win of a later
+// candidacy, or of the same one in another group (a move's join wins
+// over its leave, which only loses) or later in the same group; a loss
+// of the key the flag holds, later than the flag.
+func (f Flag) Apply(d Decision) Flag {
+	switch {
+	case d.Won && (d.Seq > f.Seq || d.Seq == f.Seq && (d.Key != f.Key || d.GSeq > f.GSeq)):
+		return Flag{Key: d.Key, Won: true, Seq: d.Seq, GSeq: d.GSeq}
+	case !d.Won && d.Key == f.Key && (d.Seq > f.Seq || d.Seq == f.Seq && d.GSeq > f.GSeq):
+		return Flag{Key: d.Key, Seq: d.Seq, GSeq: d.GSeq}
+	}
+	return f
+}
+
+// Member reports whether an offer with candidacy c and flag f is its
+// group's member.
+func Member(c Candidacy, f Flag) bool { return c.Live && f.Won && f.Key == c.Key }

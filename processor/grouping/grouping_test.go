@@ -1,0 +1,148 @@
+package grouping_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/feedmill/feedmill/internal/records"
+	"github.com/feedmill/feedmill/processor/grouping"
+	"github.com/feedmill/feedmill/state"
+)
+
+// offer is the simulated offer side: what the offer is now, its
+// candidacy as announced and the flag its decisions left.
+type offer struct {
+	live  bool
+	key   string
+	value int
+	cand  grouping.Candidacy
+	flag  grouping.Flag
+	part  int32
+}
+
+// TestProtocolEqualsGroupBy runs the two stages over random offer
+// changes (moves between keys, value changes with ties, leaving and
+// coming back), delivering the messages of each partition in order but
+// interleaving partitions at random, and duplicating some. Once every
+// message is delivered, the members (offers whose flag says they won
+// their current key) must be exactly a group-by-min over the final
+// offers, ties to the lowest id.
+func TestProtocolEqualsGroupBy(t *testing.T) {
+	const groupParts, offerParts = 3, 4
+	for seed := range uint64(30) {
+		rng := rand.New(rand.NewPCG(seed, 5))
+		store, err := state.Open(filepath.Join(t.TempDir(), "s"), records.NewSerde(nil), state.Options{}, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		offers := map[string]*offer{}
+		var ids []string
+		for i := range 30 {
+			id := fmt.Sprintf("o%02d", i)
+			ids = append(ids, id)
+			offers[id] = &offer{part: int32(rng.IntN(offerParts))}
+		}
+		keys := []string{"k1", "k2", "k3", "k4"}
+		toGroup := make([][]grouping.Message, groupParts)   // per group partition, in order
+		toOffer := make([][]grouping.Decision, offerParts) // per offers partition, in order
+		deliverOne := func() bool {
+			var ready []int
+			for g := range toGroup {
+				if len(toGroup[g]) > 0 {
+					ready = append(ready, g)
+				}
+			}
+			for p := range toOffer {
+				if len(toOffer[p]) > 0 {
+					ready = append(ready, groupParts+p)
+				}
+			}
+			if len(ready) == 0 {
+				return false
+			}
+			q := ready[rng.IntN(len(ready))]
+			if q < groupParts {
+				m := toGroup[q][0]
+				if rng.IntN(8) != 0 { // sometimes delivered twice
+					toGroup[q] = toGroup[q][1:]
+				}
+				b := store.NewBatch()
+				ds, err := grouping.ApplyCandidacy(b, int32(q), m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Commit(false); err != nil {
+					t.Fatal(err)
+				}
+				_ = b.Close()
+				for _, d := range ds {
+					toOffer[d.Partition] = append(toOffer[d.Partition], d)
+				}
+				return true
+			}
+			p := q - groupParts
+			d := toOffer[p][0]
+			toOffer[p] = toOffer[p][1:]
+			o := offers[d.OfferID]
+			o.flag = o.flag.Apply(d)
+			return true
+		}
+		for range 600 {
+			id := ids[rng.IntN(len(ids))]
+			o := offers[id]
+			switch rng.IntN(4) {
+			case 0:
+				o.live = !o.live
+			case 1:
+				o.key = keys[rng.IntN(len(keys))]
+				o.live = true
+			default:
+				o.value = rng.IntN(4)
+			}
+			next, msgs := grouping.Next(o.cand, "f", id, o.part, o.live, o.key, state.OrderFloat(float64(o.value), false))
+			o.cand = next
+			for _, m := range msgs {
+				g := grouping.GroupPartition(m.Feed, m.Key, groupParts)
+				toGroup[g] = append(toGroup[g], m)
+			}
+			for range rng.IntN(3) {
+				deliverOne()
+			}
+		}
+		for deliverOne() {
+		}
+		// The reference: group-by-min over the final offers.
+		want := map[string]string{}
+		for _, id := range ids { // ids ascend: the first of a value wins ties
+			o := offers[id]
+			if !o.live {
+				continue
+			}
+			if w, ok := want[o.key]; !ok || o.value < offers[w].value {
+				want[o.key] = id
+			}
+		}
+		got := map[string]string{}
+		for _, id := range ids {
+			o := offers[id]
+			if grouping.Member(o.cand, o.flag) {
+				if prev, dup := got[o.cand.Key]; dup {
+					t.Fatalf("seed %d: key %s has two members, %s and %s", seed, o.cand.Key, prev, id)
+				}
+				got[o.cand.Key] = id
+			}
+		}
+		for _, k := range keys {
+			if got[k] != want[k] {
+				t.Errorf("seed %d: key %s: member %q, want %q", seed, k, got[k], want[k])
+			}
+		}
+		if err := store.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
