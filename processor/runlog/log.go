@@ -259,6 +259,7 @@ func (k *Kafka) Run(ctx context.Context) error {
 		}
 	}
 	k.markCaughtUp(end)
+	var lastWarn time.Time
 	for {
 		fs := k.cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -270,7 +271,8 @@ func (k *Kafka) Run(ctx context.Context) error {
 				ferr = err
 			}
 		})
-		if ferr != nil {
+		if ferr != nil && time.Since(lastWarn) > time.Minute {
+			lastWarn = time.Now() // the client retries; one line a minute
 			k.logger.Warn("reading the run log", zap.Error(ferr))
 		}
 		fs.EachRecord(func(r *kgo.Record) { k.apply(r.Offset, string(r.Key), r.Value) })
