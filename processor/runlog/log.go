@@ -219,6 +219,13 @@ func (k *Kafka) Ensure(ctx context.Context) error {
 // Run ensures the topic, folds what it holds (CaughtUp turns true), then
 // follows it until ctx ends.
 func (k *Kafka) Run(ctx context.Context) error {
+	var lastWarn time.Time
+	warn := func(msg string, err error) {
+		if time.Since(lastWarn) > 30*time.Second {
+			lastWarn = time.Now()
+			k.logger.Warn(msg, zap.Error(err))
+		}
+	}
 	for {
 		err := k.Ensure(ctx)
 		if err == nil {
@@ -227,7 +234,7 @@ func (k *Kafka) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		k.logger.Warn("run log topic not ready; retrying", zap.Error(err))
+		warn("run log topic not ready; retrying", err)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -251,7 +258,7 @@ func (k *Kafka) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		k.logger.Warn("reading the run log's end offset; retrying", zap.Error(err))
+		warn("reading the run log's end offset; retrying", err)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -259,7 +266,6 @@ func (k *Kafka) Run(ctx context.Context) error {
 		}
 	}
 	k.markCaughtUp(end)
-	var lastWarn time.Time
 	for {
 		fs := k.cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -271,9 +277,8 @@ func (k *Kafka) Run(ctx context.Context) error {
 				ferr = err
 			}
 		})
-		if ferr != nil && time.Since(lastWarn) > time.Minute {
-			lastWarn = time.Now() // the client retries; one line a minute
-			k.logger.Warn("reading the run log", zap.Error(ferr))
+		if ferr != nil {
+			warn("reading the run log", ferr) // the client retries
 		}
 		fs.EachRecord(func(r *kgo.Record) { k.apply(r.Offset, string(r.Key), r.Value) })
 		k.markCaughtUp(end)
