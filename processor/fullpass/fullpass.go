@@ -77,6 +77,7 @@ type FullPass struct {
 	scanCtx    context.Context
 	scanCancel context.CancelFunc // ends scanRun's scans
 	retryAt    time.Time          // no scans or settling before (the run log refused an append)
+	appendLog  time.Time          // last logged refused append
 	publishAt  time.Time          // the next switch attempt after a failed one
 	publishTry int                // failed switch attempts in a row
 	scanRun    string

@@ -101,8 +101,14 @@ func (fp *FullPass) stopScansLocked() {
 func (fp *FullPass) backOff(what string, err error) {
 	fp.mu.Lock()
 	fp.retryAt = time.Now().Add(appendRetry)
+	quiet := time.Since(fp.appendLog) < time.Minute
+	if !quiet {
+		fp.appendLog = time.Now()
+	}
 	fp.mu.Unlock()
-	fp.logger.Warn(what+"; retrying", zap.Duration("in", appendRetry), zap.Error(err))
+	if !quiet { // one line a minute while the run log refuses
+		fp.logger.Warn(what+"; retrying", zap.Duration("in", appendRetry), zap.Error(err))
+	}
 }
 
 // appendRetry is how long scans and settling wait after the run log
