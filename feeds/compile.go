@@ -257,14 +257,8 @@ func (c *compiler) grouping(path string, g *config.Group, lim limits) *grouping 
 // groupKeyType says what is wrong with a group.by of type t ("" if
 // nothing): a key is a string, number or bool (nil: no group).
 func groupKeyType(t reflect.Type) string {
-	if t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.Interface, reflect.String, reflect.Bool,
-		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
-		reflect.Float32, reflect.Float64:
+	switch kindOf(t) {
+	case kindAny, kindString, kindBool, kindNumber:
 		return ""
 	}
 	return "a group key must be a string, number or bool, got " + t.String()
@@ -273,19 +267,9 @@ func groupKeyType(t reflect.Type) string {
 // groupValueType says what is wrong with a group.of of type t ("" if
 // nothing): the picked value is a number or a time.
 func groupValueType(t reflect.Type) string {
-	if t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.Interface,
-		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
-		reflect.Float32, reflect.Float64:
+	switch kindOf(t) {
+	case kindAny, kindNumber, kindTime:
 		return ""
-	case reflect.Struct:
-		if t == reflect.TypeFor[time.Time]() {
-			return ""
-		}
 	}
 	return "group.of must give a number or a time, got " + t.String()
 }
@@ -547,21 +531,43 @@ func (p *programChecker) Visit(n *ast.Node) {
 	}
 }
 
-func renderableType(t reflect.Type) bool {
+// valueKind is what an expression's static type says its values are.
+type valueKind int
+
+const (
+	kindOther valueKind = iota // lists, maps, records: no text form
+	kindAny                    // known only at run time
+	kindString
+	kindBool
+	kindNumber
+	kindTime
+)
+
+// kindOf classifies t (a pointer as what it points to).
+func kindOf(t reflect.Type) valueKind {
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	switch t.Kind() {
-	case reflect.Interface, reflect.String, reflect.Bool,
-		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+	case reflect.Interface:
+		return kindAny
+	case reflect.String:
+		return kindString
+	case reflect.Bool:
+		return kindBool
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
 		reflect.Float32, reflect.Float64:
-		return true
+		return kindNumber
 	case reflect.Struct:
-		return t == reflect.TypeFor[time.Time]()
+		if t == reflect.TypeFor[time.Time]() {
+			return kindTime
+		}
 	}
-	return false
+	return kindOther
 }
+
+func renderableType(t reflect.Type) bool { return kindOf(t) != kindOther }
 
 // fieldBits maps expr names to usage bits (the field's index in its slots
 // struct).

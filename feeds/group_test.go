@@ -79,7 +79,7 @@ func TestEvaluatorGroup(t *testing.T) {
 		{0, View{Offer: &noProduct}, "", GroupValue{}, false, false},
 		{1, View{Offer: o}, "s1", GroupValue{Time: now.Add(-time.Hour), IsTime: true}, true, true},
 		{2, View{Offer: o, Rating: &records.Rating{SellerID: "s1", Average: 4.5}}, "true", GroupValue{Num: 4.5}, true, true},
-		{2, View{Offer: o}, "true", GroupValue{}, true, false}, // no rating: a nil value
+		{2, View{Offer: o}, "true", GroupValue{}, true, false},           // no rating: a nil value
 		{3, View{Offer: o}, "19.99", GroupValue{Num: 1999}, false, true}, // expr divides as floats
 	} {
 		f := set.Feeds()[tc.feed]

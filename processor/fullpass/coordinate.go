@@ -72,8 +72,8 @@ func (fp *FullPass) coordinate(ctx context.Context, runs []runlog.Run, running r
 	// The files of runs no longer needed, once per decision: runs the log
 	// knows as failed or rejected, published runs older than the last
 	// two (readers of the previous one finish), and leftovers older than
-	// every run the log knows. Decided afresh for each stored run, so a
-	// run started meanwhile (newer than any run known) is kept.
+	// every run the log knows. A run started meanwhile is newer than any
+	// run known, so it is kept.
 	key := ""
 	for _, r := range runs {
 		key += r.ID + r.Status + ","
@@ -81,7 +81,8 @@ func (fp *FullPass) coordinate(ctx context.Context, runs []runlog.Run, running r
 	if key == fp.gcKey {
 		return nil
 	}
-	if err := fp.files.DeleteRuns(ctx, func(id string) bool { return !fp.removable(id) }); err != nil {
+	removable := fp.removable()
+	if err := fp.files.DeleteRuns(ctx, func(id string) bool { return !removable(id) }); err != nil {
 		if ctx.Err() == nil {
 			fp.logger.Warn("remove old runs' feed files", zap.Error(err))
 		}
@@ -99,36 +100,30 @@ func (fp *FullPass) coordinate(ctx context.Context, runs []runlog.Run, running r
 	return nil
 }
 
-// removable reports whether the stored files of run id may go, by the
-// fold as it is now.
-func (fp *FullPass) removable(id string) bool {
-	remove := false
-	fp.log.View(func(f *runlog.Fold) {
-		runs := f.Runs() // newest first
-		if len(runs) == 0 {
-			return
+// removable returns, by the fold as it is now, whether the stored files
+// of a run may go.
+func (fp *FullPass) removable() func(id string) bool {
+	var runs []runlog.Run
+	fp.log.View(func(f *runlog.Fold) { runs = f.Runs() })
+	remove := make(map[string]bool, len(runs))
+	published := 0
+	for _, r := range runs { // newest first
+		switch r.Status {
+		case runlog.StatusFailed, runlog.StatusRejected:
+			remove[r.ID] = true
+		case runlog.StatusPublished:
+			remove[r.ID] = published >= 2
+			published++
+		default:
+			remove[r.ID] = false
 		}
-		if r, ok := f.Get(id); ok {
-			switch r.Status {
-			case runlog.StatusFailed, runlog.StatusRejected:
-				remove = true
-			case runlog.StatusPublished:
-				pub := 0
-				for _, o := range runs {
-					if o.Status == runlog.StatusPublished {
-						if o.ID == id {
-							remove = pub >= 2
-							return
-						}
-						pub++
-					}
-				}
-			}
-			return
+	}
+	return func(id string) bool {
+		if r, known := remove[id]; known {
+			return r
 		}
-		remove = id < runs[len(runs)-1].ID
-	})
-	return remove
+		return len(runs) > 0 && id < runs[len(runs)-1].ID // older than every known run
+	}
 }
 
 // switchedTo is the run this instance last switched the files to.

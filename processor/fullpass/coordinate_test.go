@@ -42,20 +42,21 @@ func TestRemovable(t *testing.T) {
 			t.Fatalf("run %d: %s, want %s (%s)", i, r.Status, outcome, r.Reason)
 		}
 	}
+	removable := fp.removable()
 	for _, tc := range []struct {
 		id     string
 		remove bool
 	}{
-		{ids[0], true},  // published, older than the last two
-		{ids[1], true},  // failed
-		{ids[2], false}, // the previous published run (readers finish)
-		{ids[3], false}, // the served run
-		{ids[4], false}, // held
-		{ids[5], false}, // running
+		{ids[0], true},                 // published, older than the last two
+		{ids[1], true},                 // failed
+		{ids[2], false},                // the previous published run (readers finish)
+		{ids[3], false},                // the served run
+		{ids[4], false},                // held
+		{ids[5], false},                // running
 		{"run-20200101-000000", true},  // a leftover older than every known run
 		{"run-20991231-000000", false}, // newer than every known run: started meanwhile
 	} {
-		if got := fp.removable(tc.id); got != tc.remove {
+		if got := removable(tc.id); got != tc.remove {
 			t.Errorf("removable(%s) = %v, want %v", tc.id, got, tc.remove)
 		}
 	}

@@ -47,7 +47,7 @@ func TestProtocolEqualsGroupBy(t *testing.T) {
 			offers[id] = &offer{part: int32(rng.IntN(offerParts))}
 		}
 		keys := []string{"k1", "k2", "k3", "k4"}
-		toGroup := make([][]grouping.Message, groupParts)   // per group partition, in order
+		toGroup := make([][]grouping.Message, groupParts)  // per group partition, in order
 		toOffer := make([][]grouping.Decision, offerParts) // per offers partition, in order
 		deliverOne := func() bool {
 			var ready []int

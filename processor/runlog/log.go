@@ -64,12 +64,11 @@ func (l *Log) applyLocked(off int64, key string, value []byte) {
 	}
 	var c Command
 	var out Outcome
-	switch err := json.Unmarshal(value, &c); {
-	case value == nil:
+	if value == nil {
 		l.fold.Tombstone(key)
-	case err != nil:
+	} else if err := json.Unmarshal(value, &c); err != nil {
 		l.logger.Warn("skipping a run log record that does not decode", zap.Int64("offset", off), zap.Error(err))
-	default:
+	} else {
 		c.Key = key
 		out = l.fold.Apply(&c)
 	}
