@@ -44,6 +44,13 @@ type Topics struct {
 	// instances, that records the full passes (started, parts stored,
 	// held, approved, published) in one order all of them fold.
 	Runs string `yaml:"runs"` // default <group_id>-runs
+	// GroupCandidates is the repartition topic of grouped feeds: each
+	// offer's candidacy for (feed, group key), on the partition of the
+	// key. GroupDecisions carries the groups' winner decisions back to
+	// each offer's own partition. Both have as many partitions as Offers
+	// (docs/grouped-feeds.md).
+	GroupCandidates string `yaml:"group_candidates"` // default <group_id>-group-candidates
+	GroupDecisions  string `yaml:"group_decisions"`  // default <group_id>-group-decisions
 }
 
 // TLS configures TLS to the brokers; disabled unless Enabled.

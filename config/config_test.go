@@ -208,7 +208,7 @@ func TestParseDefaults(t *testing.T) {
 		Kafka: Kafka{
 			Brokers: []string{"127.0.0.1:9092"},
 			GroupID: "feedmill", SessionTimeout: 45 * time.Second,
-			Topics: Topics{Offers: "offers", Sellers: "sellers", Ratings: "ratings", Events: "feed-events", Rejects: "feedmill-rejects", Changelog: "feedmill-changelog", Runs: "feedmill-runs"},
+			Topics: Topics{Offers: "offers", Sellers: "sellers", Ratings: "ratings", Events: "feed-events", Rejects: "feedmill-rejects", Changelog: "feedmill-changelog", Runs: "feedmill-runs", GroupCandidates: "feedmill-group-candidates", GroupDecisions: "feedmill-group-decisions"},
 		},
 		SchemaRegistry: SchemaRegistry{URL: "http://127.0.0.1:8081"},
 		State:          State{Dir: "./data", TombstoneRetention: 168 * time.Hour, MinFreeBytes: 1 << 30},
@@ -567,7 +567,7 @@ func TestConnectorDefaults(t *testing.T) {
 		Kafka: Kafka{
 			Brokers: []string{"127.0.0.1:9092"},
 			GroupID: "feedmill-connector", SessionTimeout: 45 * time.Second,
-			Topics: Topics{Offers: "offers", Sellers: "sellers", Ratings: "ratings", Events: "feed-events", Rejects: "feedmill-rejects", Changelog: "feedmill-connector-changelog", Runs: "feedmill-connector-runs"},
+			Topics: Topics{Offers: "offers", Sellers: "sellers", Ratings: "ratings", Events: "feed-events", Rejects: "feedmill-rejects", Changelog: "feedmill-connector-changelog", Runs: "feedmill-connector-runs", GroupCandidates: "feedmill-connector-group-candidates", GroupDecisions: "feedmill-connector-group-decisions"},
 		},
 		SchemaRegistry:  SchemaRegistry{URL: "http://127.0.0.1:8081"},
 		Destinations:    []string{"gmc-main"},

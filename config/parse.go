@@ -108,4 +108,6 @@ func applyKafkaDefaults(p presence, path string, k *Kafka, groupID string) {
 	setDefault(p, path+".topics.rejects", &k.Topics.Rejects, "feedmill-rejects")
 	setDefault(p, path+".topics.changelog", &k.Topics.Changelog, k.GroupID+"-changelog")
 	setDefault(p, path+".topics.runs", &k.Topics.Runs, k.GroupID+"-runs")
+	setDefault(p, path+".topics.group_candidates", &k.Topics.GroupCandidates, k.GroupID+"-group-candidates")
+	setDefault(p, path+".topics.group_decisions", &k.Topics.GroupDecisions, k.GroupID+"-group-decisions")
 }

@@ -291,6 +291,8 @@ func checkKafka(ps *problems, path string, k *Kafka) {
 		{"rejects", k.Topics.Rejects},
 		{"changelog", k.Topics.Changelog},
 		{"runs", k.Topics.Runs},
+		{"group_candidates", k.Topics.GroupCandidates},
+		{"group_decisions", k.Topics.GroupDecisions},
 	}
 	seen := map[string]string{}
 	for _, t := range topics {

@@ -82,6 +82,15 @@ type grouping struct {
 // Grouped reports whether the feed keeps one offer per key.
 func (f *Feed) Grouped() bool { return f.group != nil }
 
+// GroupFields returns the fields a grouped feed's group.by and group.of
+// read (FieldNow when they read the time); 0 for a feed without a group.
+func (f *Feed) GroupFields() FieldMask {
+	if f.group == nil {
+		return 0
+	}
+	return f.group.use.mask()
+}
+
 // Feeds returns the feeds in config order; Feed.Index == position. The
 // slice is shared: callers must not modify it.
 func (s *Set) Feeds() []*Feed { return s.feeds }
@@ -108,12 +117,6 @@ func BuiltinTemplates() []string {
 // filters that do not parse, type-check or yield a boolean, bad custom
 // template names or values).
 func Compile(feeds []config.Feed, templates []config.Template) (*Set, error) {
-	return compile(feeds, templates, false)
-}
-
-// compile is Compile; withGroups accepts grouped feeds (the evaluator's
-// tests: the streaming stage that keeps winners is not built yet).
-func compile(feeds []config.Feed, templates []config.Template, withGroups bool) (*Set, error) {
 	c := compiler{bits: newFieldBits()}
 	eb := newEngineBuilder(c.bits)
 	// A custom template is exempt from the limits (limits.go) when every
@@ -193,14 +196,7 @@ func compile(feeds []config.Feed, templates []config.Template, withGroups bool) 
 		}
 		if fc.Group != nil {
 			lim := limits{enforce: !fc.Unbounded, hint: fmt.Sprintf("or set unbounded: true on feed %q", fc.ID)}
-			if g := c.grouping(path+".group", fc.Group, lim); g != nil && !withGroups {
-				// The definition is valid; the streaming stage that
-				// keeps the winners is not built yet, and a grouped feed
-				// must never be served with every offer instead.
-				c.add(path+".group", "grouped feeds are not supported by this version yet (docs/grouped-feeds.md): remove group, or wait for the release that keeps winners per key")
-			} else {
-				f.group = g
-			}
+			f.group = c.grouping(path+".group", fc.Group, lim)
 		}
 		s.feeds = append(s.feeds, f)
 	}

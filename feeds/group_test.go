@@ -12,18 +12,17 @@ import (
 
 // TestCompileGroup: group.by and group.of are compiled and type-checked
 // like filters (unknown fields, types, line and column); a valid grouped
-// feed is refused with the one problem that grouping is not built yet.
+// feed compiles (path "").
 func TestCompileGroup(t *testing.T) {
-	const notYet = "grouped feeds are not supported by this version yet"
 	for _, tc := range []struct {
 		name  string
 		group config.Group
 		path  string // of the one problem
 		want  string // in its message
 	}{
-		{"valid min by product of price", config.Group{By: "offer.product_id", Pick: "min", Of: "offer.price"}, "feeds[0] (g).group", notYet},
-		{"valid max of a time", config.Group{By: "offer.seller_id + '/' + offer.category", Pick: "max", Of: "offer.updated_at"}, "feeds[0] (g).group", notYet},
-		{"valid rating of the seller", config.Group{By: "offer.product_id", Pick: "max", Of: "rating?.average ?? 0"}, "feeds[0] (g).group", notYet},
+		{"valid min by product of price", config.Group{By: "offer.product_id", Pick: "min", Of: "offer.price"}, "", ""},
+		{"valid max of a time", config.Group{By: "offer.seller_id + '/' + offer.category", Pick: "max", Of: "offer.updated_at"}, "", ""},
+		{"valid rating of the seller", config.Group{By: "offer.product_id", Pick: "max", Of: "rating?.average ?? 0"}, "", ""},
 		{"bad pick", config.Group{By: "offer.product_id", Pick: "first", Of: "offer.price"}, "feeds[0] (g).group.pick", `must be "min" or "max", got "first"`},
 		{"empty by", config.Group{By: " ", Pick: "min", Of: "offer.price"}, "feeds[0] (g).group.by", "by is empty"},
 		{"unknown field", config.Group{By: "offer.product", Pick: "min", Of: "offer.price"}, "feeds[0] (g).group.by", "line 1, column"},
@@ -34,7 +33,13 @@ func TestCompileGroup(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := tc.group
-			_, err := Compile([]config.Feed{{ID: "g", Filter: "offer.stock > 0", Template: "google-merchant", Group: &g}}, nil)
+			set, err := Compile([]config.Feed{{ID: "g", Filter: "offer.stock > 0", Template: "google-merchant", Group: &g}}, nil)
+			if tc.path == "" {
+				if err != nil || !set.Feeds()[0].Grouped() {
+					t.Fatalf("Compile: %v, want a grouped feed", err)
+				}
+				return
+			}
 			var ce *CompileError
 			if !errors.As(err, &ce) || len(ce.Problems) != 1 {
 				t.Fatalf("Compile: %v, want one problem", err)
@@ -57,7 +62,7 @@ func TestEvaluatorGroup(t *testing.T) {
 		{ID: "by-stock", Filter: "true", Template: "google-merchant", Group: &config.Group{By: "offer.stock > 0", Pick: "max", Of: "rating?.average"}},
 		{ID: "by-number", Filter: "true", Template: "google-merchant", Group: &config.Group{By: "offer.price_minor / 100", Pick: "min", Of: "offer.price_minor"}},
 	}
-	set, err := compile(fs, nil, true)
+	set, err := Compile(fs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/feeds"
 	"github.com/feedmill/feedmill/internal/records"
+	"github.com/feedmill/feedmill/processor/grouping"
 	"github.com/feedmill/feedmill/state"
 )
 
@@ -102,6 +103,34 @@ type Applier struct {
 
 	pendingActions [4]int64
 	offsetsSeen    []tp
+
+	// Grouped feeds (docs/grouped-feeds.md): the indexes of the grouped
+	// feeds, the partition count of the group topics, the decision being
+	// applied (groupStage folds it), scratch buffers, and what the batch
+	// being built changed in its group partitions (their changelog
+	// records).
+	grouped         []int
+	groupParts      int32
+	decision        *grouping.Decision
+	gkey            []byte
+	gRecKey         []byte
+	gRecVal         []byte
+	groupTouched    []groupTouch
+	groupTouchedIdx map[groupTouchKey]int
+}
+
+// groupTouchKey is a place ((feed, key, offer) of group partition g) or,
+// with offer "", a winner ((feed, key)).
+type groupTouchKey struct {
+	g                int32
+	feed, key, offer string
+}
+
+// groupTouch is a place or winner the batch being built changed, with
+// the decision records it staged.
+type groupTouch struct {
+	groupTouchKey
+	events []touchedEvent
 }
 
 // jobID names a seller job: a seller in one offers partition.
@@ -149,6 +178,9 @@ type ApplierDeps struct {
 	Now           func() time.Time
 	Metrics       *Metrics
 	Logger        *zap.Logger
+	// GroupPartitions is the partition count of the group topics (that
+	// of the offers topic); 0 means 1 (an applier without Kafka).
+	GroupPartitions int32
 	// RegistryOutageLimit overrides RegistryOutageLimit (tests).
 	RegistryOutageLimit time.Duration
 	// evalErrs is the export of evaluation failures the pipeline's
@@ -177,6 +209,12 @@ func NewApplier(d ApplierDeps) (*Applier, error) {
 	for i := range a.oldIdx {
 		a.oldIdx[i] = -1
 	}
+	for i, f := range d.Feeds.Feeds() {
+		if f.Grouped() {
+			a.grouped = append(a.grouped, i)
+		}
+	}
+	a.groupParts = max(1, d.GroupPartitions)
 	a.evalErrors = d.evalErrs
 	if a.evalErrors == nil {
 		a.evalErrors = newEvalErrors(d.Metrics, d.Feeds, a.logger)
@@ -420,6 +458,10 @@ func (a *Applier) applyOnce(ctx context.Context, recs []*kgo.Record) error {
 		var err error
 		if r.Topic == a.topics.Offers {
 			err = a.applyOffer(ctx, b, r, now)
+		} else if r.Topic == a.topics.GroupCandidates {
+			err = a.applyCandidacy(b, r)
+		} else if r.Topic == a.topics.GroupDecisions {
+			err = a.applyDecision(b, r, now)
 		} else if in, ok := a.tableOf(r.Topic); ok {
 			err = a.applyTable(ctx, b, r, now, in)
 		} else {
@@ -866,6 +908,9 @@ func (a *Applier) clearTouched() {
 	clear(a.touchedIdx)
 	clear(a.touched) // drop references to batch memory
 	a.touched = a.touched[:0]
+	clear(a.groupTouched)
+	a.groupTouched = a.groupTouched[:0]
+	clear(a.groupTouchedIdx)
 }
 
 // stageChangelog adds the changelog records of the batch to its outbox:
@@ -902,9 +947,13 @@ func (a *Applier) stageChangelog(b *state.Batch) error {
 		}
 		b.AddOutbox(t.p, &rec) // encodes a copy: the buffers are reused
 	}
-	// Each partition the batch wrote ends with its offset record: the
-	// relay cuts its rounds after one, so a round never holds a batch's
-	// events without all of its changelog records.
+	if err := a.stageGroupChangelog(b); err != nil {
+		return err
+	}
+	// Each partition the batch wrote ends with its offset record (the
+	// next offsets of its offers partition and of its group topics'
+	// partitions): the relay cuts its rounds after one, so a round never
+	// holds a batch's events without all of its changelog records.
 	parts := a.clParts[:0]
 	defer func() { a.clParts = parts }()
 	for i := range a.touched {
@@ -912,30 +961,52 @@ func (a *Applier) stageChangelog(b *state.Batch) error {
 			parts = append(parts, p)
 		}
 	}
+	for i := range a.groupTouched {
+		if p := a.groupTouched[i].g; !slices.Contains(parts, p) {
+			parts = append(parts, p)
+		}
+	}
 	for _, o := range a.offsetsSeen {
-		if o.topic == a.topics.Offers && !slices.Contains(parts, o.partition) {
+		if a.partitionInput(o.topic) && !slices.Contains(parts, o.partition) {
 			parts = append(parts, o.partition)
 		}
 	}
 	for _, p := range parts {
-		next, ok := int64(0), false
-		for _, o := range a.offsetsSeen {
-			if o.topic == a.topics.Offers && o.partition == p {
-				next, ok = o.next, true
-			}
-		}
-		if !ok {
-			var err error
-			if next, ok, err = b.Offset(a.topics.Offers, p); err != nil {
+		var next [3]int64
+		any := false
+		for i, topic := range [3]string{a.topics.Offers, a.topics.GroupCandidates, a.topics.GroupDecisions} {
+			n, ok, err := a.nextOffset(b, topic, p)
+			if err != nil {
 				return err
 			}
+			next[i] = -1
+			if ok {
+				next[i], any = n, true
+			}
 		}
-		if ok { // a partition with offers has a stored offset
-			a.clBuf = state.AppendChangelogOffset(a.clBuf[:0], next)
+		if any { // a partition with input has a stored offset
+			a.clBuf = state.AppendChangelogOffset(a.clBuf[:0], max(next[0], 0), next[1], next[2])
 			b.AddOutbox(p, &state.OutboxRecord{Topic: a.changelog, Partition: p, Key: state.ChangelogOffsetKey, Value: a.clBuf})
 		}
 	}
 	return nil
+}
+
+// partitionInput reports whether topic is an input of the partition
+// tasks (offers and the group topics), whose offsets the changelog keeps.
+func (a *Applier) partitionInput(topic string) bool {
+	return topic == a.topics.Offers || topic == a.topics.GroupCandidates || topic == a.topics.GroupDecisions
+}
+
+// nextOffset is the next offset of topic partition p as the batch being
+// built leaves it.
+func (a *Applier) nextOffset(b *state.Batch, topic string, p int32) (int64, bool, error) {
+	for _, o := range a.offsetsSeen {
+		if o.topic == topic && o.partition == p {
+			return o.next, true, nil
+		}
+	}
+	return b.Offset(topic, p)
 }
 
 // SweepTombstones forgets deleted keys older than the tombstone retention,

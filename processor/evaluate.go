@@ -7,6 +7,7 @@ import (
 
 	"github.com/feedmill/feedmill/feeds"
 	"github.com/feedmill/feedmill/internal/records"
+	"github.com/feedmill/feedmill/processor/grouping"
 	"github.com/feedmill/feedmill/state"
 )
 
@@ -41,6 +42,8 @@ func (a *Applier) evaluateChanged(b *state.Batch, p int32, id string, view *feed
 			stale = true
 		}
 	}
+	a.next.Reset()
+	a.next.Seq = a.mem.Seq
 	switch {
 	case view == nil:
 		clear(a.member)
@@ -50,14 +53,24 @@ func (a *Applier) evaluateChanged(b *state.Batch, p int32, id string, view *feed
 		for i := range a.prevMember {
 			a.prevMember[i] = a.oldIdx[i] >= 0
 		}
+		// A grouped feed's member is a winner; its filter is the
+		// standing's (a candidate that lost passes it too).
+		for _, i := range a.grouped {
+			a.prevMember[i] = false
+			if j := a.mem.FindGroup(list[i].ID); j >= 0 {
+				a.prevMember[i] = a.mem.Groups[j].Filter
+			}
+		}
 		a.eval.MatchChanged(view, now, changed, a.prevMember, a.member)
+	}
+	groupsChanged := false
+	if len(a.grouped) > 0 || len(a.mem.Groups) > 0 {
+		groupsChanged = a.groupStage(b, p, id, view, changed, now)
 	}
 	clear(a.fpValid)
 	a.entries = a.entries[:0]
-	a.next.Reset()
-	a.next.Seq = a.mem.Seq
 	nowMs := now.UnixMilli()
-	dirty := false
+	dirty := groupsChanged
 	for i, f := range list {
 		oi := a.oldIdx[i]
 		if oi >= 0 {
@@ -277,4 +290,75 @@ func (a *Applier) RunJobChunk() (bool, error) {
 		a.jobOrder = append(a.jobOrder[1:], id)
 	}
 	return len(a.jobOrder) > 0, nil
+}
+
+// groupStage turns the filter results of the grouped feeds (in a.member)
+// into their members (docs/grouped-feeds.md): per grouped feed it updates
+// the offer's candidacy (the filter, group.by and group.of), stages the
+// candidacy records a change sends to the groups, folds a.decision (the
+// winner decision being applied, if any) into the flag, and sets
+// a.member to whether the offer is its group's winner. It puts the
+// standings in a.next and reports whether any changed.
+func (a *Applier) groupStage(b *state.Batch, p int32, id string, view *feeds.View, changed feeds.FieldMask, now time.Time) bool {
+	list := a.set.Feeds()
+	floor := uint64(now.UnixMicro())
+	dirty := false
+	for _, i := range a.grouped {
+		f := list[i]
+		st := state.GroupStanding{FeedID: f.ID}
+		if j := a.mem.FindGroup(f.ID); j >= 0 {
+			st = a.mem.Groups[j]
+		}
+		old := st
+		if d := a.decision; d != nil && d.Feed == f.ID {
+			st.Flag = grouping.ApplyDecision(st.Flag, *d)
+		}
+		filter := a.member[i]
+		live, key, order := st.Cand.Live && filter, st.Cand.Key, st.Cand.Order
+		if gf := f.GroupFields(); filter && (!st.Filter || changed == feeds.FieldsAll || (changed|feeds.FieldNow)&gf != 0) {
+			k, val, pickMax, ok := a.eval.Group(f, view, now, a.gkey[:0])
+			a.gkey, live = k, ok
+			if ok {
+				if string(k) != key {
+					key = string(k)
+				}
+				if val.IsTime {
+					order = state.OrderTime(val.Time, pickMax)
+				} else {
+					order = state.OrderFloat(val.Num, pickMax)
+				}
+			}
+		}
+		next, msgs := grouping.Next(st.Cand, f.ID, id, p, live, key, order, floor)
+		for k := range msgs {
+			a.sendCandidacy(b, p, &msgs[k])
+		}
+		st.Cand, st.Filter = next, filter
+		a.member[i] = grouping.Member(st.Cand, st.Flag)
+		if st != old {
+			dirty = true
+		}
+		// Kept once the offer was a candidate: the sequence and the flag
+		// only grow, so a late decision cannot count again.
+		if st.Filter || st.Cand.Seq != 0 || st.Flag != (state.GroupFlag{}) {
+			a.next.Groups = append(a.next.Groups, st)
+		}
+	}
+	if len(a.next.Groups) != len(a.mem.Groups) {
+		dirty = true // a standing of a feed no longer grouped is dropped
+	}
+	return dirty
+}
+
+// sendCandidacy stages candidacy m for the group partition of its key,
+// in offers partition p's outbox (and changelog, like an event).
+func (a *Applier) sendCandidacy(b *state.Batch, p int32, m *grouping.Message) {
+	a.gRecKey = grouping.AppendMessageKey(a.gRecKey[:0], m)
+	a.gRecVal = grouping.AppendMessage(a.gRecVal[:0], m)
+	seq, enc := b.AddOutbox(p, &state.OutboxRecord{
+		Topic: a.topics.GroupCandidates, Partition: grouping.GroupPartition(m.Feed, m.Key, a.groupParts),
+		Key: a.gRecKey, Value: a.gRecVal,
+	})
+	t := a.touch(p, m.OfferID)
+	t.events = append(t.events, touchedEvent{seq: seq, enc: enc})
 }

@@ -105,6 +105,7 @@ func (a *Applier) refresh(b *state.Batch, p int32, id string, view *feeds.View, 
 		return 0, nil
 	}
 	a.next.FieldHashes = append(a.next.FieldHashes, a.mem.FieldHashes...)
+	a.next.Groups = append(a.next.Groups, a.mem.Groups...)
 	if err := a.emit(b, p, id, view, records.CauseRefresh, 0, now); err != nil {
 		return 0, err
 	}

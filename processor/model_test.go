@@ -157,12 +157,48 @@ func (m *eventModel) apply(r *kgo.Record, ev *records.FeedEvent) {
 	}
 }
 
-// expected evaluates the final truth independently of the stream.
+// groupRef is the plain group-by reference of grouped feeds: per (feed,
+// key) the best candidate so far.
+type groupRef struct {
+	feed, key string
+}
+
+type groupBest struct {
+	id  string
+	val feeds.GroupValue
+	max bool
+}
+
+// better reports whether candidate (id, v) beats b: the smaller (min) or
+// larger (max) value, ties to the lower offer id.
+func (b groupBest) better(id string, v feeds.GroupValue) bool {
+	var c int
+	if v.IsTime {
+		c = v.Time.Compare(b.val.Time)
+	} else {
+		switch {
+		case v.Num < b.val.Num:
+			c = -1
+		case v.Num > b.val.Num:
+			c = 1
+		}
+	}
+	if b.max {
+		c = -c
+	}
+	return c < 0 || c == 0 && id < b.id
+}
+
+// expected evaluates the final truth independently of the stream: every
+// filter from scratch, and for a grouped feed the best candidate of each
+// key (a group-by over the final state).
 func expectedMembers(set *feeds.Set, st synth.State, now time.Time) (map[string]map[member]bool, map[string]map[string][]byte) {
 	eval := set.NewEvaluator()
 	out := map[string]map[member]bool{}
 	rend := map[string]map[string][]byte{}
 	hit := make([]bool, len(set.Feeds()))
+	best := map[groupRef]groupBest{}
+	views := map[string]*feeds.View{}
 	for id, o := range st.Offers {
 		oc := *o
 		records.DerivePrice(&oc)
@@ -174,21 +210,41 @@ func expectedMembers(set *feeds.Set, st synth.State, now time.Time) (map[string]
 			v.Rating = r
 		}
 		eval.Match(v, now, hit)
+		views[id] = v
 		for i, f := range set.Feeds() {
 			if !hit[i] || len(f.Destinations) == 0 {
 				continue
 			}
-			if out[id] == nil {
-				out[id] = map[member]bool{}
-				rend[id] = map[string][]byte{}
+			if f.Grouped() {
+				key, val, pickMax, ok := eval.Group(f, v, now, nil)
+				if !ok {
+					continue
+				}
+				g := groupRef{f.ID, string(key)}
+				if b, seen := best[g]; !seen || b.better(id, val) {
+					best[g] = groupBest{id: id, val: val, max: pickMax}
+				}
+				continue
 			}
-			for _, d := range f.Destinations {
-				out[id][member{f.ID, d}] = true
-			}
-			rend[id][f.ID] = eval.AppendItem(nil, f.Template, v, now)
+			addExpected(out, rend, eval, id, f, v, now)
 		}
 	}
+	for g, b := range best {
+		f, _ := set.Feed(g.feed)
+		addExpected(out, rend, eval, b.id, f, views[b.id], now)
+	}
 	return out, rend
+}
+
+func addExpected(out map[string]map[member]bool, rend map[string]map[string][]byte, eval *feeds.Evaluator, id string, f *feeds.Feed, v *feeds.View, now time.Time) {
+	if out[id] == nil {
+		out[id] = map[member]bool{}
+		rend[id] = map[string][]byte{}
+	}
+	for _, d := range f.Destinations {
+		out[id][member{f.ID, d}] = true
+	}
+	rend[id][f.ID] = eval.AppendItem(nil, f.Template, v, now)
 }
 
 // checkFinal compares the model with the expected final membership and

@@ -44,6 +44,7 @@ type Pipeline struct {
 	tableApplier *Applier    // applies the table records; owns no partition
 	relay        *Relay
 	standby      *standby // follows the changelog of standby partitions (nil: processor.standby_replicas 0)
+	groupIn      *groupInputs // consumes the group topics of the owned partitions (nil: no grouped feed)
 
 	workers    chan struct{} // one token per unit of work running (Processor.Workers)
 	barrier    sync.RWMutex  // units: read; table batches, partition changes, sweep: write
@@ -148,7 +149,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	t := p.cfg.Kafka.Topics
 	producer, err := kgo.NewClient(append(slices.Clone(base),
+		kgo.RecordPartitioner(partitionerFor(t.GroupCandidates, t.GroupDecisions)),
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.RecordRetries(10),
 		kgo.RecordDeliveryTimeout(20*time.Second), // bounds a round, so a revoke (Relay.Quiesce) is bounded
@@ -179,6 +182,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.relay = NewRelay(p.store, producer, p.cfg.Kafka.Topics.Events, p.cfg.Kafka.Topics.Rejects, p.metrics, p.logger)
 	p.relay.ChangelogTopic, p.relay.Changelog = p.cfg.Kafka.Topics.Changelog, clProducer
 	p.relay.Owns = p.owns
+	p.relay.Internal = map[string]bool{t.GroupCandidates: true, t.GroupDecisions: true}
+	if slices.ContainsFunc(p.set.Feeds(), func(f *feeds.Feed) bool { return f.Grouped() }) {
+		if p.groupIn, err = newGroupInputs(p, base); err != nil {
+			return err
+		}
+	}
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -195,6 +204,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		g.Go(func() error { return p.standby.run(ctx) })
 	}
 	g.Go(func() error { return p.relay.Run(ctx) })
+	if p.groupIn != nil {
+		g.Go(func() error { return p.groupIn.run(ctx) })
+	}
 	g.Go(func() error {
 		if err := p.runTables(ctx, base, func(ctx context.Context) error { return p.runOffers(ctx, base) }); err != nil && !errors.Is(err, context.Canceled) {
 			return err

@@ -71,6 +71,12 @@ type Relay struct {
 	// relayed: its new owner restores the partition and re-sends from the
 	// changelog.
 	Owns func(p int32) bool
+	// Internal names feedmill's own topics between partition tasks (the
+	// grouped feeds' candidacies and decisions): their records go to the
+	// partition the outbox record names (the producer partitions them
+	// manually, partitionerFor) and, like events, have a changelog
+	// record deleted once acknowledged.
+	Internal map[string]bool
 }
 
 // NewRelay creates a relay that produces with client (idempotent producer).
@@ -196,6 +202,9 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 					rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: slices.Clone(h.Value)})
 				}
 				ph, isEnd := phaseOutput, false
+				if r.Internal[o.Topic] {
+					rec.Partition = o.Partition
+				}
 				if r.ChangelogTopic != "" && o.Topic == r.ChangelogTopic {
 					rec.Partition = o.Partition
 					ph = phaseState
@@ -298,7 +307,7 @@ func (r *Relay) round(ctx context.Context) (int, error) {
 		if p != state.TablePartition && r.ChangelogTopic != "" {
 			r.ackedNext[p] = last + 1
 			for i := range batch {
-				if s := &batch[i]; s.phase == phaseOutput && s.rec.Topic == r.events {
+				if s := &batch[i]; s.phase == phaseOutput && (s.rec.Topic == r.events || r.Internal[s.rec.Topic]) {
 					r.ackedEvents[p] = append(r.ackedEvents[p], s.seq)
 				}
 			}
@@ -452,7 +461,7 @@ func (r *Relay) settle(ctx context.Context, p int32, batch []sent, ph int) error
 
 // countSent counts an acknowledged outbox record.
 func (r *Relay) countSent(s *sent) {
-	if s.phase != phaseOutput {
+	if s.phase != phaseOutput || r.Internal[s.rec.Topic] {
 		return
 	}
 	if s.rec.Topic != r.events {

@@ -407,7 +407,7 @@ func (a *Applier) RestorePartition(part int32, feed func(apply func(key, value [
 // instance's tables: the restored memberships reflect the previous
 // owner's. No task of part may run meanwhile.
 func restoreState(store *state.Store, topics config.Topics, part int32, feed func(apply func(key, value []byte) error) error) (state.RestoreStats, error) {
-	r, err := store.NewRestore(part, topics.Offers)
+	r, err := store.NewRestore(part, topics.Offers, topics.GroupCandidates, topics.GroupDecisions)
 	if err != nil {
 		return state.RestoreStats{}, err
 	}

@@ -427,12 +427,12 @@ func (s *standby) start(cl *kgo.Client, part int32, start, end int64) (bool, err
 	var f *state.Follower
 	pos, ok, err := store.FollowPosition(part)
 	if err == nil && ok && time.Since(pos.At) < standbyMaxAge && pos.Next >= start && pos.Next <= end {
-		f, err = store.ResumeFollow(part, offers)
+		f, err = store.ResumeFollow(part, offers, s.p.groupTopics()...)
 	}
 	if err == nil && f == nil {
 		// The tombstone sweep waits: it must not delete what is rewritten.
 		s.p.restoreMu.RLock()
-		f, err = store.FollowFromStart(part, offers)
+		f, err = store.FollowFromStart(part, offers, s.p.groupTopics()...)
 		s.p.restoreMu.RUnlock()
 	}
 	if err != nil {
@@ -621,7 +621,7 @@ func (p *Pipeline) promoteStandby(ctx context.Context, base []kgo.Opt, part int3
 		return notReused("changelog records after the follow position deleted")
 	}
 	began := time.Now()
-	f, err := p.store.ResumeFollow(part, p.cfg.Kafka.Topics.Offers)
+	f, err := p.store.ResumeFollow(part, p.cfg.Kafka.Topics.Offers, p.groupTopics()...)
 	if err != nil || f == nil {
 		if err != nil {
 			return false, err

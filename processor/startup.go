@@ -104,6 +104,9 @@ func (p *Pipeline) checkCluster(ctx context.Context, base []kgo.Opt) error {
 	if err := p.ensureChangelog(ctx, adm, want.Partitions["offers"]); err != nil {
 		return err
 	}
+	if err := p.ensureGroupTopics(ctx, adm, want.Partitions["offers"]); err != nil {
+		return err
+	}
 	return p.checkMessageBytes(ctx, adm)
 }
 
@@ -112,31 +115,57 @@ func (p *Pipeline) checkCluster(ctx context.Context, base []kgo.Opt) error {
 // whose partition count differs: changelog partition p is the replica of
 // offers partition p.
 func (p *Pipeline) ensureChangelog(ctx context.Context, adm *kadm.Client, partitions int32) error {
-	topic := p.cfg.Kafka.Topics.Changelog
-	md, err := adm.Metadata(ctx, topic)
-	if err != nil {
-		return fmt.Errorf("read changelog topic %q: %w", topic, err)
-	}
-	if td, ok := md.Topics[topic]; ok && td.Err == nil {
-		if n := int32(len(td.Partitions)); n != partitions {
-			return fmt.Errorf("changelog topic %q has %d partitions, the offers topic %d: they must be equal "+
-				"(delete the changelog topic to have it created again, or set kafka.topics.changelog)", topic, n, partitions)
-		}
-		return nil
-	}
 	// min.compaction.lag.ms keeps the records of an unfinished batch
 	// (which a restore skips) from compacting away the last whole value
 	// of their keys before the partition's next owner supersedes them.
 	compact, maxBytes, lag := "compact", strconv.Itoa(int(p.changelogBatchBytes())), "3600000"
-	resp, err := adm.CreateTopic(ctx, partitions, -1, map[string]*string{"cleanup.policy": &compact,
-		"max.message.bytes": &maxBytes, "min.compaction.lag.ms": &lag}, topic)
+	return p.ensureTopic(ctx, adm, "changelog", p.cfg.Kafka.Topics.Changelog, partitions, map[string]*string{
+		"cleanup.policy": &compact, "max.message.bytes": &maxBytes, "min.compaction.lag.ms": &lag})
+}
+
+// groupTopicRetention keeps the grouped feeds' candidacy and decision
+// records for 7 days: a partition task that stopped longer than that
+// (and whose state is not restored from the changelog) misses records.
+const groupTopicRetention = "604800000"
+
+// ensureGroupTopics creates the grouped feeds' two topics (as many
+// partitions as the offers topic: group partition g and offers partition
+// g are one task) when missing, and refuses them with another count.
+func (p *Pipeline) ensureGroupTopics(ctx context.Context, adm *kadm.Client, partitions int32) error {
+	t := p.cfg.Kafka.Topics
+	del, retention := "delete", groupTopicRetention
+	for _, tp := range []struct{ key, topic string }{{"group_candidates", t.GroupCandidates}, {"group_decisions", t.GroupDecisions}} {
+		if err := p.ensureTopic(ctx, adm, tp.key, tp.topic, partitions, map[string]*string{
+			"cleanup.policy": &del, "retention.ms": &retention}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureTopic creates topic (kafka.topics.<key>) with partitions
+// partitions and configs when it is missing, and refuses one whose
+// partition count differs from the offers topic's.
+func (p *Pipeline) ensureTopic(ctx context.Context, adm *kadm.Client, key, topic string, partitions int32, configs map[string]*string) error {
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("read topic %q (kafka.topics.%s): %w", topic, key, err)
+	}
+	if td, ok := md.Topics[topic]; ok && td.Err == nil {
+		if n := int32(len(td.Partitions)); n != partitions {
+			return fmt.Errorf("topic %q (kafka.topics.%s) has %d partitions, the offers topic %d: they must be equal "+
+				"(delete it to have it created again, or set kafka.topics.%s)", topic, key, n, partitions, key)
+		}
+		return nil
+	}
+	resp, err := adm.CreateTopic(ctx, partitions, -1, configs, topic)
 	if err == nil {
 		err = resp.Err
 	}
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("create changelog topic %q (compacted, %d partitions): %w; create it, or grant feedmill the right to", topic, partitions, err)
+		return fmt.Errorf("create topic %q (kafka.topics.%s, %d partitions): %w; create it, or grant feedmill the right to", topic, key, partitions, err)
 	}
-	p.logger.Info("created the changelog topic", zap.String("topic", topic), zap.Int32("partitions", partitions))
+	p.logger.Info("created a topic", zap.String("topic", topic), zap.String("role", key), zap.Int32("partitions", partitions))
 	return nil
 }
 

@@ -259,7 +259,9 @@ func (p *Pipeline) setTasks(add, remove []int32) error {
 		if p.tasks[part] != nil {
 			continue
 		}
-		a, err := NewApplier(p.applierDeps)
+		deps := p.applierDeps
+		deps.GroupPartitions = p.offersTotal.Load()
+		a, err := NewApplier(deps)
 		if err != nil {
 			return err
 		}
@@ -279,6 +281,9 @@ func (p *Pipeline) setTasks(add, remove []int32) error {
 	slices.Sort(owned)
 	p.owned.Store(&owned)
 	p.wakeJobs()
+	if p.groupIn != nil {
+		errs = append(errs, p.groupIn.change(add, remove))
+	}
 	return errors.Join(errs...)
 }
 

@@ -19,6 +19,51 @@ type Membership struct {
 	// FieldHashes hashes each field of the last emitted view, in the order
 	// the processor defines; empty before the first event.
 	FieldHashes []uint32
+	// Groups holds the offer's standing in each grouped feed it was ever
+	// a candidate of (docs/grouped-feeds.md), in the feed set's order.
+	Groups []GroupStanding
+}
+
+// GroupStanding is an offer's standing in one grouped feed: what its
+// task last announced to the feed's groups (Cand) and what their tasks
+// last decided (Flag). The offer is the feed's member when its filter
+// holds and it won the key it stands in (processor/grouping.Member).
+type GroupStanding struct {
+	FeedID string
+	// Filter is whether the feed's filter held at the last evaluation.
+	Filter bool
+	Cand   Candidacy
+	Flag   GroupFlag
+}
+
+// Candidacy is an offer's standing for one grouped feed: in the group
+// Key with value Order (when Live), as of sequence Seq. Seq grows with
+// every change of the offer's candidacy for the feed.
+type Candidacy struct {
+	Key   string
+	Order Order
+	Live  bool
+	Seq   uint64
+}
+
+// GroupFlag is what an offer's task keeps per grouped feed from the
+// winner decisions: the key of the newest decision applied, whether the
+// offer won it, and that decision's order (the offer's candidacy Seq,
+// then the group's decision counter GSeq).
+type GroupFlag struct {
+	Key       string
+	Won       bool
+	Seq, GSeq uint64
+}
+
+// FindGroup returns the index of feedID in m.Groups, or -1.
+func (m *Membership) FindGroup(feedID string) int {
+	for i := range m.Groups {
+		if m.Groups[i].FeedID == feedID {
+			return i
+		}
+	}
+	return -1
 }
 
 // FeedMembership is the offer's membership in one feed.
@@ -73,6 +118,8 @@ func (m *Membership) Reset() {
 	}
 	m.Feeds = m.Feeds[:0]
 	m.FieldHashes = m.FieldHashes[:0]
+	clear(m.Groups)
+	m.Groups = m.Groups[:0]
 }
 
 // Interner returns the canonical string for b, so decoding memberships does
@@ -188,11 +235,27 @@ func (t internTable) intern(b []byte) string {
 	return n
 }
 
-const membershipVersion = 1
+// Membership encodings: version 1 has no group standings; version 2
+// appends them. A membership without any is written as version 1.
+const (
+	membershipVersion       = 1
+	membershipVersionGroups = 2
+)
+
+// Group standing flag bits.
+const (
+	standingFilter = 1 << iota
+	standingLive
+	standingWon
+)
 
 // AppendMembership appends the encoding of m to dst.
 func AppendMembership(dst []byte, m *Membership) []byte {
-	dst = append(dst, membershipVersion)
+	if len(m.Groups) == 0 {
+		dst = append(dst, membershipVersion)
+	} else {
+		dst = append(dst, membershipVersionGroups)
+	}
 	dst = binary.AppendUvarint(dst, uint64(m.Seq))
 	dst = binary.AppendUvarint(dst, uint64(len(m.Feeds)))
 	for i := range m.Feeds {
@@ -208,6 +271,31 @@ func AppendMembership(dst []byte, m *Membership) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(m.FieldHashes)))
 	for _, h := range m.FieldHashes {
 		dst = binary.BigEndian.AppendUint32(dst, h)
+	}
+	if len(m.Groups) == 0 {
+		return dst
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(m.Groups)))
+	for i := range m.Groups {
+		g := &m.Groups[i]
+		var bits byte
+		if g.Filter {
+			bits |= standingFilter
+		}
+		if g.Cand.Live {
+			bits |= standingLive
+		}
+		if g.Flag.Won {
+			bits |= standingWon
+		}
+		dst = appendString(dst, g.FeedID)
+		dst = append(dst, bits)
+		dst = appendString(dst, g.Cand.Key)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(g.Cand.Order))
+		dst = binary.AppendUvarint(dst, g.Cand.Seq)
+		dst = appendString(dst, g.Flag.Key)
+		dst = binary.AppendUvarint(dst, g.Flag.Seq)
+		dst = binary.AppendUvarint(dst, g.Flag.GSeq)
 	}
 	return dst
 }
@@ -257,7 +345,7 @@ func bytesAt(b []byte, p int) ([]byte, int) {
 // leaves the precise error to decodeMembershipChecked.
 func decodeMembershipFast(b []byte, m *Membership, intern Interner) bool {
 	m.Reset()
-	if len(b) == 0 || b[0] != membershipVersion {
+	if len(b) == 0 || (b[0] != membershipVersion && b[0] != membershipVersionGroups) {
 		return false
 	}
 	seq, p := uvarintAt(b, 1)
@@ -320,21 +408,26 @@ func decodeMembershipFast(b []byte, m *Membership, intern Interner) bool {
 		}
 	}
 	var nh uint64
-	if nh, p = uvarintAt(b, p); p < 0 || (len(b)-p)%4 != 0 || nh != uint64((len(b)-p)/4) {
-		return false
+	if b[0] == membershipVersion {
+		if nh, p = uvarintAt(b, p); p < 0 || (len(b)-p)%4 != 0 || nh != uint64((len(b)-p)/4) {
+			return false
+		}
+		m.FieldHashes = slices.Grow(m.FieldHashes, int(nh))
+		for ; p < len(b); p += 4 {
+			m.FieldHashes = append(m.FieldHashes, binary.BigEndian.Uint32(b[p:]))
+		}
+		return true
 	}
-	m.FieldHashes = slices.Grow(m.FieldHashes, int(nh))
-	for ; p < len(b); p += 4 {
-		m.FieldHashes = append(m.FieldHashes, binary.BigEndian.Uint32(b[p:]))
-	}
-	return true
+	// Version 2: the group standings follow the field hashes; the
+	// checked decoder reads them.
+	return false
 }
 
 // decodeMembershipChecked decodes b with a check and a precise error at
 // every step.
 func decodeMembershipChecked(b []byte, m *Membership, intern Interner) error {
 	m.Reset()
-	if len(b) == 0 || b[0] != membershipVersion {
+	if len(b) == 0 || (b[0] != membershipVersion && b[0] != membershipVersionGroups) {
 		return fmt.Errorf("%w: membership version", ErrCorrupt)
 	}
 	r := reader{b: b[1:]}
@@ -368,6 +461,25 @@ func decodeMembershipChecked(b []byte, m *Membership, intern Interner) error {
 	}
 	for i := uint64(0); i < nh && r.err == nil; i++ {
 		m.FieldHashes = append(m.FieldHashes, r.u32("field hash"))
+	}
+	if b[0] == membershipVersionGroups {
+		ng := r.uvarint("group standings")
+		if ng == 0 || ng > uint64(len(r.b)) {
+			return fmt.Errorf("%w: group standing count %d", ErrCorrupt, ng)
+		}
+		for i := uint64(0); i < ng && r.err == nil; i++ {
+			var g GroupStanding
+			g.FeedID = intern(r.bytes("group feed id"))
+			bits := r.bytes1("group standing bits")
+			g.Filter, g.Cand.Live, g.Flag.Won = bits&standingFilter != 0, bits&standingLive != 0, bits&standingWon != 0
+			g.Cand.Key = string(r.bytes("group key"))
+			g.Cand.Order = Order(r.u64("group order"))
+			g.Cand.Seq = r.uvarint("candidacy seq")
+			g.Flag.Key = string(r.bytes("decided key"))
+			g.Flag.Seq = r.uvarint("decision seq")
+			g.Flag.GSeq = r.uvarint("group decision seq")
+			m.Groups = append(m.Groups, g)
+		}
 	}
 	if r.err != nil {
 		return r.err

@@ -252,3 +252,47 @@ func TestFindFrom(t *testing.T) {
 		}
 	}
 }
+
+func TestMembershipGroupStandings(t *testing.T) {
+	cases := []struct {
+		name string
+		m    Membership
+	}{
+		{"none", Membership{Seq: 7, Feeds: []FeedMembership{{FeedID: "a", Fingerprint: 1, SentAtMs: 2, Destinations: []string{"d"}}}, FieldHashes: []uint32{1, 2}}},
+		{"one live winner", Membership{Seq: 9, Feeds: []FeedMembership{{FeedID: "cheap", Fingerprint: 3, Destinations: []string{"gmc"}}},
+			Groups: []GroupStanding{{FeedID: "cheap", Filter: true, Cand: Candidacy{Key: "p1", Order: OrderFloat(9.5, false), Live: true, Seq: 4},
+				Flag: GroupFlag{Key: "p1", Won: true, Seq: 4, GSeq: 12}}}}},
+		{"left, no feeds", Membership{Groups: []GroupStanding{
+			{FeedID: "cheap", Cand: Candidacy{Seq: 1 << 60}, Flag: GroupFlag{Key: "p\x00é", Seq: 3, GSeq: 1}},
+			{FeedID: "best", Filter: true, Cand: Candidacy{Key: "", Live: true, Seq: 1}}}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := AppendMembership(nil, &c.m)
+			if want := byte(membershipVersion); len(c.m.Groups) == 0 && b[0] != want {
+				t.Fatalf("version %d without groups, want %d", b[0], want)
+			}
+			var got Membership
+			got.Groups = []GroupStanding{{FeedID: "stale"}}
+			if err := DecodeMembership(b, &got, nil); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(c.m) && !(len(got.Groups) == 0 && len(c.m.Groups) == 0) {
+				t.Fatalf("decoded %+v, want %+v", got, c.m)
+			}
+			if len(got.Groups) != len(c.m.Groups) {
+				t.Fatalf("groups %+v, want %+v", got.Groups, c.m.Groups)
+			}
+			for i := range got.Groups {
+				if got.Groups[i] != c.m.Groups[i] {
+					t.Fatalf("group %d: %+v, want %+v", i, got.Groups[i], c.m.Groups[i])
+				}
+			}
+			for n := 1; n < len(b); n++ { // every truncation is an error
+				if err := DecodeMembership(b[:n], &got, nil); err == nil && len(c.m.Groups) > 0 {
+					t.Fatalf("truncated to %d bytes: no error", n)
+				}
+			}
+		})
+	}
+}

@@ -134,6 +134,11 @@ type Options struct {
 	// HostileFraction is the share of offers and sellers carrying hostile
 	// text (default 0.01; negative disables it).
 	HostileFraction float64
+	// Products, when set, is the number of distinct product ids (default
+	// Offers/3) and shapes the stream for grouped feeds: prices on a
+	// coarse grid (many ties), and one title edit in three also moves the
+	// offer to another product. Zero leaves the stream as without it.
+	Products int
 }
 
 // State is the generator's current truth: the latest version of every live
@@ -207,6 +212,9 @@ func New(seed int64, o Options) (*Generator, error) {
 		liveIdx:     make(map[string]int, o.Offers),
 		deletedVer:  make(map[string]int64),
 		productSpan: max(1, o.Offers/3),
+	}
+	if o.Products > 0 {
+		g.productSpan = o.Products
 	}
 	for _, c := range cats {
 		if _, ok := g.tops[c.top]; !ok {
@@ -390,7 +398,7 @@ func (g *Generator) updateOffer(op Op) Change {
 	switch op {
 	case OpPrice:
 		f := 1 + (g.rng.Float64()-0.5)*0.4 // ±20 %
-		o.PriceMinor = max(1, int(math.Round(float64(o.PriceMinor)*f)))
+		o.PriceMinor = g.gridPrice(max(1, int(math.Round(float64(o.PriceMinor)*f))))
 		records.DerivePrice(&o)
 	case OpStock:
 		switch {
@@ -414,6 +422,10 @@ func (g *Generator) updateOffer(op Op) Change {
 			base = base[:i]
 		}
 		o.Title = base + " – " + pick(g.rng, []string{"SALE", "NEW 2025", "free delivery", "last units", "best price", "gift wrap", "outlet"})
+		if g.o.Products > 0 && g.rng.IntN(3) == 0 {
+			pid := "p" + strconv.Itoa(1+g.rng.IntN(g.productSpan))
+			o.ProductID = &pid
+		}
 	case OpDetails:
 		o.Description = g.description(&o, false) + " Updated."
 		o.Images = g.images(o.ID)
@@ -598,6 +610,15 @@ func (g *Generator) newRating(sid string, now time.Time) *records.Rating {
 	}
 }
 
+// gridPrice rounds a price in minor units to the grid of Options.Products
+// streams (multiples of 500, at least 500); others keep it.
+func (g *Generator) gridPrice(minor int) int {
+	if g.o.Products <= 0 {
+		return minor
+	}
+	return max(500, (minor+250)/500*500)
+}
+
 func positivePct(rng *rand.Rand, avg float64) float64 {
 	p := 100 - (5-avg)*15 + rng.NormFloat64()*1.5
 	return math.Round(clamp(p, 0, 100)*10) / 10
@@ -653,7 +674,7 @@ func (g *Generator) newOffer(id string, version int64, updated time.Time) *recor
 	if units > 0 && amount > 10 && g.rng.IntN(2) == 0 {
 		minor = int(math.Round(amount))*int(scale) - 1 // x.99 pricing
 	}
-	o.PriceMinor = max(1, minor)
+	o.PriceMinor = g.gridPrice(max(1, minor))
 	o.Currency = cur.code
 	records.DerivePrice(o)
 

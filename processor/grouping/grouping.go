@@ -6,15 +6,13 @@ import (
 	"github.com/feedmill/feedmill/state"
 )
 
-// Candidacy is an offer's standing for one grouped feed: in the group
-// Key with value Order (when Live), as of sequence Seq. Seq grows with
-// every change of the offer's candidacy for the feed.
-type Candidacy struct {
-	Key   string
-	Order state.Order
-	Live  bool
-	Seq   uint64
-}
+// Candidacy is an offer's standing for one grouped feed (kept in its
+// membership).
+type Candidacy = state.Candidacy
+
+// Flag is what an offer's task keeps per grouped feed from the
+// decisions (kept in its membership).
+type Flag = state.GroupFlag
 
 // Message is a candidacy sent to the group task of Key's partition: the
 // offer stands in (Feed, Key) at Order, or (not Live) left it.
@@ -40,15 +38,17 @@ func GroupPartition(feed, key string, n int32) int32 {
 // key and order when the offer passes the filter and has a key and a
 // value, else not live. No change, no messages. A move to another key
 // sends the leave to the old key and the join to the new one, with one
-// sequence.
-func Next(prev Candidacy, feed, offerID string, partition int32, live bool, key string, order state.Order) (Candidacy, []Message) {
+// sequence: the larger of prev.Seq+1 and floor (a clock in microseconds,
+// so an offer forgotten and created again never reuses a sequence its
+// groups still remember; 0 for none).
+func Next(prev Candidacy, feed, offerID string, partition int32, live bool, key string, order state.Order, floor uint64) (Candidacy, []Message) {
 	if !live {
 		key, order = "", 0
 	}
 	if prev.Live == live && prev.Key == key && prev.Order == order {
 		return prev, nil
 	}
-	next := Candidacy{Key: key, Order: order, Live: live, Seq: prev.Seq + 1}
+	next := Candidacy{Key: key, Order: order, Live: live, Seq: max(prev.Seq+1, floor)}
 	var out []Message
 	if prev.Live && (!live || prev.Key != key) {
 		out = append(out, Message{Feed: feed, Key: prev.Key, OfferID: offerID, Partition: partition, Seq: next.Seq})
@@ -99,23 +99,13 @@ func ApplyCandidacy(b *state.Batch, g int32, m Message) ([]Decision, error) {
 	return out, nil
 }
 
-// Flag is what an offer's task keeps per grouped feed from the
-// decisions: the key of the newest decision applied, whether the offer
-// won it, and that decision's order (the offer's candidacy Seq, then the
-// group's GSeq).
-type Flag struct {
-	Key       string
-	Won       bool
-	Seq, GSeq uint64
-}
-
-// Apply folds decision d into f. Decisions of one group about the offer
+// ApplyDecision folds decision d into f. Decisions of one group about the offer
 // arrive in order, but those of two groups (after a move) interleave, so
 // only a decision newer than the flag counts: a win of a later
 // candidacy, or of the same one in another group (a move's join wins
 // over its leave, which only loses) or later in the same group; a loss
 // of the key the flag holds, later than the flag.
-func (f Flag) Apply(d Decision) Flag {
+func ApplyDecision(f Flag, d Decision) Flag {
 	switch {
 	case d.Won && (d.Seq > f.Seq || d.Seq == f.Seq && (d.Key != f.Key || d.GSeq > f.GSeq)):
 		return Flag{Key: d.Key, Won: true, Seq: d.Seq, GSeq: d.GSeq}

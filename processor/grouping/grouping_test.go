@@ -88,7 +88,7 @@ func TestProtocolEqualsGroupBy(t *testing.T) {
 			d := toOffer[p][0]
 			toOffer[p] = toOffer[p][1:]
 			o := offers[d.OfferID]
-			o.flag = o.flag.Apply(d)
+			o.flag = grouping.ApplyDecision(o.flag, d)
 			return true
 		}
 		for range 600 {
@@ -103,7 +103,7 @@ func TestProtocolEqualsGroupBy(t *testing.T) {
 			default:
 				o.value = rng.IntN(4)
 			}
-			next, msgs := grouping.Next(o.cand, "f", id, o.part, o.live, o.key, state.OrderFloat(float64(o.value), false))
+			next, msgs := grouping.Next(o.cand, "f", id, o.part, o.live, o.key, state.OrderFloat(float64(o.value), false), 0)
 			o.cand = next
 			for _, m := range msgs {
 				g := grouping.GroupPartition(m.Feed, m.Key, groupParts)
@@ -144,5 +144,44 @@ func TestProtocolEqualsGroupBy(t *testing.T) {
 		if err := store.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestRecordsRoundTrip(t *testing.T) {
+	msgs := []grouping.Message{
+		{Feed: "cheap", Key: "p-1", OfferID: "o1", Partition: 7, Seq: 1 << 50, Order: state.OrderFloat(12.5, false), Live: true},
+		{Feed: "f", Key: "", OfferID: "", Partition: 0, Seq: 1},
+		{Feed: "f", Key: "a\x00b", OfferID: "x", Partition: 3, Seq: 2, Order: 9},
+	}
+	for _, m := range msgs {
+		var got grouping.Message
+		if err := grouping.DecodeMessage(grouping.AppendMessageKey(nil, &m), grouping.AppendMessage(nil, &m), &got); err != nil || got != m {
+			t.Fatalf("message %+v: got %+v, %v", m, got, err)
+		}
+		v := grouping.AppendMessage(nil, &m)
+		for n := range len(v) {
+			if err := grouping.DecodeMessage(grouping.AppendMessageKey(nil, &m), v[:n], &got); err == nil {
+				t.Fatalf("message truncated to %d: no error", n)
+			}
+		}
+	}
+	decs := []grouping.Decision{
+		{Feed: "cheap", Key: "p-1", OfferID: "o1", Partition: 4, Won: true, Seq: 3, GSeq: 9},
+		{Feed: "f", Key: "", OfferID: "o", Partition: 0},
+	}
+	for _, d := range decs {
+		var got grouping.Decision
+		v := grouping.AppendDecision(nil, &d)
+		if err := grouping.DecodeDecision([]byte(d.OfferID), v, d.Partition, &got); err != nil || got != d {
+			t.Fatalf("decision %+v: got %+v, %v", d, got, err)
+		}
+		for n := range len(v) {
+			if err := grouping.DecodeDecision([]byte(d.OfferID), v[:n], d.Partition, &got); err == nil {
+				t.Fatalf("decision truncated to %d: no error", n)
+			}
+		}
+	}
+	if err := grouping.DecodeMessage([]byte("nosep"), nil, new(grouping.Message)); err == nil {
+		t.Fatal("key without separator: no error")
 	}
 }
