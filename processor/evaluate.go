@@ -316,17 +316,11 @@ func (a *Applier) groupStage(b *state.Batch, p int32, id string, view *feeds.Vie
 		filter := a.member[i]
 		live, key, order := st.Cand.Live && filter, st.Cand.Key, st.Cand.Order
 		if gf := f.GroupFields(); filter && (!st.Filter || changed == feeds.FieldsAll || (changed|feeds.FieldNow)&gf != 0) {
-			k, val, pickMax, ok := a.eval.Group(f, view, now, a.gkey[:0])
-			a.gkey, live = k, ok
-			if ok {
-				if string(k) != key {
-					key = string(k)
-				}
-				if val.IsTime {
-					order = state.OrderTime(val.Time, pickMax)
-				} else {
-					order = state.OrderFloat(val.Num, pickMax)
-				}
+			var k []byte
+			k, order, live = grouping.Evaluate(a.eval, f, view, now, a.gkey[:0])
+			a.gkey = k
+			if live && string(k) != key {
+				key = string(k)
 			}
 		}
 		next, msgs := grouping.Next(st.Cand, f.ID, id, p, live, key, order, floor)

@@ -4,32 +4,10 @@ import (
 	"context"
 	"testing"
 
-	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/internal/apptest"
 	"github.com/feedmill/feedmill/internal/synth"
 	"github.com/feedmill/feedmill/internal/testenv"
 )
-
-// groupedFeeds are grouped feeds over the synth catalog: the cheapest
-// active offer in stock per product, the newest offer per seller and
-// category (a time), the most expensive per product among active
-// sellers (max), and a numeric key.
-func groupedFeeds() []config.Feed {
-	return []config.Feed{
-		{ID: "cheapest-per-product", Filter: `offer.status == "ACTIVE" && offer.stock > 0 && offer.product_id != nil`,
-			Group: &config.Group{By: "offer.product_id", Pick: config.PickMin, Of: "offer.price"},
-			Template: "google-merchant", Destinations: []string{"gmc-pl"}},
-		{ID: "newest-per-seller-category", Filter: `offer.status == "ACTIVE"`,
-			Group: &config.Group{By: "offer.seller_id + '/' + offer.category", Pick: config.PickMax, Of: "offer.updated_at"},
-			Template: "google-merchant", Destinations: []string{"meta-main"}},
-		{ID: "dearest-per-product-active-seller", Filter: `seller?.status == "ACTIVE" && offer.stock > 0`,
-			Group: &config.Group{By: "offer.product_id", Pick: config.PickMax, Of: "offer.price"},
-			Template: "google-merchant", Destinations: []string{"ceneo"}},
-		{ID: "one-per-price-band", Filter: `offer.stock > 0`,
-			Group: &config.Group{By: "offer.price_minor / 10000", Pick: config.PickMin, Of: "offer.stock"},
-			Template: "google-merchant", Destinations: []string{"gmc-pl", "ceneo"}},
-	}
-}
 
 // TestGroupedFeedsStream: a random stream (price changes on a coarse
 // grid, so ties; stock to 0 and back; offers moving between products;
@@ -45,7 +23,7 @@ func TestGroupedFeedsStream(t *testing.T) {
 	ctx := context.Background()
 	env := testenv.New(t, allTopics...)
 	example, templates := synth.ExampleFeeds()
-	fs := append(append(example, synth.FeedSet(20, 5)...), groupedFeeds()...)
+	fs := append(append(example, synth.FeedSet(20, 5)...), synth.GroupedFeeds()...)
 	cfg := testConfig(t, env, fs, templates)
 	cfg.FullPass.Interval = 0
 

@@ -61,11 +61,11 @@ func TestThreeInstances(t *testing.T) {
 	env := testenv.New(t, allTopics...)
 
 	example, templates := synth.ExampleFeeds()
-	base := testConfig(t, env, append(example, synth.FeedSet(20, 3)...), templates)
+	base := testConfig(t, env, append(append(example, synth.FeedSet(20, 3)...), synth.GroupedFeeds()...), templates)
 	base.FullPass.Interval = 0
 	base.Kafka.SessionTimeout = kfakeMinSessionTimeout
 
-	gen, prod, serde := apptest.ProduceCatalog(t, env, base.Kafka.Topics, int64(seed), synth.Options{Offers: 6000, Sellers: 30})
+	gen, prod, serde := apptest.ProduceCatalog(t, env, base.Kafka.Topics, int64(seed), synth.Options{Offers: 6000, Sellers: 30, Products: 400})
 
 	// produce sends n changes in flushed batches of 100, paced so that
 	// the steps a phase runs happen while the stream flows. It runs on

@@ -43,7 +43,7 @@ type Pipeline struct {
 	applierDeps  ApplierDeps // of every task's applier
 	tableApplier *Applier    // applies the table records; owns no partition
 	relay        *Relay
-	standby      *standby // follows the changelog of standby partitions (nil: processor.standby_replicas 0)
+	standby      *standby     // follows the changelog of standby partitions (nil: processor.standby_replicas 0)
 	groupIn      *groupInputs // consumes the group topics of the owned partitions (nil: no grouped feed)
 
 	workers    chan struct{} // one token per unit of work running (Processor.Workers)

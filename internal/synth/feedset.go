@@ -287,3 +287,25 @@ func ExampleFeeds() ([]config.Feed, []config.Template) {
 	}}
 	return feeds, templates
 }
+
+// GroupedFeeds are grouped feeds over the synth catalog (use it with
+// Options.Products): the cheapest
+// active offer in stock per product, the newest offer per seller and
+// category (a time), the most expensive per product among active
+// sellers (max), and a numeric key.
+func GroupedFeeds() []config.Feed {
+	return []config.Feed{
+		{ID: "cheapest-per-product", Filter: `offer.status == "ACTIVE" && offer.stock > 0 && offer.product_id != nil`,
+			Group:    &config.Group{By: "offer.product_id", Pick: config.PickMin, Of: "offer.price"},
+			Template: "google-merchant", Destinations: []string{"gmc-pl"}},
+		{ID: "newest-per-seller-category", Filter: `offer.status == "ACTIVE"`,
+			Group:    &config.Group{By: "offer.seller_id + '/' + offer.category", Pick: config.PickMax, Of: "offer.updated_at"},
+			Template: "google-merchant", Destinations: []string{"meta-main"}},
+		{ID: "dearest-per-product-active-seller", Filter: `seller?.status == "ACTIVE" && offer.stock > 0`,
+			Group:    &config.Group{By: "offer.product_id", Pick: config.PickMax, Of: "offer.price"},
+			Template: "google-merchant", Destinations: []string{"ceneo"}},
+		{ID: "one-per-price-band", Filter: `offer.stock > 0`,
+			Group:    &config.Group{By: "offer.price_minor / 10000", Pick: config.PickMin, Of: "offer.stock"},
+			Template: "google-merchant", Destinations: []string{"gmc-pl", "ceneo"}},
+	}
+}

@@ -265,7 +265,7 @@ func newEvents(t *testing.T, env *testenv.Env, serde *records.Serde, topic strin
 }
 
 func copyMembership(m *state.Membership) state.Membership {
-	c := state.Membership{Seq: m.Seq, FieldHashes: slices.Clone(m.FieldHashes)}
+	c := state.Membership{Seq: m.Seq, FieldHashes: slices.Clone(m.FieldHashes), Groups: slices.Clone(m.Groups)}
 	for _, f := range m.Feeds {
 		f.Destinations = slices.Clone(f.Destinations)
 		c.Feeds = append(c.Feeds, f)
@@ -280,12 +280,12 @@ func TestFullPass(t *testing.T) {
 	ctx := context.Background()
 	env := testenv.New(t, allTopics...)
 	example, templates := synth.ExampleFeeds()
-	cfg := apptest.Config(t, env, append(example, synth.FeedSet(20, 3)...), templates)
+	cfg := apptest.Config(t, env, append(append(example, synth.FeedSet(20, 3)...), synth.GroupedFeeds()...), templates)
 	cfg.FullPass.Interval = 0
 	cfg.FullPass.Guard = config.Guard{MaxDrop: 0.2, MaxGrowth: 1.0, MinSize: 20}
 	clk := &testClock{}
 
-	gen, prod, serde := apptest.ProduceCatalog(t, env, cfg.Kafka.Topics, 11, synth.Options{Offers: 3000, Sellers: 30, HostileFraction: 0.05})
+	gen, prod, serde := apptest.ProduceCatalog(t, env, cfg.Kafka.Topics, 11, synth.Options{Offers: 3000, Sellers: 30, HostileFraction: 0.05, Products: 300})
 	owner := t
 	pe := startPass(t, owner, env, cfg, clk, nil)
 	seen := map[string]bool{}

@@ -14,6 +14,7 @@ import (
 	"github.com/feedmill/feedmill/feeds"
 	"github.com/feedmill/feedmill/processor"
 	"github.com/feedmill/feedmill/processor/feedstore"
+	"github.com/feedmill/feedmill/processor/grouping"
 	"github.com/feedmill/feedmill/processor/runlog"
 	"github.com/feedmill/feedmill/state"
 )
@@ -220,6 +221,8 @@ func (fp *FullPass) scanInto(ctx context.Context, p int32, now time.Time, pw *fe
 	nowMs := now.UnixMilli()
 	var scanned int64
 	var view feeds.View
+	isMatched := make([]bool, len(list))
+	var gkey []byte
 	err := snap.ScanPartition(ctx, p, fp.intern, func(it *state.ScanItem) error {
 		scanned++
 		if scanned&4095 == 0 {
@@ -243,6 +246,19 @@ func (fp *FullPass) scanInto(ctx context.Context, p int32, now time.Time, pw *fe
 		drift, found, at := false, 0, 0
 		for _, i := range matched {
 			f := list[i]
+			isMatched[i] = true
+			if f.Grouped() {
+				// A grouped feed holds its groups' winners: the offer
+				// is one when its stored standing, still the one a fresh
+				// evaluation gives, won its key. A standing that differs
+				// is drift (the fix sends the fresh candidacy).
+				var win, stale bool
+				win, stale, gkey = groupWinner(ev, f, &view, now, mem, gkey)
+				drift = drift || stale
+				if !win {
+					continue
+				}
+			}
 			counts[i]++
 			t := f.Template
 			// The item is needed for a file or, until drift is found,
@@ -273,6 +289,19 @@ func (fp *FullPass) scanInto(ctx context.Context, p int32, now time.Time, pw *fe
 				drift = true
 			}
 		}
+		if mem != nil {
+			for k := range mem.Groups {
+				// A candidate whose filter no longer holds.
+				if st := &mem.Groups[k]; st.Filter || st.Cand.Live {
+					if f, ok := fp.set.Feed(st.FeedID); !ok || !isMatched[f.Index] {
+						drift = true
+					}
+				}
+			}
+		}
+		for _, i := range matched {
+			isMatched[i] = false
+		}
 		var flags byte
 		if drift || found != nMem {
 			flags |= state.FixReconcile
@@ -293,4 +322,23 @@ func (fp *FullPass) scanInto(ctx context.Context, p int32, now time.Time, pw *fe
 	})
 	fp.metrics.scanned.Add(float64(scanned & 4095))
 	return scanned, err
+}
+
+// groupWinner reports whether an offer that passes grouped feed f's
+// filter is its group's winner as the streaming path decided it (win),
+// and whether its stored standing differs from a fresh evaluation of its
+// candidacy (stale: a fix re-sends it). key is scratch, returned for
+// reuse.
+func groupWinner(ev *feeds.Evaluator, f *feeds.Feed, view *feeds.View, now time.Time, mem *state.Membership, key []byte) (win, stale bool, _ []byte) {
+	var st state.GroupStanding
+	if mem != nil {
+		if j := mem.FindGroup(f.ID); j >= 0 {
+			st = mem.Groups[j]
+		}
+	}
+	key, order, ok := grouping.Evaluate(ev, f, view, now, key[:0])
+	if !st.Filter || st.Cand.Live != ok || ok && (st.Cand.Key != string(key) || st.Cand.Order != order) {
+		return false, true, key
+	}
+	return grouping.Member(st.Cand, st.Flag), false, key
 }

@@ -1,8 +1,11 @@
 package grouping
 
 import (
+	"time"
+
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/feedmill/feedmill/feeds"
 	"github.com/feedmill/feedmill/state"
 )
 
@@ -118,3 +121,17 @@ func ApplyDecision(f Flag, d Decision) Flag {
 // Member reports whether an offer with candidacy c and flag f is its
 // group's member.
 func Member(c Candidacy, f Flag) bool { return c.Live && f.Won && f.Key == c.Key }
+
+// Evaluate evaluates grouped feed f's group.by and group.of for view at
+// now (feeds.Evaluator.Group): the key's text appended to key, and the
+// value's order; ok is false when the offer is in no group.
+func Evaluate(ev *feeds.Evaluator, f *feeds.Feed, view *feeds.View, now time.Time, key []byte) ([]byte, state.Order, bool) {
+	key, val, pickMax, ok := ev.Group(f, view, now, key)
+	if !ok {
+		return key, 0, false
+	}
+	if val.IsTime {
+		return key, state.OrderTime(val.Time, pickMax), true
+	}
+	return key, state.OrderFloat(val.Num, pickMax), true
+}
