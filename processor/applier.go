@@ -112,6 +112,7 @@ type Applier struct {
 	grouped         []int
 	groupParts      int32
 	decision        *grouping.Decision
+	memLoaded       bool // a.mem holds the membership of the offer evaluated next
 	gkey            []byte
 	gRecKey         []byte
 	gRecVal         []byte

@@ -30,7 +30,9 @@ func (a *Applier) evaluateChanged(b *state.Batch, p int32, id string, view *feed
 	if err := a.usePartition(p); err != nil {
 		return err
 	}
-	if _, err := b.GetMembership(p, id, &a.mem, a.intern); err != nil {
+	if a.memLoaded { // by applyDecision, for this offer
+		a.memLoaded = false
+	} else if _, err := b.GetMembership(p, id, &a.mem, a.intern); err != nil {
 		return err
 	}
 	list := a.set.Feeds()
@@ -57,8 +59,10 @@ func (a *Applier) evaluateChanged(b *state.Batch, p int32, id string, view *feed
 		// standing's (a candidate that lost passes it too).
 		for _, i := range a.grouped {
 			a.prevMember[i] = false
-			if j := a.mem.FindGroup(list[i].ID); j >= 0 {
-				a.prevMember[i] = a.mem.Groups[j].Filter
+		}
+		for j := range a.mem.Groups {
+			if f, ok := a.set.Feed(a.mem.Groups[j].FeedID); ok && f.Grouped() {
+				a.prevMember[f.Index] = a.mem.Groups[j].Filter
 			}
 		}
 		a.eval.MatchChanged(view, now, changed, a.prevMember, a.member)
@@ -303,11 +307,16 @@ func (a *Applier) groupStage(b *state.Batch, p int32, id string, view *feeds.Vie
 	list := a.set.Feeds()
 	floor := uint64(now.UnixMicro())
 	dirty := false
+	j := 0 // the stored standings are in feed order, like a.grouped
 	for _, i := range a.grouped {
 		f := list[i]
 		st := state.GroupStanding{FeedID: f.ID}
-		if j := a.mem.FindGroup(f.ID); j >= 0 {
+		for j < len(a.mem.Groups) && a.groupIndex(a.mem.Groups[j].FeedID) < i {
+			j++ // a feed no longer grouped, or this offer's standing of none
+		}
+		if j < len(a.mem.Groups) && a.mem.Groups[j].FeedID == f.ID {
 			st = a.mem.Groups[j]
+			j++
 		}
 		old := st
 		if d := a.decision; d != nil && d.Feed == f.ID {
@@ -342,6 +351,15 @@ func (a *Applier) groupStage(b *state.Batch, p int32, id string, view *feeds.Vie
 		dirty = true // a standing of a feed no longer grouped is dropped
 	}
 	return dirty
+}
+
+// groupIndex is the index of grouped feed id, or -1 for a feed no longer
+// configured (its standing is dropped).
+func (a *Applier) groupIndex(id string) int {
+	if f, ok := a.set.Feed(id); ok {
+		return f.Index
+	}
+	return -1
 }
 
 // sendCandidacy stages candidacy m for the group partition of its key,

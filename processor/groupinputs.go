@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -75,6 +76,7 @@ func (gi *groupInputs) change(add, remove []int32) error {
 			}
 			if off, ok := stored[part]; ok {
 				offs[t][part] = kgo.NewOffset().At(off)
+				gi.p.metrics.committed.WithLabelValues(t, strconv.Itoa(int(part))).Set(float64(off))
 			} else {
 				offs[t][part] = kgo.NewOffset().AtStart()
 			}

@@ -103,8 +103,8 @@ func (a *Applier) applyDecision(b *state.Batch, r *kgo.Record, now time.Time) er
 		}
 		view = &a.view
 	}
-	a.decision = &d
-	defer func() { a.decision = nil }()
+	a.decision, a.memLoaded = &d, true
+	defer func() { a.decision, a.memLoaded = nil, false }()
 	return a.evaluateChanged(b, p, id, view, 0, records.CauseChange, r.Timestamp.UnixMilli(), now)
 }
 

@@ -520,7 +520,8 @@ func BenchmarkFullPassScale(b *testing.B) {
 // from start until every partition is committed at its end, the outbox is
 // empty and no job is pending) with one instance at 10 feeds and, at 1300
 // feeds, one instance with processor.workers 1 and 2 and three instances
-// in one group (default workers each). Every instance starts on a fresh
+// in one group (default workers each), and one instance at 1300 feeds of
+// which 100 are grouped (groupedFeedSet). Every instance starts on a fresh
 // state dir at the same time; with three, partitions assigned first to
 // one instance move during the first rebalances (and are restored from
 // the changelog) as the others join.
@@ -530,11 +531,13 @@ func BenchmarkDrainInstances(b *testing.B) {
 		name             string
 		feeds, instances int
 		workers          int // 0: default (GOMAXPROCS)
+		grouped          int // of the feeds, with a group (groupedFeedSet)
 	}{
-		{"feeds=10/instances=1", 10, 1, 0},
-		{"feeds=1300/instances=1/workers=1", 1300, 1, 1},
-		{"feeds=1300/instances=1/workers=2", 1300, 1, 2},
-		{"feeds=1300/instances=3", 1300, 3, 0},
+		{"feeds=10/instances=1", 10, 1, 0, 0},
+		{"feeds=1300/instances=1/workers=1", 1300, 1, 1, 0},
+		{"feeds=1300/instances=1/workers=2", 1300, 1, 2, 0},
+		{"feeds=1300/instances=3", 1300, 3, 0, 0},
+		{"feeds=1300/grouped=100/instances=1", 1300, 1, 0, 100},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -549,9 +552,11 @@ func BenchmarkDrainInstances(b *testing.B) {
 				group := fmt.Sprintf("drain-%d", i)
 				var cfgs []*config.Config
 				for k := range c.instances {
-					cfg := apptest.ScaleConfig(b, s.env, scaleFeeds(c.feeds))
+					cfg := apptest.ScaleConfig(b, s.env, groupedFeedSet(c.feeds, c.grouped))
 					cfg.Kafka.GroupID = group
 					cfg.Kafka.Topics.Changelog = group + "-changelog"
+					cfg.Kafka.Topics.GroupCandidates = group + "-group-candidates"
+					cfg.Kafka.Topics.GroupDecisions = group + "-group-decisions"
 					cfg.Kafka.InstanceID = fmt.Sprintf("%s-%d", group, k)
 					if c.workers > 0 {
 						cfg.Processor.Workers = c.workers

@@ -579,6 +579,28 @@ func procsIdle(adm *kadm.Client, cfg *config.Config, procs []*Proc) (bool, strin
 			return false, fmt.Sprintf("offers partition %d: committed %d of %d", part, c, end)
 		}
 	}
+	// The grouped feeds' topics: each partition consumed to its end by
+	// its owner (the largest committed offset any process reports).
+	for _, topic := range []string{cfg.Kafka.Topics.GroupCandidates, cfg.Kafka.Topics.GroupDecisions} {
+		ends, err := Ends(ctx, adm, topic)
+		if err != nil {
+			return false, err.Error()
+		}
+		for part, end := range ends {
+			if end <= 0 {
+				continue
+			}
+			best := -1.0
+			for _, p := range procs {
+				if v, ok := p.Metric(fmt.Sprintf("feedmill_committed_offset{partition=%q,topic=%q}", strconv.Itoa(int(part)), topic)); ok {
+					best = max(best, v)
+				}
+			}
+			if best < float64(end) {
+				return false, fmt.Sprintf("%s partition %d: consumed %v of %d", topic, part, best, end)
+			}
+		}
+	}
 	for _, p := range procs {
 		depth, f1 := p.Metric("feedmill_outbox_depth")
 		jobs, f2 := p.Metric("feedmill_seller_jobs_pending")
