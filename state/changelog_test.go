@@ -190,10 +190,12 @@ func TestChangelogOffsetAndAcked(t *testing.T) {
 			t.Errorf("acked %d: got %d %v", seq, got, err)
 		}
 	}
-	for _, bad := range [][]byte{nil, {0x80}, {1, 2}} {
+	for _, bad := range [][]byte{nil, {0x80}, {1, 0x80}} { // {1, 2} is two offsets (TestChangelogOffsets)
 		if _, err := state.DecodeChangelogOffset(bad); !errors.Is(err, state.ErrChangelogCorrupt) {
 			t.Errorf("offset %x: err %v", bad, err)
 		}
+	}
+	for _, bad := range [][]byte{nil, {0x80}, {1, 2}} {
 		if _, err := state.DecodeChangelogAcked(bad); !errors.Is(err, state.ErrChangelogCorrupt) {
 			t.Errorf("acked %x: err %v", bad, err)
 		}

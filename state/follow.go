@@ -20,12 +20,13 @@ import (
 // instance does not own, the copy of what a restore (NewRestore) of p's
 // changelog would leave, batch by batch: the offers and tombstones, the
 // memberships, the seller index, the tombstone index entries, the feed
-// counts, the stored offset of the offers topic and the outbox holding
-// exactly the unacknowledged events. After each complete batch (the
-// records up to and including an offset record "c") the partition's keys
-// are those a restore of the changelog up to that record writes (the next
-// outbox sequence is at least the restore's: sequences never go back),
-// committed in one Pebble batch with the follow position ('z' 'f' p): the
+// counts, the places, candidates and winners of group partition p, the
+// stored offsets of the offers topic and of the extra input topics and
+// the outbox holding exactly the unacknowledged events. After each
+// complete batch (the records up to and including an offset record "c")
+// the partition's keys are those a restore of the changelog up to that
+// record writes (the next outbox sequence is at least the restore's:
+// sequences never go back), committed in one Pebble batch with the follow position ('z' 'f' p): the
 // changelog offset after that batch, from which the follower resumes
 // after a restart (ResumeFollow) and from which a promotion catches up.
 //
@@ -133,6 +134,7 @@ type Follower struct {
 	s           *Store
 	p           int32
 	offersTopic string
+	extraTopics []string // as NewRestore's
 
 	// MaxPending bounds the bytes of an unfinished batch held in memory;
 	// a larger batch is applied in parts (DefaultFollowPending when 0).
@@ -168,7 +170,8 @@ type Follower struct {
 	newAcked  uint64
 	offset    int64
 	hasOffset bool
-	offsetSet bool // the batch had an offset record
+	extra     []int64 // the extra offsets of the batch's offset record
+	offsetSet bool    // the batch had an offset record
 
 	key, key2 []byte
 	offer     records.Offer
@@ -183,15 +186,15 @@ type followRecord struct {
 }
 
 // ResumeFollow returns a Follower of offers partition p (whose input is
-// partition p of offersTopic) that continues from p's follow position, or
-// nil when p has none (FollowPosition). It reads p's outbox (the
-// unacknowledged events).
-func (s *Store) ResumeFollow(p int32, offersTopic string) (*Follower, error) {
+// partition p of offersTopic and of each of extraTopics, as for
+// NewRestore) that continues from p's follow position, or nil when p has
+// none (FollowPosition). It reads p's outbox (the unacknowledged events).
+func (s *Store) ResumeFollow(p int32, offersTopic string, extraTopics ...string) (*Follower, error) {
 	pos, ok, err := s.FollowPosition(p)
 	if err != nil || !ok {
 		return nil, err
 	}
-	f := newFollower(s, p, offersTopic)
+	f := newFollower(s, p, offersTopic, extraTopics)
 	f.read, f.applied, f.acked, f.newAcked = pos.Next, pos.Next, pos.Acked, pos.Acked
 	// The outbox holds the "e" records above the watermark, as they were.
 	prefix := outboxPrefix(nil, p)
@@ -217,12 +220,13 @@ func (s *Store) ResumeFollow(p int32, offersTopic string) (*Follower, error) {
 	return f, nil
 }
 
-// FollowFromStart returns a Follower of offers partition p that starts
+// FollowFromStart returns a Follower of offers partition p (whose input
+// is partition p of offersTopic and of each of extraTopics) that starts
 // from the beginning of the changelog: it wipes p's state as NewRestore
 // does (p is marked as being restored until the first batch end is
 // applied) and forgets that this state dir wrote p's changelog
 // (ChangelogWritten) and p's follow position.
-func (s *Store) FollowFromStart(p int32, offersTopic string) (*Follower, error) {
+func (s *Store) FollowFromStart(p int32, offersTopic string, extraTopics ...string) (*Follower, error) {
 	b := s.db.NewBatch()
 	for _, kind := range []byte{metaChangelogWritten, metaFollow} {
 		if err := b.Delete(metaPartitionKey(nil, kind, p), nil); err != nil {
@@ -235,18 +239,18 @@ func (s *Store) FollowFromStart(p int32, offersTopic string) (*Follower, error) 
 	if err != nil {
 		return nil, fmt.Errorf("follow partition %d: %w", p, err)
 	}
-	r, err := s.NewRestore(p, offersTopic)
+	r, err := s.NewRestore(p, offersTopic, extraTopics...)
 	if err != nil {
 		return nil, fmt.Errorf("follow partition %d: %w", p, err)
 	}
 	r.Abort() // the wipe is committed; p stays marked
-	f := newFollower(s, p, offersTopic)
+	f := newFollower(s, p, offersTopic, extraTopics)
 	f.spill, f.marked, f.complete = s.db.NewIndexedBatch(), true, true
 	return f, nil
 }
 
-func newFollower(s *Store, p int32, offersTopic string) *Follower {
-	f := &Follower{s: s, p: p, offersTopic: offersTopic,
+func newFollower(s *Store, p int32, offersTopic string, extraTopics []string) *Follower {
+	f := &Follower{s: s, p: p, offersTopic: offersTopic, extraTopics: slices.Clone(extraTopics),
 		oEvents: map[string]restoreEvent{}, oBySeq: map[uint64][]string{}, eEvents: map[uint64][]byte{},
 		out: map[uint64]bool{}, touched: map[uint64]bool{}, deltas: map[string]int64{}, names: internTable{}}
 	f.intern = f.names.intern
@@ -397,12 +401,16 @@ func (f *Follower) apply(key, value []byte) error {
 		}
 		f.offsetSet = true
 		if len(value) == 0 {
-			f.offset, f.hasOffset = 0, false
+			f.offset, f.hasOffset, f.extra = 0, false, f.extra[:0]
 			return nil
 		}
-		off, err := DecodeChangelogOffset(value)
-		f.offset, f.hasOffset = off, err == nil
+		off, extra, err := decodeChangelogOffsets(value, f.extra)
+		f.offset, f.hasOffset, f.extra = off, err == nil, extra
 		return err
+	case ChangelogKindPlace:
+		return f.applyPlace(key, value)
+	case ChangelogKindWinner:
+		return f.applyWinner(key, value)
 	case ChangelogKindEvent:
 		if len(key) != 9 {
 			return fmt.Errorf("%w: key %q", ErrChangelogCorrupt, key)
@@ -505,6 +513,75 @@ func (f *Follower) applyOffer(id, value []byte) error {
 	return nil
 }
 
+// applyPlace applies a "p" record: the place key of group partition p,
+// and its candidate key (deleted for the old place when it was live,
+// written for the new one when it is live), as a restore's Finish leaves
+// them.
+func (f *Follower) applyPlace(key, value []byte) error {
+	n := groupPartLen(key[1:])
+	if n < 0 {
+		return fmt.Errorf("%w: group place key %q", ErrChangelogCorrupt, key)
+	}
+	if len(value) > 0 && !groupValueOK(ChangelogKindPlace, value) {
+		return fmt.Errorf("%w: group place %q: value %x", ErrChangelogCorrupt, key[1:], value)
+	}
+	f.key = appendPartition(append(f.key[:0], prefixPlace), f.p)
+	f.key = append(f.key, key[1:]...)
+	old, closer, err := f.spill.Get(f.key)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		old, closer, err = nil, nil, nil
+	case err != nil:
+		return err
+	}
+	same := bytes.Equal(old, value)
+	var oldLive bool
+	if old != nil && !same {
+		f.key2, oldLive, err = appendCandidateOfPlace(f.key2[:0], f.key, old)
+	}
+	if closer != nil {
+		err = errors.Join(err, closer.Close())
+	}
+	if err != nil || same {
+		return err
+	}
+	if oldLive {
+		if err := f.spill.Delete(f.key2, nil); err != nil {
+			return err
+		}
+	}
+	if len(value) == 0 {
+		return f.spill.Delete(f.key, nil)
+	}
+	var live bool
+	if f.key2, live, err = appendCandidateOfPlace(f.key2[:0], f.key, value); err != nil {
+		return err
+	}
+	if live {
+		if err := f.spill.Set(f.key2, nil, nil); err != nil {
+			return err
+		}
+	}
+	return f.spill.Set(f.key, value, nil)
+}
+
+// applyWinner applies a "w" record: the decided winner key of a group of
+// group partition p.
+func (f *Follower) applyWinner(key, value []byte) error {
+	if n := groupPartLen(key[1:]); n != len(key)-1 {
+		return fmt.Errorf("%w: group winner key %q", ErrChangelogCorrupt, key)
+	}
+	if len(value) > 0 && !groupValueOK(ChangelogKindWinner, value) {
+		return fmt.Errorf("%w: group winner %q: value %x", ErrChangelogCorrupt, key[1:], value)
+	}
+	f.key = appendPartition(append(f.key[:0], prefixWinner), f.p)
+	f.key = append(f.key, key[1:]...)
+	if len(value) == 0 {
+		return f.spill.Delete(f.key, nil)
+	}
+	return f.spill.Set(f.key, value, nil)
+}
+
 func (f *Follower) setOrDelete(key, val []byte) error {
 	if val == nil {
 		return f.spill.Delete(key, nil)
@@ -601,6 +678,19 @@ func (f *Follower) finishBatch(next int64) error {
 		}
 		if err != nil {
 			return err
+		}
+		// As a restore: an extra topic's offset the record does not
+		// carry (or carries as negative) is not stored.
+		for i, topic := range f.extraTopics {
+			f.key = offsetKey(f.key[:0], topic, p)
+			if f.hasOffset && i < len(f.extra) && f.extra[i] >= 0 {
+				err = b.Set(f.key, binary.BigEndian.AppendUint64(nil, uint64(f.extra[i])), nil)
+			} else {
+				err = b.Delete(f.key, nil)
+			}
+			if err != nil {
+				return err
+			}
 		}
 	}
 

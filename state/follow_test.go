@@ -250,6 +250,31 @@ func hasOfferEvents(t *testing.T, log []changelogRecord) bool {
 	return false
 }
 
+// mergeBatches puts the records of each batch of b (but its offset
+// record) before the offset record of the same batch of a: a log of both
+// writers' records, a's offsets. Batches of b past a's end are dropped.
+func mergeBatches(a, b []changelogRecord) []changelogRecord {
+	var bodies [][]changelogRecord
+	var cur []changelogRecord
+	for _, r := range b {
+		if bytes.Equal(r.key, state.ChangelogOffsetKey) {
+			bodies, cur = append(bodies, cur), nil
+			continue
+		}
+		cur = append(cur, r)
+	}
+	out := make([]changelogRecord, 0, len(a)+len(b))
+	batch := 0
+	for _, r := range a {
+		if bytes.Equal(r.key, state.ChangelogOffsetKey) && batch < len(bodies) {
+			out = append(out, bodies[batch]...)
+			batch++
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 // followMode is how a test hands the changelog to a Follower.
 type followMode struct {
 	name string
@@ -341,6 +366,16 @@ func TestFollowMatchesRestore(t *testing.T) {
 			log  []changelogRecord
 		}{fmt.Sprintf("random %d", seed), randomLog(t, seed, 30)})
 	}
+	for i := range 2 {
+		seed := uint64(i + 1)
+		// A group task's records (TestGroupChangelogProperty) among
+		// an offer task's.
+		groups := sourceGroupLog(t, seed, 20, p).log
+		cases = append(cases, struct {
+			name string
+			log  []changelogRecord
+		}{fmt.Sprintf("offers and groups %d", seed), mergeBatches(randomLog(t, seed+4, 20), groups)})
+	}
 	for _, tc := range cases {
 		for _, mode := range followModes {
 			t.Run(tc.name+"/"+mode.name, func(t *testing.T) { followLog(t, p, other, tc.log, mode) })
@@ -375,6 +410,7 @@ func followLog(t *testing.T, p, other int32, log []changelogRecord, mode followM
 		b.AddOutbox(other, &state.OutboxRecord{Topic: "events", Key: []byte("q1")})
 		must(t, b.Commit(true))
 		_ = b.Close()
+		putGroupJunk(t, s, p, other)
 		must(t, s.SetChangelogWritten(p, 12345))
 		untouched = dumpKeys(t, s, func(k []byte) bool { return !partitionScoped(p)(k) && !bytes.HasPrefix(k, []byte("zq")) })
 	}

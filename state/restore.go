@@ -17,15 +17,16 @@ import (
 // this plus the events it remembers.
 const restoreBatchBytes = 4 << 20
 
-// Restore rebuilds the state of one offers partition p from its changelog
-// (see ChangelogOfferKey): NewRestore wipes p, Apply applies the changelog
+// Restore rebuilds the state of one offers partition p, and of group
+// partition p (the same task's), from its changelog (see
+// ChangelogOfferKey): NewRestore wipes p, Apply applies the changelog
 // records in log order, Finish rebuilds what the changelog does not carry
 // and commits. A Restore is not safe for concurrent use.
 //
 // The caller must keep every other writer of p away while a Restore of p
-// is open: no batch touching p's offers, memberships or outbox commits and
-// the relay neither scans nor deletes p's outbox until Finish or Abort
-// returns. Restores of different partitions, and writes of other
+// is open: no batch touching p's offers, memberships, groups or outbox
+// commits and the relay neither scans nor deletes p's outbox until Finish
+// or Abort returns. Restores of different partitions, and writes of other
 // partitions, may go on (p's feed counts are p's own keys: a caller that
 // keeps them in memory takes RestoreStats.Counts).
 //
@@ -38,6 +39,9 @@ type Restore struct {
 	s           *Store
 	p           int32
 	offersTopic string
+	// extraTopics are the other input topics of p's task, in the order
+	// of the extra offsets of a "c" record.
+	extraTopics []string
 
 	b   *pebble.Batch
 	key []byte
@@ -47,6 +51,7 @@ type Restore struct {
 	seqEvents map[uint64][]byte
 	offset    int64
 	hasOffset bool
+	extra     []int64 // the extra offsets of the last "c" record
 	acked     uint64
 	bytes     int64
 	done      bool
@@ -71,6 +76,16 @@ type RestoreStats struct {
 	// HasOffset (the changelog had a "c" record).
 	Offset    int64
 	HasOffset bool
+	// ExtraOffsets holds the restored next offset of each extra input
+	// topic (NewRestore's extraTopics, in that order), -1 where none was
+	// restored (no "c" record, or one without that topic's offset): the
+	// stored offsets of those topics for p are these (nil without extra
+	// topics).
+	ExtraOffsets []int64
+	// Places counts the restored group places of group partition p (live
+	// or not), Candidates the live ones (each got its candidate key back)
+	// and Winners the restored decided winners.
+	Places, Candidates, Winners int64
 	// Bytes is the total size of the changelog values applied.
 	Bytes int64
 	// Counts is the restored live member count of each feed in the
@@ -82,15 +97,18 @@ type RestoreStats struct {
 var ErrRestoreDone = errors.New("restore already finished")
 
 // NewRestore starts restoring offers partition p, whose input is
-// partition p of offersTopic. It wipes p's state: offers ('o' p), their
-// memberships ('m' p), the seller index ('x' p), the tombstone index
-// entries of p's offers ('t'), p's outbox ('q' p) and the stored offset of
-// offersTopic p and p's feed counts ('l' p). Seller jobs are not
-// touched. The wipe is committed (without sync) before NewRestore returns;
-// see Restore for what a crash leaves. Errors come from Pebble or from a
-// stored value that does not decode (ErrCorrupt).
-func (s *Store) NewRestore(p int32, offersTopic string) (*Restore, error) {
-	r := &Restore{s: s, p: p, offersTopic: offersTopic, b: s.db.NewBatch(),
+// partition p of offersTopic and of each of extraTopics (the other input
+// topics of p's task: the "c" record carries their offsets in this
+// order). It wipes p's state: offers ('o' p), their memberships ('m' p),
+// the seller index ('x' p), the tombstone index entries of p's offers
+// ('t'), p's outbox ('q' p), the candidates, places and winners of group
+// partition p ('g' p, 'h' p, 'w' p), the stored offsets of partition p of
+// offersTopic and extraTopics and p's feed counts ('l' p). Seller jobs
+// are not touched. The wipe is committed (without sync) before
+// NewRestore returns; see Restore for what a crash leaves. Errors come
+// from Pebble or from a stored value that does not decode (ErrCorrupt).
+func (s *Store) NewRestore(p int32, offersTopic string, extraTopics ...string) (*Restore, error) {
+	r := &Restore{s: s, p: p, offersTopic: offersTopic, extraTopics: slices.Clone(extraTopics), b: s.db.NewBatch(),
 		events: map[string]restoreEvent{}, seqEvents: map[uint64][]byte{}}
 	if err := r.wipe(); err != nil {
 		r.Abort()
@@ -114,9 +132,15 @@ func (r *Restore) wipe() error {
 	if err := r.b.Delete(offsetKey(nil, r.offersTopic, p), nil); err != nil {
 		return err
 	}
+	for _, topic := range r.extraTopics {
+		if err := r.b.Delete(offsetKey(nil, topic, p), nil); err != nil {
+			return err
+		}
+	}
 	for _, prefix := range [][]byte{
 		offerKey(nil, p, ""), membershipKey(nil, p, ""), partitionPrefix(prefixIndex, p), outboxPrefix(nil, p),
 		partitionPrefix(prefixCount, p),
+		partitionPrefix(prefixCandidate, p), partitionPrefix(prefixPlace, p), partitionPrefix(prefixWinner, p),
 	} {
 		if err := r.b.DeleteRange(prefix, prefixEnd(prefix), nil); err != nil {
 			return err
@@ -202,10 +226,12 @@ func (r *Restore) flush(wo *pebble.WriteOptions) error {
 // of a key replaces an earlier one, and a nil (or empty) value deletes.
 // "o" offerID writes (or deletes) the offer key and the membership key of
 // the offer as the value carries them, and remembers the offer's event (a
-// value without one, or a nil value, forgets it); "c" remembers the offset
-// of the offers partition, "a" the acknowledged outbox sequence. Writes
-// are committed (without sync) in batches of about 4 MiB. key and value
-// are not retained. It returns an error wrapping ErrChangelogCorrupt for a
+// value without one, or a nil value, forgets it); "p" and "w" write (or
+// delete) the place or the decided winner of a group of group partition
+// p; "c" remembers the offsets of the offers partition and of the extra
+// topics, "a" the acknowledged outbox sequence. Writes are committed
+// (without sync) in batches of about 4 MiB. key and value are not
+// retained. It returns an error wrapping ErrChangelogCorrupt for a
 // record it cannot decode (or an unknown key), ErrRestoreDone after
 // Finish or Abort; after an error, Abort.
 func (r *Restore) Apply(key, value []byte) error {
@@ -225,11 +251,13 @@ func (r *Restore) Apply(key, value []byte) error {
 		case len(key) != 1:
 			err = fmt.Errorf("%w: key %q", ErrChangelogCorrupt, key)
 		case len(value) == 0:
-			r.offset, r.hasOffset = 0, false
+			r.offset, r.hasOffset, r.extra = 0, false, r.extra[:0]
 		default:
-			r.offset, err = DecodeChangelogOffset(value)
+			r.offset, r.extra, err = decodeChangelogOffsets(value, r.extra)
 			r.hasOffset = err == nil
 		}
+	case ChangelogKindPlace, ChangelogKindWinner:
+		err = r.applyGroup(key, value)
 	case ChangelogKindEvent:
 		switch {
 		case len(key) != 9:
@@ -305,9 +333,11 @@ func (r *Restore) applyOffer(id, value []byte) error {
 }
 
 // Finish completes the restore: it rebuilds p's seller index from the
-// restored live offers (decoded with the store's codec) and the tombstone
-// index from the restored offer tombstones; sets the stored offset of the
-// offers topic partition p when the changelog had one; puts the
+// restored live offers (decoded with the store's codec), the tombstone
+// index from the restored offer tombstones and the candidate keys of
+// group partition p from the restored live places; sets the stored offset
+// of the offers topic partition p, and those of the extra topics the
+// record carries (not negative ones), when the changelog had one; puts the
 // remembered events whose sequence is at or above the acknowledged
 // watermark back in p's outbox at their sequences; raises p's next outbox
 // sequence to the largest of the last of those + 1, the watermark and its
@@ -336,6 +366,9 @@ func (r *Restore) finish() (RestoreStats, error) {
 	if err := r.rebuildIndexes(&st); err != nil {
 		return st, err
 	}
+	if err := r.rebuildCandidates(&st); err != nil {
+		return st, err
+	}
 	counts, n, err := r.memberCounts()
 	if err != nil {
 		return st, err
@@ -349,9 +382,26 @@ func (r *Restore) finish() (RestoreStats, error) {
 			return st, err
 		}
 	}
+	if len(r.extraTopics) > 0 {
+		st.ExtraOffsets = make([]int64, len(r.extraTopics))
+		for i := range st.ExtraOffsets {
+			st.ExtraOffsets[i] = -1
+		}
+	}
 	if r.hasOffset {
 		if err := r.b.Set(offsetKey(nil, r.offersTopic, p), binary.BigEndian.AppendUint64(nil, uint64(r.offset)), nil); err != nil {
 			return st, err
+		}
+		for i, topic := range r.extraTopics {
+			if i < len(r.extra) && r.extra[i] >= 0 {
+				st.ExtraOffsets[i] = r.extra[i]
+				err = r.b.Set(offsetKey(key[:0], topic, p), binary.BigEndian.AppendUint64(nil, uint64(r.extra[i])), nil)
+			} else {
+				err = r.b.Delete(offsetKey(key[:0], topic, p), nil) // wiped already
+			}
+			if err != nil {
+				return st, err
+			}
 		}
 	}
 	events := make([]restoreEvent, 0, len(r.events)+len(r.seqEvents))
@@ -462,6 +512,94 @@ func (r *Restore) rebuildIndexes(st *RestoreStats) error {
 		}
 	}
 	return it.Error()
+}
+
+// applyGroup applies a "p" (place) or "w" (winner) record: it writes or
+// deletes the 'h' or 'w' key of group partition p.
+func (r *Restore) applyGroup(key, value []byte) error {
+	kind := key[0]
+	n := groupPartLen(key[1:])
+	if n < 0 || kind == ChangelogKindWinner && n != len(key)-1 {
+		return fmt.Errorf("%w: group %s key %q", ErrChangelogCorrupt, groupKindName(kind), key)
+	}
+	prefix := byte(prefixPlace)
+	if kind == ChangelogKindWinner {
+		prefix = prefixWinner
+	}
+	r.key = appendPartition(append(r.key[:0], prefix), r.p)
+	r.key = append(r.key, key[1:]...)
+	if len(value) == 0 {
+		return r.b.Delete(r.key, nil)
+	}
+	if !groupValueOK(kind, value) {
+		return fmt.Errorf("%w: group %s %q: value %x", ErrChangelogCorrupt, groupKindName(kind), key[1:], value)
+	}
+	return r.b.Set(r.key, value, nil)
+}
+
+// rebuildCandidates writes the candidate key of every restored live
+// place of group partition p and counts the places and winners.
+func (r *Restore) rebuildCandidates(st *RestoreStats) error {
+	prefix := partitionPrefix(prefixPlace, r.p)
+	it, err := r.s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var key []byte
+	for it.First(); it.Valid(); it.Next() {
+		k, v := it.Key(), it.Value()
+		st.Places++
+		var live bool
+		if key, live, err = appendCandidateOfPlace(key[:0], k, v); err != nil {
+			return err
+		}
+		if !live {
+			continue
+		}
+		st.Candidates++
+		if err := r.b.Set(key, nil, nil); err != nil {
+			return err
+		}
+		if err := r.flushIfFull(); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	prefix = partitionPrefix(prefixWinner, r.p)
+	wit, err := r.s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	defer wit.Close()
+	for wit.First(); wit.Valid(); wit.Next() {
+		st.Winners++
+	}
+	return wit.Error()
+}
+
+// appendCandidateOfPlace appends to dst the candidate key ('g') of the
+// place stored at placeKey ('h' g feed key offerID) with value v, when
+// the place is live (live false: nothing appended). It returns an error
+// wrapping ErrCorrupt when the key or the value does not decode.
+func appendCandidateOfPlace(dst, placeKey, v []byte) (out []byte, live bool, err error) {
+	const head = 5 // kind and partition
+	n := -1
+	if len(placeKey) >= head {
+		n = groupPartLen(placeKey[head:])
+	}
+	if n < 0 || !groupValueOK(ChangelogKindPlace, v) {
+		return dst, false, fmt.Errorf("%w: group place %q: value %x", ErrCorrupt, placeKey, v)
+	}
+	if v[groupPlaceBytes-1] != 1 {
+		return dst, false, nil
+	}
+	dst = append(dst, prefixCandidate)
+	dst = append(dst, placeKey[1:head+n]...) // partition, feed, key
+	dst = append(dst, v[:8]...)              // order
+	return append(dst, placeKey[head+n:]...), true, nil
 }
 
 // Abort ends a restore that failed or is given up: what was committed

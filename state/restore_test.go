@@ -149,7 +149,7 @@ func partitionScoped(p int32) func(k []byte) bool {
 	offset = append(offset, pb...)
 	return func(k []byte) bool {
 		switch {
-		case len(k) >= 5 && bytes.IndexByte([]byte("omxq"), k[0]) >= 0 && bytes.Equal(k[1:5], pb):
+		case len(k) >= 5 && bytes.IndexByte([]byte("omxqghw"), k[0]) >= 0 && bytes.Equal(k[1:5], pb):
 			return true
 		case k[0] == 't' && len(k) >= 14 && k[9] == 'o' && bytes.Equal(k[10:14], pb):
 			return true
