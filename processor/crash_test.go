@@ -108,7 +108,7 @@ func crashRecovery(t *testing.T, instanceID string) {
 	env := testenv.New(t, allTopics...)
 
 	example, templates := synth.ExampleFeeds()
-	cfg := testConfig(t, env, append(example, synth.FeedSet(40, 3)...), templates)
+	cfg := testConfig(t, env, append(append(example, synth.FeedSet(40, 3)...), synth.GroupedFeeds()...), templates)
 	cfg.HTTP.Listen = freePort(t)
 	cfg.FullPass.Interval = 0
 	// Static membership (configured, or by default persisted in the
@@ -127,7 +127,7 @@ func crashRecovery(t *testing.T, instanceID string) {
 		t.Fatalf("written config does not load: %v", err)
 	}
 
-	gen, prod, serde := apptest.ProduceCatalog(t, env, cfg.Kafka.Topics, int64(seed), synth.Options{Offers: 8000, Sellers: 30})
+	gen, prod, serde := apptest.ProduceCatalog(t, env, cfg.Kafka.Topics, int64(seed), synth.Options{Offers: 8000, Sellers: 30, Products: 500})
 	ops := map[synth.Op]int{}
 	produce := func(n int) {
 		for range n {

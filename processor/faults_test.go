@@ -314,9 +314,10 @@ func TestChangelogSeededFromLocalState(t *testing.T) {
 	ctx := context.Background()
 	env := testenv.New(t, allTopics...)
 	example, templates := synth.ExampleFeeds()
+	example = append(example, synth.GroupedFeeds()...) // group state is copied too
 	cfg := testConfig(t, env, example, templates)
 	cfg.Kafka.InstanceID = "host-a"
-	apptest.ProduceCatalog(t, env, cfg.Kafka.Topics, 13, synth.Options{Offers: 1500, Sellers: 10})
+	gen, prod, serde := apptest.ProduceCatalog(t, env, cfg.Kafka.Topics, 13, synth.Options{Offers: 1500, Sellers: 10, Products: 100})
 	run := startPipeline(t, env, cfg, testLogger(t))
 	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
 	want, err := run.Store.Counts(nil)
@@ -381,4 +382,17 @@ func TestChangelogSeededFromLocalState(t *testing.T) {
 			t.Errorf("feed %s: %d members before, %d after the restore", f.ID, want[f.ID], got[f.ID])
 		}
 	}
+	// The restored state (groups included) goes on from there: after
+	// more changes the events still end at the reference.
+	for range 3000 {
+		if err := prod.Produce(ctx, gen.Next()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
+	model, set := replayEvents(t, env, cfg, serde, nil)
+	model.checkGenerated(t, set, gen)
 }

@@ -121,6 +121,7 @@ func (p *Pipeline) restorePartition(ctx context.Context, base []kgo.Opt, part in
 	var end int64
 	var tailEvents [][]byte // keys of the unfinished batch's event records
 	var tailOffers []string // offers it wrote
+	var tailGroups [][]byte // group places and winners it wrote (changelog keys)
 	var tailMax uint64      // highest outbox sequence its events use, plus one
 	// The tombstone sweep waits: it must not delete what the restore writes.
 	p.restoreMu.RLock()
@@ -133,6 +134,8 @@ func (p *Pipeline) restorePartition(ctx context.Context, base []kgo.Opt, part in
 				tailMax = max(tailMax, binary.BigEndian.Uint64(key[1:])+1)
 			case len(key) > 0 && key[0] == state.ChangelogKindOffer:
 				tailOffers = append(tailOffers, string(key[1:]))
+			case len(key) > 0 && (key[0] == state.ChangelogKindPlace || key[0] == state.ChangelogKindWinner):
+				tailGroups = append(tailGroups, slices.Clone(key))
 			case bytes.Equal(key, state.ChangelogAckedKey) && len(value) > 0:
 				// A watermark the tail carries: the sequences below it
 				// were used; the next owner's must stay above them.
@@ -146,13 +149,13 @@ func (p *Pipeline) restorePartition(ctx context.Context, base []kgo.Opt, part in
 	})
 	p.restoreMu.RUnlock()
 	var written int64 = -1
-	if err == nil && (len(tailEvents) > 0 || len(tailOffers) > 0) {
+	if err == nil && (len(tailEvents) > 0 || len(tailOffers) > 0 || len(tailGroups) > 0) {
 		// The unfinished batch's events were never sent: delete their
 		// records (a later restore must not send them) and keep their
 		// outbox sequences unused; its offers get their restored values
 		// back, ended by an offset record, so the batch is superseded
 		// before anything else is written.
-		written, err = p.supersedeTail(ctx, base, part, tailEvents, tailOffers, stats)
+		written, err = p.supersedeTail(ctx, base, part, tailEvents, tailOffers, tailGroups, stats)
 	}
 	if err == nil && tailMax > 0 {
 		err = p.store.SetOutboxNext(part, tailMax) // raises only
@@ -195,9 +198,10 @@ func changelogEnds(ctx context.Context, base []kgo.Opt, topic string) (map[int32
 
 // supersedeTail writes, to changelog partition part, deletions of the
 // unfinished batch's event records, the restored values of its offers and
-// an offset record (the restored offset) that ends them as a batch. It
-// returns the offset of the last record written.
-func (p *Pipeline) supersedeTail(ctx context.Context, base []kgo.Opt, part int32, events [][]byte, offers []string, stats state.RestoreStats) (int64, error) {
+// group places and winners, and an offset record (the restored offsets)
+// that ends them as a batch. It returns the offset of the last record
+// written.
+func (p *Pipeline) supersedeTail(ctx context.Context, base []kgo.Opt, part int32, events [][]byte, offers []string, groups [][]byte, stats state.RestoreStats) (int64, error) {
 	topic := p.cfg.Kafka.Topics.Changelog
 	recs := make([]*kgo.Record, 0, len(events)+len(offers)+1)
 	for _, k := range events {
@@ -216,9 +220,30 @@ func (p *Pipeline) supersedeTail(ctx context.Context, base []kgo.Opt, part int32
 		}
 		recs = append(recs, rec)
 	}
-	if stats.HasOffset {
+	for _, k := range groups {
+		feed, key, offer, err := state.ParseChangelogGroupKey(k)
+		if err != nil {
+			return -1, err
+		}
+		var val []byte
+		var ok bool
+		if k[0] == state.ChangelogKindPlace {
+			val, ok, err = b.AppendChangelogPlace(nil, part, feed, key, offer)
+		} else {
+			val, ok, err = b.AppendChangelogWinner(nil, part, feed, key)
+		}
+		if err != nil {
+			return -1, err
+		}
+		rec := &kgo.Record{Topic: topic, Partition: part, Key: k}
+		if ok {
+			rec.Value = val
+		}
+		recs = append(recs, rec)
+	}
+	if stats.HasOffset || slices.ContainsFunc(stats.ExtraOffsets, func(o int64) bool { return o >= 0 }) {
 		recs = append(recs, &kgo.Record{Topic: topic, Partition: part, Key: slices.Clone(state.ChangelogOffsetKey),
-			Value: state.AppendChangelogOffset(nil, stats.Offset)})
+			Value: state.AppendChangelogOffset(nil, stats.Offset, stats.ExtraOffsets...)})
 	}
 	cl, err := kgo.NewClient(append(slices.Clone(base), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchMaxBytes(p.changelogBatchBytes()))...)
@@ -287,8 +312,28 @@ func (p *Pipeline) seedChangelog(ctx context.Context, base []kgo.Opt, part int32
 			return err
 		}
 	}
+	if err := b.ScanChangelogGroups(part, func(key, value []byte) error {
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: part, Key: slices.Clone(key), Value: slices.Clone(value)})
+		if len(recs) < 1000 {
+			return nil
+		}
+		return flush()
+	}); err != nil {
+		return err
+	}
+	extra := make([]int64, 0, 2)
+	for _, t := range p.groupTopics() {
+		next, ok, err := b.Offset(t, part)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			next = -1
+		}
+		extra = append(extra, next)
+	}
 	recs = append(recs, &kgo.Record{Topic: topic, Partition: part, Key: slices.Clone(state.ChangelogOffsetKey),
-		Value: state.AppendChangelogOffset(nil, offset)})
+		Value: state.AppendChangelogOffset(nil, offset, extra...)})
 	if err := flush(); err != nil {
 		return err
 	}
@@ -407,7 +452,7 @@ func (a *Applier) RestorePartition(part int32, feed func(apply func(key, value [
 // instance's tables: the restored memberships reflect the previous
 // owner's. No task of part may run meanwhile.
 func restoreState(store *state.Store, topics config.Topics, part int32, feed func(apply func(key, value []byte) error) error) (state.RestoreStats, error) {
-	r, err := store.NewRestore(part, topics.Offers, topics.GroupCandidates, topics.GroupDecisions)
+	r, err := store.NewRestore(part, topics.Offers, topics.GroupCandidates, topics.GroupDecisions) // the order of the offset record's extra offsets (groupTopics)
 	if err != nil {
 		return state.RestoreStats{}, err
 	}
