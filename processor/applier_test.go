@@ -36,6 +36,8 @@ type unit struct {
 	relayed map[int32]uint64
 	// changelog collects the changelog records apply read from the outbox.
 	changelog []changelogRec
+	// events, when not nil, collects the events groupLoop reads.
+	events []records.FeedEvent
 }
 
 type changelogRec struct {

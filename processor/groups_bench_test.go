@@ -42,7 +42,7 @@ func groupedFeedSet(n, grouped int) []config.Feed {
 // the last call, deletes them (as the relay would), applies the
 // candidacy and decision records among them, and again until none is
 // left. It returns how many group records there were and their bytes
-// (key and value).
+// (key and value); with u.events not nil, it appends the events it read.
 func (u *unit) groupLoop() (n, bytes int) {
 	u.t.Helper()
 	topics := config.Default().Kafka.Topics
@@ -52,6 +52,13 @@ func (u *unit) groupLoop() (n, bytes int) {
 			from := u.relayed[p]
 			_, err := u.store.ScanOutbox(p, from, 1<<30, func(seq uint64, r *state.OutboxRecord) error {
 				u.relayed[p] = seq + 1
+				if r.Topic == topics.Events && u.events != nil {
+					var ev records.FeedEvent
+					if err := u.serde.DecodeFeedEvent(u.ctx, r.Value, &ev); err != nil {
+						return err
+					}
+					u.events = append(u.events, ev)
+				}
 				if r.Topic == topics.GroupCandidates || r.Topic == topics.GroupDecisions {
 					u.offset++
 					recs = append(recs, &kgo.Record{Topic: r.Topic, Partition: r.Partition, Key: slices.Clone(r.Key),
