@@ -55,6 +55,8 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		cfg = *loaded
 	} else {
 		cfg.Feeds, cfg.Templates = synth.ExampleFeeds()
+		// One grouped feed: the cheapest offer of each product.
+		cfg.Feeds = append(cfg.Feeds, synth.GroupedFeeds()[0])
 		cfg.FullPass.Interval = 10 * time.Minute
 	}
 	stack, err := devstack.Start(ctx, devstack.Options{
