@@ -227,7 +227,10 @@ func waitChildIdle(t *testing.T, env *testenv.Env, cfg *config.Config) {
 		})
 		depth, f1 := metricValue(cfg.HTTP.Listen, "feedmill_outbox_depth")
 		jobs, f2 := metricValue(cfg.HTTP.Listen, "feedmill_seller_jobs_pending")
-		if ok && f1 && f2 && depth == 0 && jobs == 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+		groups, _ := apptest.GroupTopicsConsumed(ctx, adm, cfg.Kafka.Topics, cfg.HTTP.Listen)
+		cancel()
+		if ok && f1 && f2 && depth == 0 && jobs == 0 && groups {
 			return
 		}
 	}
@@ -247,7 +250,7 @@ func caughtUpOnDisk(t *testing.T, env *testenv.Env, cfg *config.Config) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	topics := cfg.Kafka.Topics
-	ends, err := adm.ListEndOffsets(ctx, topics.Offers, topics.Sellers, topics.Ratings)
+	ends, err := adm.ListEndOffsets(ctx, topics.Offers, topics.Sellers, topics.Ratings, topics.GroupCandidates, topics.GroupDecisions)
 	if err != nil {
 		t.Fatal(err)
 	}

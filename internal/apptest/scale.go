@@ -548,6 +548,35 @@ func WaitProcsIdle(tb testing.TB, env *testenv.Env, timeout time.Duration, procs
 	return 0
 }
 
+// GroupTopicsConsumed reports whether every partition of the grouped
+// feeds' two topics is consumed to its end by its owner: the largest
+// feedmill_committed_offset the processes at addrs report for it (a
+// partition's owner reports its offset, restored or consumed). A topic
+// not created yet counts as not consumed.
+func GroupTopicsConsumed(ctx context.Context, adm *kadm.Client, topics config.Topics, addrs ...string) (bool, string) {
+	for _, topic := range []string{topics.GroupCandidates, topics.GroupDecisions} {
+		ends, err := Ends(ctx, adm, topic)
+		if err != nil {
+			return false, err.Error()
+		}
+		for part, end := range ends {
+			if end <= 0 {
+				continue
+			}
+			best := -1.0
+			for _, addr := range addrs {
+				if v, ok := MetricValue(addr, fmt.Sprintf("feedmill_committed_offset{partition=%q,topic=%q}", strconv.Itoa(int(part)), topic)); ok {
+					best = max(best, v)
+				}
+			}
+			if best < float64(end) {
+				return false, fmt.Sprintf("%s partition %d: consumed %v of %d", topic, part, best, end)
+			}
+		}
+	}
+	return true, ""
+}
+
 func procsIdle(adm *kadm.Client, cfg *config.Config, procs []*Proc) (bool, string) {
 	for _, p := range procs {
 		if !p.Running() {
@@ -579,27 +608,12 @@ func procsIdle(adm *kadm.Client, cfg *config.Config, procs []*Proc) (bool, strin
 			return false, fmt.Sprintf("offers partition %d: committed %d of %d", part, c, end)
 		}
 	}
-	// The grouped feeds' topics: each partition consumed to its end by
-	// its owner (the largest committed offset any process reports).
-	for _, topic := range []string{cfg.Kafka.Topics.GroupCandidates, cfg.Kafka.Topics.GroupDecisions} {
-		ends, err := Ends(ctx, adm, topic)
-		if err != nil {
-			return false, err.Error()
-		}
-		for part, end := range ends {
-			if end <= 0 {
-				continue
-			}
-			best := -1.0
-			for _, p := range procs {
-				if v, ok := p.Metric(fmt.Sprintf("feedmill_committed_offset{partition=%q,topic=%q}", strconv.Itoa(int(part)), topic)); ok {
-					best = max(best, v)
-				}
-			}
-			if best < float64(end) {
-				return false, fmt.Sprintf("%s partition %d: consumed %v of %d", topic, part, best, end)
-			}
-		}
+	addrs := make([]string, len(procs))
+	for i, p := range procs {
+		addrs[i] = p.Cfg.HTTP.Listen
+	}
+	if ok, why := GroupTopicsConsumed(ctx, adm, cfg.Kafka.Topics, addrs...); !ok {
+		return false, why
 	}
 	for _, p := range procs {
 		depth, f1 := p.Metric("feedmill_outbox_depth")
