@@ -234,6 +234,14 @@ func (c *compiler) grouping(path string, g *config.Group, lim limits) *grouping 
 			ok = false
 			continue
 		}
+		if u.now {
+			// Offers are evaluated at different times: values read
+			// against the clock would not compare, and would move at
+			// every evaluation.
+			c.add(path+"."+e.name, e.name+" must not read now: a group's keys and values are compared across offers evaluated at different times")
+			ok = false
+			continue
+		}
 		if t := prog.Node().Type(); t != nil {
 			if msg := e.check(t); msg != "" {
 				c.add(path+"."+e.name, msg)

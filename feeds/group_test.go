@@ -30,6 +30,8 @@ func TestCompileGroup(t *testing.T) {
 		{"key of a time", config.Group{By: "offer.updated_at", Pick: "min", Of: "offer.price"}, "feeds[0] (g).group.by", "a group key must be a string, number or bool, got time.Time"},
 		{"value of a string", config.Group{By: "offer.product_id", Pick: "min", Of: "offer.title"}, "feeds[0] (g).group.of", "group.of must give a number or a time, got string"},
 		{"syntax", config.Group{By: "offer.product_id", Pick: "min", Of: "offer.price +"}, "feeds[0] (g).group.of", "line 1, column"},
+		{"of reads now", config.Group{By: "offer.product_id", Pick: "min", Of: "now - offer.updated_at"}, "feeds[0] (g).group.of", "of must not read now"},
+		{"by reads now", config.Group{By: "now.Hour() > 12", Pick: "min", Of: "offer.price"}, "feeds[0] (g).group.by", "by must not read now"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := tc.group

@@ -112,7 +112,8 @@ type Applier struct {
 	grouped         []int
 	groupParts      int32
 	decision        *grouping.Decision
-	memLoaded       bool // a.mem holds the membership of the offer evaluated next
+	memLoaded       bool    // a.mem holds the membership of the offer evaluated next
+	standingOf      []int32 // per feed index: 1 + the position of its stored standing (groupStage)
 	gkey            []byte
 	gRecKey         []byte
 	gRecVal         []byte
@@ -215,6 +216,7 @@ func NewApplier(d ApplierDeps) (*Applier, error) {
 			a.grouped = append(a.grouped, i)
 		}
 	}
+	a.standingOf = make([]int32, n)
 	a.groupParts = max(1, d.GroupPartitions)
 	a.evalErrors = d.evalErrs
 	if a.evalErrors == nil {
@@ -459,10 +461,26 @@ func (a *Applier) applyOnce(ctx context.Context, recs []*kgo.Record) error {
 		var err error
 		if r.Topic == a.topics.Offers {
 			err = a.applyOffer(ctx, b, r, now)
-		} else if r.Topic == a.topics.GroupCandidates {
-			err = a.applyCandidacy(b, r)
-		} else if r.Topic == a.topics.GroupDecisions {
-			err = a.applyDecision(b, r, now)
+		} else if r.Topic == a.topics.GroupCandidates || r.Topic == a.topics.GroupDecisions {
+			// A record below the stored offset was applied already (a
+			// fetch from before the partition was revoked and assigned
+			// again): applying it again changes nothing, but its offset
+			// must not move the stored one back.
+			next, ok, err := a.nextOffset(b, r.Topic, r.Partition)
+			if err != nil {
+				return err
+			}
+			if ok && r.Offset < next {
+				continue
+			}
+			if r.Topic == a.topics.GroupCandidates {
+				err = a.applyCandidacy(b, r)
+			} else {
+				err = a.applyDecision(b, r, now)
+			}
+			if err != nil {
+				return err
+			}
 		} else if in, ok := a.tableOf(r.Topic); ok {
 			err = a.applyTable(ctx, b, r, now, in)
 		} else {

@@ -36,8 +36,10 @@ type unit struct {
 	relayed map[int32]uint64
 	// changelog collects the changelog records apply read from the outbox.
 	changelog []changelogRec
-	// events, when not nil, collects the events groupLoop reads.
-	events []records.FeedEvent
+	// events, when not nil, collects the events groupLoop reads, and
+	// topicBytes sums the key and value bytes it reads, per topic.
+	events     []records.FeedEvent
+	topicBytes map[string]int
 }
 
 type changelogRec struct {

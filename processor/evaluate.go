@@ -307,16 +307,28 @@ func (a *Applier) groupStage(b *state.Batch, p int32, id string, view *feeds.Vie
 	list := a.set.Feeds()
 	floor := uint64(now.UnixMicro())
 	dirty := false
-	j := 0 // the stored standings are in feed order, like a.grouped
+	// The stored standings by feed index (1 + their position; 0: none).
+	for j := range a.mem.Groups {
+		if f, ok := a.set.Feed(a.mem.Groups[j].FeedID); ok && f.Grouped() {
+			a.standingOf[f.Index] = int32(j + 1)
+		} else if st := &a.mem.Groups[j]; st.Cand.Live {
+			// A feed removed, or no longer grouped: the offer leaves
+			// its group, so the group decides without it.
+			_, msgs := grouping.Next(st.Cand, st.FeedID, id, p, false, "", 0, floor)
+			for k := range msgs {
+				a.sendCandidacy(b, p, &msgs[k])
+			}
+			dirty = true
+		} else {
+			dirty = true // dropped
+		}
+	}
 	for _, i := range a.grouped {
 		f := list[i]
 		st := state.GroupStanding{FeedID: f.ID}
-		for j < len(a.mem.Groups) && a.groupIndex(a.mem.Groups[j].FeedID) < i {
-			j++ // a feed no longer grouped, or this offer's standing of none
-		}
-		if j < len(a.mem.Groups) && a.mem.Groups[j].FeedID == f.ID {
-			st = a.mem.Groups[j]
-			j++
+		if j := a.standingOf[i]; j > 0 {
+			st = a.mem.Groups[j-1]
+			a.standingOf[i] = 0
 		}
 		old := st
 		if d := a.decision; d != nil && d.Feed == f.ID {
@@ -324,7 +336,8 @@ func (a *Applier) groupStage(b *state.Batch, p int32, id string, view *feeds.Vie
 		}
 		filter := a.member[i]
 		live, key, order := st.Cand.Live && filter, st.Cand.Key, st.Cand.Order
-		if gf := f.GroupFields(); filter && (!st.Filter || changed == feeds.FieldsAll || (changed|feeds.FieldNow)&gf != 0) {
+		// group.by and group.of never read now (Compile refuses it).
+		if filter && (!st.Filter || changed == feeds.FieldsAll || changed&f.GroupFields() != 0) {
 			var k []byte
 			k, order, live = grouping.Evaluate(a.eval, f, view, now, a.gkey[:0])
 			a.gkey = k
@@ -347,19 +360,7 @@ func (a *Applier) groupStage(b *state.Batch, p int32, id string, view *feeds.Vie
 			a.next.Groups = append(a.next.Groups, st)
 		}
 	}
-	if len(a.next.Groups) != len(a.mem.Groups) {
-		dirty = true // a standing of a feed no longer grouped is dropped
-	}
 	return dirty
-}
-
-// groupIndex is the index of grouped feed id, or -1 for a feed no longer
-// configured (its standing is dropped).
-func (a *Applier) groupIndex(id string) int {
-	if f, ok := a.set.Feed(id); ok {
-		return f.Index
-	}
-	return -1
 }
 
 // sendCandidacy stages candidacy m for the group partition of its key,

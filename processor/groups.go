@@ -30,19 +30,23 @@ func (a *Applier) applyCandidacy(b *state.Batch, r *kgo.Record) error {
 		return nil
 	}
 	g := r.Partition
-	decisions, err := grouping.ApplyCandidacy(b, g, m)
+	applied, decisions, err := grouping.ApplyCandidacy(b, g, m)
 	if err != nil {
 		return fmt.Errorf("group %q of feed %q: %w", m.Key, m.Feed, err)
 	}
-	a.touchGroup(g, m.Feed, m.Key, m.OfferID)
-	if len(decisions) == 0 {
-		return nil
+	if !applied {
+		return nil // late or duplicate: nothing changed
 	}
-	for i := range decisions { // the winner changed
+	a.touchGroup(g, m.Feed, m.Key, m.OfferID)
+	if len(decisions) > 0 {
+		a.touchGroup(g, m.Feed, m.Key, "") // the winner (or its counter) is written
+	}
+	for i := range decisions {
 		d := &decisions[i]
+		a.gRecKey = grouping.AppendDecisionKey(a.gRecKey[:0], d)
 		a.gRecVal = grouping.AppendDecision(a.gRecVal[:0], d)
 		seq, enc := b.AddOutbox(g, &state.OutboxRecord{
-			Topic: a.topics.GroupDecisions, Partition: d.Partition, Key: []byte(d.OfferID), Value: a.gRecVal,
+			Topic: a.topics.GroupDecisions, Partition: d.Partition, Key: a.gRecKey, Value: a.gRecVal,
 		})
 		w := a.touchGroup(g, m.Feed, m.Key, "")
 		w.events = append(w.events, touchedEvent{seq: seq, enc: enc})

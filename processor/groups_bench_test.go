@@ -52,6 +52,9 @@ func (u *unit) groupLoop() (n, bytes int) {
 			from := u.relayed[p]
 			_, err := u.store.ScanOutbox(p, from, 1<<30, func(seq uint64, r *state.OutboxRecord) error {
 				u.relayed[p] = seq + 1
+				if u.topicBytes != nil {
+					u.topicBytes[r.Topic] += len(r.Key) + len(r.Value)
+				}
 				if r.Topic == topics.Events && u.events != nil {
 					var ev records.FeedEvent
 					if err := u.serde.DecodeFeedEvent(u.ctx, r.Value, &ev); err != nil {
@@ -91,7 +94,10 @@ func (u *unit) groupLoop() (n, bytes int) {
 // of 1000 offer changes is applied, then the candidacies it sent and the
 // decisions those made, until none is left (one partition: the applier
 // is its own group task). One op = one offer change. topic_B/change is
-// what the group topics carry per change (keys and values).
+// what the group topics carry per change (keys and values),
+// changelog_B/change and events_B/change what the changelog and
+// feed-events carry (with and without groups: the difference is what
+// grouping adds there).
 //
 //	go test ./processor -run XXX -bench GroupedApply -benchtime 20000x
 func BenchmarkGroupedApply(b *testing.B) {
@@ -123,6 +129,7 @@ func benchGrouped(b *testing.B, nFeeds, grouped int) {
 	for len(recs) < 50000 {
 		add(gen.Next())
 	}
+	u.topicBytes = map[string]int{}
 	b.ReportAllocs()
 	b.ResetTimer()
 	var groupRecs, groupBytes int
@@ -139,6 +146,9 @@ func benchGrouped(b *testing.B, nFeeds, grouped int) {
 	}
 	b.ReportMetric(float64(groupRecs)/float64(b.N), "group_records/change")
 	b.ReportMetric(float64(groupBytes)/float64(b.N), "topic_B/change")
+	topics := config.Default().Kafka.Topics
+	b.ReportMetric(float64(u.topicBytes[topics.Changelog])/float64(b.N), "changelog_B/change")
+	b.ReportMetric(float64(u.topicBytes[topics.Events])/float64(b.N), "events_B/change")
 }
 
 // BenchmarkGroupNonWinner measures a change to an offer that cannot

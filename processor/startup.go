@@ -123,20 +123,18 @@ func (p *Pipeline) ensureChangelog(ctx context.Context, adm *kadm.Client, partit
 		"cleanup.policy": &compact, "max.message.bytes": &maxBytes, "min.compaction.lag.ms": &lag})
 }
 
-// groupTopicRetention keeps the grouped feeds' candidacy and decision
-// records for 7 days: a partition task that stopped longer than that
-// (and whose state is not restored from the changelog) misses records.
-const groupTopicRetention = "604800000"
-
 // ensureGroupTopics creates the grouped feeds' two topics (as many
 // partitions as the offers topic: group partition g and offers partition
 // g are one task) when missing, and refuses them with another count.
+// They are compacted: a record's key names what it is the latest word on
+// (an offer's candidacy in a group, a group's decision about an offer),
+// so no retention can delete a record a stopped task has yet to read,
+// and what compaction drops a reader would ignore by sequence anyway.
 func (p *Pipeline) ensureGroupTopics(ctx context.Context, adm *kadm.Client, partitions int32) error {
 	t := p.cfg.Kafka.Topics
-	del, retention := "delete", groupTopicRetention
+	compact := "compact"
 	for _, tp := range []struct{ key, topic string }{{"group_candidates", t.GroupCandidates}, {"group_decisions", t.GroupDecisions}} {
-		if err := p.ensureTopic(ctx, adm, tp.key, tp.topic, partitions, map[string]*string{
-			"cleanup.policy": &del, "retention.ms": &retention}); err != nil {
+		if err := p.ensureTopic(ctx, adm, tp.key, tp.topic, partitions, map[string]*string{"cleanup.policy": &compact}); err != nil {
 			return err
 		}
 	}

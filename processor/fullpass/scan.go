@@ -325,10 +325,10 @@ func (fp *FullPass) scanInto(ctx context.Context, p int32, now time.Time, pw *fe
 }
 
 // groupWinner reports whether an offer that passes grouped feed f's
-// filter is its group's winner as the streaming path decided it (win),
-// and whether its stored standing differs from a fresh evaluation of its
-// candidacy (stale: a fix re-sends it). key is scratch, returned for
-// reuse.
+// filter is its group's winner as the streaming path decided it (win: the
+// file agrees with the events), and whether its stored standing differs
+// from a fresh evaluation of its candidacy (stale: the fix re-sends it,
+// and the group decides again). key is scratch, returned for reuse.
 func groupWinner(ev *feeds.Evaluator, f *feeds.Feed, view *feeds.View, now time.Time, mem *state.Membership, key []byte) (win, stale bool, _ []byte) {
 	var st state.GroupStanding
 	if mem != nil {
@@ -337,8 +337,6 @@ func groupWinner(ev *feeds.Evaluator, f *feeds.Feed, view *feeds.View, now time.
 		}
 	}
 	key, order, ok := grouping.Evaluate(ev, f, view, now, key[:0])
-	if !st.Filter || st.Cand.Live != ok || ok && (st.Cand.Key != string(key) || st.Cand.Order != order) {
-		return false, true, key
-	}
-	return grouping.Member(st.Cand, st.Flag), false, key
+	stale = !st.Filter || st.Cand.Live != ok || ok && (st.Cand.Key != string(key) || st.Cand.Order != order)
+	return grouping.Member(st.Cand, st.Flag), stale, key
 }

@@ -72,13 +72,22 @@ type Decision struct {
 	Seq, GSeq          uint64
 }
 
-// ApplyCandidacy applies m in group partition g and returns the
-// decisions a winner change makes (the old winner lost, the new one
-// won). A message older than the offer's standing changes nothing.
-func ApplyCandidacy(b *state.Batch, g int32, m Message) ([]Decision, error) {
+// ApplyCandidacy applies m in group partition g and returns whether it
+// applied and the decisions it makes: a winner change tells the old
+// winner it lost and the new one it won; a new candidacy of the winner
+// that stays the winner tells it again that it won (so an offer whose
+// flag was lost, or never arrived, learns it with its next change). A
+// message not newer than the offer's standing changes nothing.
+func ApplyCandidacy(b *state.Batch, g int32, m Message) (bool, []Decision, error) {
 	ch, err := b.SetCandidacy(g, m.Feed, m.Key, m.OfferID, m.Partition, m.Seq, m.Order, m.Live)
-	if err != nil || !ch.Applied || ch.Before == ch.After {
-		return nil, err
+	if err != nil || !ch.Applied {
+		return false, nil, err
+	}
+	if ch.Before == ch.After {
+		if m.Live && ch.After.OfferID == m.OfferID {
+			return true, []Decision{{Feed: m.Feed, Key: m.Key, OfferID: m.OfferID, Partition: m.Partition, Won: true, Seq: m.Seq, GSeq: ch.Decision}}, nil
+		}
+		return true, nil, nil
 	}
 	var out []Decision
 	if w := ch.Before; w.OfferID != "" {
@@ -86,7 +95,7 @@ func ApplyCandidacy(b *state.Batch, g int32, m Message) ([]Decision, error) {
 		if w.OfferID != m.OfferID {
 			pl, _, err := b.GroupPlace(g, m.Feed, m.Key, w.OfferID)
 			if err != nil {
-				return nil, err
+				return false, nil, err
 			}
 			seq = pl.Seq
 		}
@@ -95,11 +104,11 @@ func ApplyCandidacy(b *state.Batch, g int32, m Message) ([]Decision, error) {
 	if w := ch.After; w.OfferID != "" {
 		pl, _, err := b.GroupPlace(g, m.Feed, m.Key, w.OfferID)
 		if err != nil {
-			return nil, err
+			return false, nil, err
 		}
 		out = append(out, Decision{Feed: m.Feed, Key: m.Key, OfferID: w.OfferID, Partition: w.Partition, Won: true, Seq: pl.Seq, GSeq: ch.Decision})
 	}
-	return out, nil
+	return true, out, nil
 }
 
 // ApplyDecision folds decision d into f. Decisions of one group about the offer

@@ -71,7 +71,7 @@ func TestProtocolEqualsGroupBy(t *testing.T) {
 					toGroup[q] = toGroup[q][1:]
 				}
 				b := store.NewBatch()
-				ds, err := grouping.ApplyCandidacy(b, int32(q), m)
+				_, ds, err := grouping.ApplyCandidacy(b, int32(q), m)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -172,16 +172,28 @@ func TestRecordsRoundTrip(t *testing.T) {
 	for _, d := range decs {
 		var got grouping.Decision
 		v := grouping.AppendDecision(nil, &d)
-		if err := grouping.DecodeDecision([]byte(d.OfferID), v, d.Partition, &got); err != nil || got != d {
+		k := grouping.AppendDecisionKey(nil, &d)
+		if err := grouping.DecodeDecision(k, v, d.Partition, &got); err != nil || got != d {
 			t.Fatalf("decision %+v: got %+v, %v", d, got, err)
 		}
 		for n := range len(v) {
-			if err := grouping.DecodeDecision([]byte(d.OfferID), v[:n], d.Partition, &got); err == nil {
+			if err := grouping.DecodeDecision(k, v[:n], d.Partition, &got); err == nil {
 				t.Fatalf("decision truncated to %d: no error", n)
 			}
 		}
 	}
-	if err := grouping.DecodeMessage([]byte("nosep"), nil, new(grouping.Message)); err == nil {
-		t.Fatal("key without separator: no error")
+	m := msgs[0]
+	v := grouping.AppendMessage(nil, &m)
+	for _, k := range []string{"nosep", "cheap\x00p-1\x00o2", "cheap\x00p-1o1", "o1"} {
+		if err := grouping.DecodeMessage([]byte(k), v, new(grouping.Message)); err == nil {
+			t.Errorf("candidacy key %q for offer o1: no error", k)
+		}
+	}
+	d := decs[0]
+	dv := grouping.AppendDecision(nil, &d)
+	for _, k := range []string{"o1", "o1\x00cheap\x00p-2", "o1\x00chea\x00p-1", "\x00cheap\x00p-1x"} {
+		if err := grouping.DecodeDecision([]byte(k), dv, 0, new(grouping.Decision)); err == nil {
+			t.Errorf("decision key %q: no error", k)
+		}
 	}
 }
