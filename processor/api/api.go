@@ -19,8 +19,10 @@ import (
 // endpoints). Routes are registered on a caller-supplied mux so other
 // parts (the full pass) add theirs to the same listener.
 type API struct {
-	Store    *state.Store
-	Feeds    *feeds.Set
+	Store *state.Store
+	// Feeds returns the feed set in force (it changes with live feed
+	// changes: read it per request).
+	Feeds    func() *feeds.Set
 	Registry *prometheus.Registry
 	Ready    func() bool
 	Logger   *zap.Logger
@@ -66,8 +68,9 @@ func (a *API) feeds(w http.ResponseWriter, _ *http.Request) {
 		WriteError(w, http.StatusInternalServerError, "read member counts: "+err.Error())
 		return
 	}
-	out := make([]feedJSON, 0, len(a.Feeds.Feeds()))
-	for _, f := range a.Feeds.Feeds() {
+	set := a.Feeds()
+	out := make([]feedJSON, 0, len(set.Feeds()))
+	for _, f := range set.Feeds() {
 		fj := feedJSON{ID: f.ID, Template: f.Template.ID, Destinations: f.Destinations, File: f.File, Members: counts[f.ID]}
 		if fj.Destinations == nil {
 			fj.Destinations = []string{}
