@@ -35,6 +35,9 @@ func Config(t testing.TB, env *testenv.Env, fs []config.Feed, ts []config.Templa
 	cfg.Templates = ts
 	cfg.Processor.SellerChunk = 37
 	cfg.Processor.MaxBatchRecords = 300
+	// No automatic runs, not even the first pass at once of never
+	// published file feeds: tests start passes themselves.
+	cfg.FullPass.Interval = 0
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
 	}

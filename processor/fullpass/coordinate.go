@@ -15,14 +15,15 @@ import (
 )
 
 // coordinate does what the owner of offers partition 0 does for the
-// group: start runs on the interval, fail a run whose parts are late,
+// group: start runs on the interval, and at once for file feeds never
+// published (firstpass.go), fail a run whose parts are late,
 // switch the feed files to the last published run and remove the files
 // and run log records of runs no longer needed. Two instances that both
 // believe they coordinate (during a rebalance) do no harm: the log
 // decides, the switch never goes back to an older run, and only files of
 // runs decided as not needed are removed.
 func (fp *FullPass) coordinate(ctx context.Context, runs []runlog.Run, running runlog.Run, isRunning bool,
-	published runlog.Run, isPublished bool, lastStart time.Time) error {
+	published runlog.Run, isPublished bool, lastStart time.Time, files map[string]time.Time) error {
 	now := fp.now()
 	if fp.coordSince.IsZero() {
 		fp.coordSince = now
@@ -31,6 +32,8 @@ func (fp *FullPass) coordinate(ctx context.Context, runs []runlog.Run, running r
 		if _, _, err := fp.Start(ctx); err != nil && ctx.Err() == nil {
 			fp.logger.Warn("start the scheduled full pass", zap.Error(err))
 		}
+	} else if !isRunning {
+		fp.startFirstPass(ctx, now, files, runs)
 	}
 	if isRunning && fp.cfg.Timeout > 0 && now.Sub(running.StartedAt) > fp.cfg.Timeout {
 		fp.failRun(ctx, running.ID, fmt.Sprintf("timed out after %s (full_pass.timeout) waiting for the parts of offers partitions %s: "+

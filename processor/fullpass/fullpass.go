@@ -28,8 +28,9 @@ import (
 // (processor/runlog), which every instance folds the same way:
 //
 //  1. a start command (POST /api/runs on any instance, or the interval on
-//     the coordinator) opens a run with the evaluation time, the feeds and
-//     the guard's limits;
+//     the coordinator, which also starts one at once while a file feed of
+//     the set was never published: firstpass.go) opens a run with the
+//     evaluation time, the feeds and the guard's limits;
 //  2. every instance scans the offers partitions it owns that have no
 //     stored parts yet, each from its own Pebble snapshot, in parallel on
 //     the workers: file feeds' items go to part files on the blob store
@@ -90,7 +91,15 @@ type FullPass struct {
 	// coordSince is when this instance first coordinated (the interval
 	// counts from it before any run).
 	coordSince time.Time
-	gcKey      string // the runs kept by the last removal of old files
+	gcKey      string    // the runs kept by the last removal of old files
+	firstLog   time.Time // last logged failure to start a first pass
+
+	// The publication metric's last look (observeFeeds, on Run's
+	// goroutine): the log's change channel then, when, and the feeds
+	// it exported.
+	feedsSeen     <-chan struct{}
+	feedsAt       time.Time
+	feedsExported map[string]bool
 }
 
 // Deps are what a FullPass needs.
@@ -160,6 +169,8 @@ type fullPassMetrics struct {
 	held        prometheus.Gauge
 	runs        *prometheus.CounterVec
 	pending     prometheus.Gauge
+	// lastPublished is per file feed of the set (observeFeeds).
+	lastPublished *prometheus.GaugeVec
 }
 
 func newFullPassMetrics(reg prometheus.Registerer) *fullPassMetrics {
@@ -194,7 +205,12 @@ func newFullPassMetrics(reg prometheus.Registerer) *fullPassMetrics {
 			Name: "feedmill_feed_publish_pending", Help: "1 while this instance is the coordinator and could not yet switch the feed files to the last published run (the store is failing).",
 		}),
 	}
-	reg.MustRegister(m.duration, m.partition, m.scanned, m.feedSize, m.corrections, m.refreshes, m.held, m.runs, m.pending)
+	m.lastPublished = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "feedmill_feed_last_published_timestamp_seconds",
+		Help: "Unix time the last published full-pass run that included this file feed was published (its completing part, or its approval); 0 while no published run has. " +
+			"Every instance, from the run log, for every file feed of its feed set.",
+	}, []string{"feed"})
+	reg.MustRegister(m.duration, m.partition, m.scanned, m.feedSize, m.corrections, m.refreshes, m.held, m.runs, m.pending, m.lastPublished)
 	return m
 }
 
@@ -337,6 +353,9 @@ func (fp *FullPass) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
+		if fp.log.CaughtUp() {
+			fp.observeFeeds()
+		}
 		if fp.readyNow() {
 			if err := fp.step(ctx, &wg, errc); err != nil {
 				if ctx.Err() != nil {
@@ -370,16 +389,18 @@ func (fp *FullPass) step(ctx context.Context, wg *sync.WaitGroup, errc chan<- er
 	var running, published runlog.Run
 	var isRunning, isPublished bool
 	var lastStart time.Time
+	var files map[string]time.Time
 	fp.log.View(func(f *runlog.Fold) {
 		runs = f.Runs()
 		running, isRunning = f.Running()
 		published, isPublished = f.Published()
 		lastStart = f.LastStart()
+		files = f.FilesPublished()
 	})
 	fp.observe(runs)
 	owned, _ := fp.stream.Coverage()
 	if _, ok := slices.BinarySearch(owned, 0); ok {
-		if err := fp.coordinate(ctx, runs, running, isRunning, published, isPublished, lastStart); err != nil {
+		if err := fp.coordinate(ctx, runs, running, isRunning, published, isPublished, lastStart, files); err != nil {
 			return err
 		}
 	}

@@ -37,8 +37,9 @@ func (lifeStream) ApplyFixes(context.Context, []state.Fix, time.Duration) (proce
 
 // lifeSetup is one instance over a small state: an offer per owned
 // partition (partition 0's seller undecodable when badSellerInP0), a
-// memory run log and a file store.
-func lifeSetup(t *testing.T, badSellerInP0 bool, owned []int32, total int32, workers int, hook func(ctx context.Context, p int32), cfgf func(*config.FullPass)) (*fullpass.FullPass, *runlog.Log, *state.Store, *feedstore.Store) {
+// memory run log and a file store. depf, when set, changes the deps
+// (config, clock, registry) before New.
+func lifeSetup(t *testing.T, badSellerInP0 bool, owned []int32, total int32, workers int, hook func(ctx context.Context, p int32), depf func(*fullpass.Deps)) (*fullpass.FullPass, *runlog.Log, *state.Store, *feedstore.Store) {
 	dir := t.TempDir()
 	set, err := feeds.Compile(benchFeeds(3), nil)
 	if err != nil {
@@ -82,15 +83,16 @@ func lifeSetup(t *testing.T, badSellerInP0 bool, owned []int32, total int32, wor
 	cfg := config.Default().FullPass
 	cfg.Interval = 0
 	cfg.Guard.MinSize = 1 << 30
-	if cfgf != nil {
-		cfgf(&cfg)
-	}
 	log := runlog.NewMemory()
-	fp, err := fullpass.New(fullpass.Deps{
+	d := fullpass.Deps{
 		Config: cfg, Store: store, Feeds: set, Files: files, Serde: serde, Stream: lifeStream{owned: owned, total: total},
 		Log: log, Instance: "a", Workers: workers, FeedSet: "fs", OnPartition: hook,
 		Registry: prometheus.NewRegistry(), Logger: zap.NewNop(),
-	})
+	}
+	if depf != nil {
+		depf(&d)
+	}
+	fp, err := fullpass.New(d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -438,6 +438,27 @@ func (f *Fold) Published() (Run, bool) {
 	return f.published.clone(), true
 }
 
+// FilesPublished returns, for each feed that a published run the fold
+// still knows included as a file feed, when the newest such run was
+// published (its FinishedAt: the part completing it, or its approval). A
+// feed absent from the map has never been published as a file, as far
+// as the fold knows (Forget keeps the last published run, which includes
+// every feed of the set it started with).
+func (f *Fold) FilesPublished() map[string]time.Time {
+	out := map[string]time.Time{}
+	for _, r := range f.runs {
+		if r.Status != StatusPublished || r.FinishedAt == nil {
+			continue
+		}
+		for _, fd := range r.Feeds {
+			if at, ok := out[fd.ID]; fd.File && (!ok || r.FinishedAt.After(at)) {
+				out[fd.ID] = *r.FinishedAt
+			}
+		}
+	}
+	return out
+}
+
 // LastStart is when the newest run started (zero before any).
 func (f *Fold) LastStart() time.Time {
 	if len(f.runs) == 0 {

@@ -325,3 +325,57 @@ func TestForgetKeepsInstancesAgreeing(t *testing.T) {
 		}
 	}
 }
+
+// TestFoldFilesPublished: a file feed's publication time is the newest
+// published run that had it as a file feed; held, failed and rejected
+// runs publish nothing, an approval publishes at the approval's time, and
+// a feed without a file (or not in any published run) is absent.
+func TestFoldFilesPublished(t *testing.T) {
+	f := NewFold()
+	apply := func(c Command) Outcome { return f.Apply(&c) }
+	want := func(step string, exp map[string]time.Time) {
+		t.Helper()
+		got := f.FilesPublished()
+		if len(got) != len(exp) {
+			t.Fatalf("%s: %v, want %v", step, got, exp)
+		}
+		for id, at := range exp {
+			if !got[id].Equal(at) {
+				t.Fatalf("%s: feed %s published at %v, want %v", step, id, got[id], at)
+			}
+		}
+	}
+	want("empty", map[string]time.Time{})
+	r1 := apply(start(t0, 1)).Run
+	want("running", map[string]time.Time{})
+	apply(Command{Op: OpFail, Run: r1, At: t0.Add(time.Minute)})
+	want("failed", map[string]time.Time{})
+
+	r2 := apply(start(t0.Add(time.Minute), 1)).Run
+	p := part(r2, 0, "a", 100, 1)
+	p.At = t0.Add(2 * time.Minute)
+	apply(p)
+	want("published", map[string]time.Time{"f1": t0.Add(2 * time.Minute)}) // f2 has no file
+
+	// A run with a new file feed f3 is held (f1 dropped): nothing changes
+	// until it is approved.
+	c := start(t0.Add(3*time.Minute), 1)
+	c.Feeds = append(c.Feeds, FeedDef{ID: "f3", File: true})
+	r3 := apply(c).Run
+	p = part(r3, 0, "a", 1, 1, 7)
+	p.At = t0.Add(4 * time.Minute)
+	apply(p)
+	if r, _ := f.Get(r3); r.Status != StatusHeld {
+		t.Fatalf("run 3: %s, want held", r.Status)
+	}
+	want("held", map[string]time.Time{"f1": t0.Add(2 * time.Minute)})
+	apply(Command{Op: OpApprove, Run: r3, At: t0.Add(10 * time.Minute)})
+	want("approved", map[string]time.Time{"f1": t0.Add(10 * time.Minute), "f3": t0.Add(10 * time.Minute)})
+
+	// A later run without f3 leaves f3 at its last publication.
+	r4 := apply(start(t0.Add(20*time.Minute), 1)).Run
+	p = part(r4, 0, "a", 1, 1)
+	p.At = t0.Add(21 * time.Minute)
+	apply(p)
+	want("without f3", map[string]time.Time{"f1": t0.Add(21 * time.Minute), "f3": t0.Add(10 * time.Minute)})
+}
