@@ -7,9 +7,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/feeds"
@@ -177,10 +179,72 @@ func TestPrometheusTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, metric := range []string{"feedmill_consumer_lag", "feedmill_change_to_event_seconds_bucket", "feedmill_runs_held",
-		"feedmill_full_pass_runs_total", "feedmill_feed_publish_pending",
+		"feedmill_full_pass_runs_total", "feedmill_feed_publish_pending", "feedmill_feed_last_published_timestamp_seconds",
 		"feedmill_connector_dead_letters_total", "feedmill_connector_consumer_lag"} {
 		if !strings.Contains(string(rules), metric) {
 			t.Errorf("no alert rule on %s", metric)
+		}
+	}
+}
+
+// TestAlertRules decodes the rules file strictly, as Prometheus's rule
+// format has it, and checks every rule is complete and named once, and
+// that the full-pass alerts are there: a failed run, a file feed not
+// published for 3 h (twice the default full_pass.interval plus a run),
+// and a file feed never published 15 min after its instance started.
+func TestAlertRules(t *testing.T) {
+	type rule struct {
+		Alert       string            `yaml:"alert"`
+		Expr        string            `yaml:"expr"`
+		For         string            `yaml:"for"`
+		Labels      map[string]string `yaml:"labels"`
+		Annotations map[string]string `yaml:"annotations"`
+	}
+	var file struct {
+		Groups []struct {
+			Name  string `yaml:"name"`
+			Rules []rule `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	f, err := os.Open("prometheus/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(&file); err != nil {
+		t.Fatalf("alerts.yml: %v", err)
+	}
+	rules := map[string]rule{}
+	for _, g := range file.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" || strings.TrimSpace(r.Expr) == "" || r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
+				t.Errorf("group %s: incomplete rule %+v", g.Name, r)
+			}
+			if _, dup := rules[r.Alert]; dup {
+				t.Errorf("alert %s defined twice", r.Alert)
+			}
+			if r.For != "" {
+				if _, err := time.ParseDuration(r.For); err != nil {
+					t.Errorf("alert %s: for %q: %v", r.Alert, r.For, err)
+				}
+			}
+			rules[r.Alert] = r
+		}
+	}
+	for name, want := range map[string]struct{ expr, for_ string }{
+		"FeedmillRunFailed":          {expr: `feedmill_full_pass_runs_total{status="failed"}`},
+		"FeedmillFeedStale":          {expr: "time() - max by (feed) (feedmill_feed_last_published_timestamp_seconds > 0) > 3 * 3600"},
+		"FeedmillFeedNeverPublished": {expr: "max by (feed) (feedmill_feed_last_published_timestamp_seconds) == 0", for_: "15m"},
+	} {
+		r, ok := rules[name]
+		if !ok {
+			t.Errorf("no alert %s", name)
+			continue
+		}
+		if !strings.Contains(r.Expr, want.expr) || r.For != want.for_ && want.for_ != "" {
+			t.Errorf("alert %s: expr %q for %q, want %q for %q", name, r.Expr, r.For, want.expr, want.for_)
 		}
 	}
 }
