@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
-	"strings"
 
 	"go.uber.org/zap"
 
@@ -46,39 +44,4 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	return nil
-}
-
-func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	path := fl.String("config", "feedmill.yaml", "config file to check")
-	if err := fl.Parse(args); err != nil {
-		return 2
-	}
-	// Config problems and filter/template problems, every one once.
-	var lines []string
-	add := func(err error) {
-		for _, l := range strings.Split(err.Error(), "\n") {
-			if l = strings.TrimSpace(l); l != "" && !slices.Contains(lines, l) {
-				lines = append(lines, l)
-			}
-		}
-	}
-	cfg, err := config.Load(*path, os.Environ())
-	if err != nil {
-		add(err)
-		if cfg == nil {
-			fmt.Fprintln(stderr, strings.Join(lines, "\n"))
-			return 1
-		}
-	}
-	if _, err := feeds.Compile(cfg.Feeds, cfg.Templates); err != nil {
-		add(err)
-	}
-	if len(lines) > 0 {
-		fmt.Fprintln(stderr, strings.Join(lines, "\n"))
-		return 1
-	}
-	fmt.Fprintf(stdout, "%s: ok (%d feeds, %d custom templates)\n", *path, len(cfg.Feeds), len(cfg.Templates))
-	return 0
 }

@@ -217,7 +217,7 @@ func New(cfg *config.Config, d Deps) (a *App, err error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	(&api.API{Store: a.Store, Feeds: func() *feeds.Set { return set }, Registry: a.Registry, Ready: a.Pipeline.Ready, Logger: logger.Named("http"), LastRun: a.Pass.LastRun, Owns: a.Pipeline.Owns}).Register(mux)
+	(&api.API{Store: a.Store, Feeds: func() *feeds.Set { return set }, Registry: a.Registry, Ready: a.Pipeline.Ready, Logger: logger.Named("http"), LastRun: a.Pass.LastRun, Owns: a.Pipeline.Owns, Errors: a.Pipeline.FeedErrors, Lint: func(*feeds.Set) []feeds.Warning { return feeds.Lint(cfg.Feeds, cfg.Templates) }}).Register(mux)
 	a.Files.Register(mux)
 	(&api.RunsAPI{Runs: a.Pass, Logger: logger.Named("http")}).Register(mux)
 	a.ln, err = net.Listen("tcp", cfg.HTTP.Listen)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -31,6 +32,17 @@ type API struct {
 	// Owns reports whether this instance owns an offers partition: the
 	// member counts are those of its partitions (nil: all stored).
 	Owns func(p int32) bool
+	// Errors returns this instance's feedmill_feed_errors_total of a feed
+	// by kind ("filter", "template", "budget"); nil: all 0.
+	Errors func(feedID string) map[string]float64
+	// Lint returns the static warnings of the config a feed set was
+	// compiled from (feeds.Lint); nil: none. It is called once per set
+	// (by pointer): the result of the latest set is kept.
+	Lint func(set *feeds.Set) []feeds.Warning
+
+	lintMu   sync.Mutex
+	lintSet  *feeds.Set               // the set lintFeed belongs to
+	lintFeed map[string][]warningJSON // by feed id: its own and its custom template's
 }
 
 // Register adds /healthz, /readyz, /metrics and GET /api/feeds to mux.
@@ -53,12 +65,22 @@ func (a *API) Register(mux *http.ServeMux) {
 }
 
 type feedJSON struct {
-	ID           string   `json:"id"`
-	Template     string   `json:"template"`
-	Destinations []string `json:"destinations"`
-	File         bool     `json:"file"`
-	Members      int64    `json:"members"`
-	LastRun      *string  `json:"last_run"`
+	ID           string             `json:"id"`
+	Template     string             `json:"template"`
+	Destinations []string           `json:"destinations"`
+	File         bool               `json:"file"`
+	Members      int64              `json:"members"`
+	LastRun      *string            `json:"last_run"`
+	Errors       map[string]float64 `json:"errors"`
+	Warnings     []warningJSON      `json:"warnings"`
+}
+
+// warningJSON is a feeds.Warning in GET /api/feeds.
+type warningJSON struct {
+	Path    string `json:"path"`
+	Line    int    `json:"line"`
+	Column  int    `json:"column"`
+	Message string `json:"message"`
 }
 
 func (a *API) feeds(w http.ResponseWriter, _ *http.Request) {
@@ -69,9 +91,11 @@ func (a *API) feeds(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	set := a.Feeds()
+	warnings := a.warnings(set)
 	out := make([]feedJSON, 0, len(set.Feeds()))
 	for _, f := range set.Feeds() {
-		fj := feedJSON{ID: f.ID, Template: f.Template.ID, Destinations: f.Destinations, File: f.File, Members: counts[f.ID]}
+		fj := feedJSON{ID: f.ID, Template: f.Template.ID, Destinations: f.Destinations, File: f.File, Members: counts[f.ID],
+			Errors: make(map[string]float64, feeds.NumErrorKinds), Warnings: warnings[f.ID]}
 		if fj.Destinations == nil {
 			fj.Destinations = []string{}
 		}
@@ -80,9 +104,52 @@ func (a *API) feeds(w http.ResponseWriter, _ *http.Request) {
 				fj.LastRun = &id
 			}
 		}
+		for k := range feeds.NumErrorKinds {
+			fj.Errors[feeds.ErrorKind(k).String()] = 0
+		}
+		if a.Errors != nil {
+			for kind, n := range a.Errors(f.ID) {
+				fj.Errors[kind] = n
+			}
+		}
+		if fj.Warnings == nil {
+			fj.Warnings = []warningJSON{}
+		}
 		out = append(out, fj)
 	}
 	WriteJSON(w, http.StatusOK, out)
+}
+
+// warnings returns the Lint warnings of set's feeds by feed id: a feed's
+// own and those of the custom template it uses. They are computed once
+// per set; the slices are shared and must not be modified.
+func (a *API) warnings(set *feeds.Set) map[string][]warningJSON {
+	if a.Lint == nil {
+		return nil
+	}
+	a.lintMu.Lock()
+	defer a.lintMu.Unlock()
+	if a.lintSet == set {
+		return a.lintFeed
+	}
+	byTemplate := map[string][]warningJSON{}
+	byFeed := map[string][]warningJSON{}
+	for _, w := range a.Lint(set) {
+		wj := warningJSON{Path: w.Path, Line: w.Line, Column: w.Column, Message: w.Message}
+		switch {
+		case w.Feed != "":
+			byFeed[w.Feed] = append(byFeed[w.Feed], wj)
+		case w.Template != "":
+			byTemplate[w.Template] = append(byTemplate[w.Template], wj)
+		}
+	}
+	for _, f := range set.Feeds() {
+		if f.Template != nil && !f.Template.Builtin && len(byTemplate[f.Template.ID]) > 0 {
+			byFeed[f.ID] = append(byFeed[f.ID], byTemplate[f.Template.ID]...)
+		}
+	}
+	a.lintSet, a.lintFeed = set, byFeed
+	return byFeed
 }
 
 // WriteJSON writes v as JSON with status.
