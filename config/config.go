@@ -49,6 +49,10 @@ type Topics struct {
 	// key. GroupDecisions carries the groups' winner decisions back to
 	// each offer's own partition. Both have as many partitions as Offers
 	// (docs/grouped-feeds.md).
+	// Feeds is the feed log: one partition, compacted, shared by the
+	// group's instances: the feed definitions in force and the held
+	// feed changes (live feed changes).
+	Feeds           string `yaml:"feeds"`            // default <group_id>-feeds
 	GroupCandidates string `yaml:"group_candidates"` // default <group_id>-group-candidates
 	GroupDecisions  string `yaml:"group_decisions"`  // default <group_id>-group-decisions
 }
@@ -143,6 +147,10 @@ type Processor struct {
 	// each offers partition's state, following its changelog, so that a
 	// partition moving to one of them needs no restore.
 	StandbyReplicas int `yaml:"standby_replicas"` // default 0
+	// BackfillRate bounds how many offers per second this instance
+	// re-evaluates after a feed change (0: no bound), so live changes
+	// keep their latency while a backfill runs.
+	BackfillRate int `yaml:"backfill_rate"` // default 10000
 }
 
 // Feed is one marketing feed (docs/contract.md, Feeds).

@@ -208,7 +208,7 @@ func TestParseDefaults(t *testing.T) {
 		Kafka: Kafka{
 			Brokers: []string{"127.0.0.1:9092"},
 			GroupID: "feedmill", SessionTimeout: 45 * time.Second,
-			Topics: Topics{Offers: "offers", Sellers: "sellers", Ratings: "ratings", Events: "feed-events", Rejects: "feedmill-rejects", Changelog: "feedmill-changelog", Runs: "feedmill-runs", GroupCandidates: "feedmill-group-candidates", GroupDecisions: "feedmill-group-decisions"},
+			Topics: Topics{Offers: "offers", Sellers: "sellers", Ratings: "ratings", Events: "feed-events", Rejects: "feedmill-rejects", Changelog: "feedmill-changelog", Runs: "feedmill-runs", Feeds: "feedmill-feeds", GroupCandidates: "feedmill-group-candidates", GroupDecisions: "feedmill-group-decisions"},
 		},
 		SchemaRegistry: SchemaRegistry{URL: "http://127.0.0.1:8081"},
 		State:          State{Dir: "./data", TombstoneRetention: 168 * time.Hour, MinFreeBytes: 1 << 30},
@@ -217,7 +217,7 @@ func TestParseDefaults(t *testing.T) {
 			Interval: time.Hour, RefreshAfter: 672 * time.Hour, Timeout: time.Hour, CompressionLevel: 1,
 			Guard: Guard{MaxDrop: 0.2, MaxGrowth: 1.0, MinSize: 100},
 		},
-		Processor: Processor{MaxBatchRecords: 2000, SellerChunk: 500, MaxEventBytes: 1_000_000, Workers: runtime.GOMAXPROCS(0)},
+		Processor: Processor{MaxBatchRecords: 2000, SellerChunk: 500, MaxEventBytes: 1_000_000, Workers: runtime.GOMAXPROCS(0), BackfillRate: 10000},
 	}
 	if !reflect.DeepEqual(*c, want) {
 		t.Fatalf("got %+v\nwant %+v", *c, want)
@@ -567,7 +567,7 @@ func TestConnectorDefaults(t *testing.T) {
 		Kafka: Kafka{
 			Brokers: []string{"127.0.0.1:9092"},
 			GroupID: "feedmill-connector", SessionTimeout: 45 * time.Second,
-			Topics: Topics{Offers: "offers", Sellers: "sellers", Ratings: "ratings", Events: "feed-events", Rejects: "feedmill-rejects", Changelog: "feedmill-connector-changelog", Runs: "feedmill-connector-runs", GroupCandidates: "feedmill-connector-group-candidates", GroupDecisions: "feedmill-connector-group-decisions"},
+			Topics: Topics{Offers: "offers", Sellers: "sellers", Ratings: "ratings", Events: "feed-events", Rejects: "feedmill-rejects", Changelog: "feedmill-connector-changelog", Runs: "feedmill-connector-runs", Feeds: "feedmill-connector-feeds", GroupCandidates: "feedmill-connector-group-candidates", GroupDecisions: "feedmill-connector-group-decisions"},
 		},
 		SchemaRegistry:  SchemaRegistry{URL: "http://127.0.0.1:8081"},
 		Destinations:    []string{"gmc-main"},

@@ -93,6 +93,7 @@ func (c *Config) applyDefaults(p presence) {
 	setDefault(p, "processor.max_event_bytes", &c.Processor.MaxEventBytes, 1_000_000)
 	setDefault(p, "processor.workers", &c.Processor.Workers, runtime.GOMAXPROCS(0))
 	setDefault(p, "processor.standby_replicas", &c.Processor.StandbyReplicas, 0)
+	setDefault(p, "processor.backfill_rate", &c.Processor.BackfillRate, 10000)
 }
 
 // applyKafkaDefaults fills the Kafka section at path; groupID differs
@@ -108,6 +109,7 @@ func applyKafkaDefaults(p presence, path string, k *Kafka, groupID string) {
 	setDefault(p, path+".topics.rejects", &k.Topics.Rejects, "feedmill-rejects")
 	setDefault(p, path+".topics.changelog", &k.Topics.Changelog, k.GroupID+"-changelog")
 	setDefault(p, path+".topics.runs", &k.Topics.Runs, k.GroupID+"-runs")
+	setDefault(p, path+".topics.feeds", &k.Topics.Feeds, k.GroupID+"-feeds")
 	setDefault(p, path+".topics.group_candidates", &k.Topics.GroupCandidates, k.GroupID+"-group-candidates")
 	setDefault(p, path+".topics.group_decisions", &k.Topics.GroupDecisions, k.GroupID+"-group-decisions")
 }

@@ -133,6 +133,9 @@ func (c *Config) Validate() error {
 	if n := c.Processor.Workers; n < 1 || n > MaxWorkers {
 		ps.add("processor.workers", "must be between 1 and %d, got %d", MaxWorkers, n)
 	}
+	if n := c.Processor.BackfillRate; n < 0 {
+		ps.add("processor.backfill_rate", "must be 0 (no bound) or more, got %d", n)
+	}
 	if n := c.Processor.StandbyReplicas; n < 0 || n > MaxStandbyReplicas {
 		ps.add("processor.standby_replicas", "must be between 0 and %d, got %d", MaxStandbyReplicas, n)
 	}
@@ -291,6 +294,7 @@ func checkKafka(ps *problems, path string, k *Kafka) {
 		{"rejects", k.Topics.Rejects},
 		{"changelog", k.Topics.Changelog},
 		{"runs", k.Topics.Runs},
+		{"feeds", k.Topics.Feeds},
 		{"group_candidates", k.Topics.GroupCandidates},
 		{"group_decisions", k.Topics.GroupDecisions},
 	}

@@ -113,6 +113,7 @@ type Applier struct {
 	groupParts      int32
 	decision        *grouping.Decision
 	memLoaded       bool    // a.mem holds the membership of the offer evaluated next
+	backfilled      int64   // offers feed change jobs re-evaluated (runJobs reads and resets it)
 	standingOf      []int32 // per feed index: 1 + the position of its stored standing (groupStage)
 	gkey            []byte
 	gRecKey         []byte

@@ -249,8 +249,12 @@ func (a *Applier) RunJobChunk() (bool, error) {
 	scan := func(fn func(string) error) (int, error) {
 		return b.ScanSellerOffers(j.Partition, j.SellerID, j.After, budget, fn)
 	}
-	if j.SellerID == partitionJob {
+	cause := records.CauseChange
+	if j.SellerID == partitionJob || isFeedJob(j.SellerID) {
 		scan = func(fn func(string) error) (int, error) { return b.ScanOffers(j.Partition, j.After, budget, fn) }
+	}
+	if isFeedJob(j.SellerID) {
+		cause = records.CauseFeedChange
 	}
 	n, err := scan(func(offerID string) error {
 		last = offerID
@@ -263,7 +267,10 @@ func (a *Applier) RunJobChunk() (bool, error) {
 		if err := a.joiner.Join(b, &o, &v); err != nil {
 			return err
 		}
-		return a.evaluateChanged(b, j.Partition, offerID, &v, feeds.FieldMask(j.Changed), records.CauseChange, j.SourceTimeMs, now)
+		if cause == records.CauseFeedChange {
+			a.backfilled++
+		}
+		return a.evaluateChanged(b, j.Partition, offerID, &v, feeds.FieldMask(j.Changed), cause, j.SourceTimeMs, now)
 	})
 	if err != nil {
 		a.resetCaches()

@@ -20,6 +20,7 @@ type Metrics struct {
 	committed      *prometheus.GaugeVec
 	members        *prometheus.GaugeVec
 	jobsPending    prometheus.Gauge
+	backfilled     prometheus.Counter
 	produceErrors  prometheus.Counter
 	unproducible   prometheus.Counter
 	restoredOffers prometheus.Counter
@@ -72,6 +73,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		jobsPending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "feedmill_seller_jobs_pending", Help: "Seller/rating re-evaluations not finished in the partitions this instance owns.",
 		}),
+		backfilled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "feedmill_feed_backfill_offers_total", Help: "Offers re-evaluated after a change of the feed set (feed change jobs, cause FEED_CHANGE).",
+		}),
 		produceErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "feedmill_produce_errors_total", Help: "Failed attempts to produce outbox records (retried).",
 		}),
@@ -91,7 +95,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.consumed, m.rejected, m.stale, m.eventsEntries, m.eventsSent, m.rejectsSent,
 		m.outboxAdded, m.outboxDepth, m.latency, m.lag, m.committed, m.members, m.jobsPending,
-		m.produceErrors, m.unproducible, m.restoredOffers, m.ready, m.feedErrors)
+		m.backfilled, m.produceErrors, m.unproducible, m.restoredOffers, m.ready, m.feedErrors)
 	m.standby = newStandbyMetrics(reg)
 	return m
 }

@@ -44,7 +44,7 @@ type Pipeline struct {
 	tableApplier *Applier    // applies the table records; owns no partition
 	relay        *Relay
 	standby      *standby     // follows the changelog of standby partitions (nil: processor.standby_replicas 0)
-	groupIn      *groupInputs // consumes the group topics of the owned partitions (nil: no grouped feed)
+	groupIn      *groupInputs // consumes the group topics of the owned partitions (nil before Run)
 
 	workers    chan struct{} // one token per unit of work running (Processor.Workers)
 	barrier    sync.RWMutex  // units: read; table batches, partition changes, sweep: write
@@ -61,6 +61,7 @@ type Pipeline struct {
 	owned        atomic.Pointer[[]int32] // offers partitions owned, sorted
 	restoreErr   atomic.Pointer[error]   // a failed restore (stops runOffers)
 	offersTotal  atomic.Int32            // partitions of the offers topic
+	backfilled   atomic.Int64            // offers feed change jobs re-evaluated
 }
 
 // PipelineDeps are what a Pipeline needs. KafkaOpts hold the connection
@@ -183,10 +184,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.relay.ChangelogTopic, p.relay.Changelog = p.cfg.Kafka.Topics.Changelog, clProducer
 	p.relay.Owns = p.owns
 	p.relay.Internal = map[string]bool{t.GroupCandidates: true, t.GroupDecisions: true}
-	if slices.ContainsFunc(p.set.Feeds(), func(f *feeds.Feed) bool { return f.Grouped() }) {
-		if p.groupIn, err = newGroupInputs(p, base); err != nil {
-			return err
-		}
+	// The group topics are consumed whatever the set: a live feed change
+	// may add a grouped feed.
+	if p.groupIn, err = newGroupInputs(p, base); err != nil {
+		return err
 	}
 
 	g, ctx := errgroup.WithContext(ctx)
@@ -204,9 +205,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		g.Go(func() error { return p.standby.run(ctx) })
 	}
 	g.Go(func() error { return p.relay.Run(ctx) })
-	if p.groupIn != nil {
-		g.Go(func() error { return p.groupIn.run(ctx) })
-	}
+	g.Go(func() error { return p.groupIn.run(ctx) })
 	g.Go(func() error {
 		if err := p.runTables(ctx, base, func(ctx context.Context) error { return p.runOffers(ctx, base) }); err != nil && !errors.Is(err, context.Canceled) {
 			return err

@@ -188,9 +188,16 @@ func (p *Pipeline) runJobs(ctx context.Context) error {
 		default:
 		}
 		g, gctx := errgroup.WithContext(ctx)
+		began := time.Now()
+		var backfilled atomic.Int64
 		for _, t := range pending {
 			g.Go(func() error {
-				_, err := p.runTask(gctx, t, func(a *Applier) error { _, err := a.RunJobChunk(); return err })
+				_, err := p.runTask(gctx, t, func(a *Applier) error {
+					_, err := a.RunJobChunk()
+					backfilled.Add(a.backfilled)
+					a.backfilled = 0
+					return err
+				})
 				return err
 			})
 		}
@@ -199,6 +206,11 @@ func (p *Pipeline) runJobs(ctx context.Context) error {
 				return nil
 			}
 			return fmt.Errorf("seller job: %w", err)
+		}
+		if n := backfilled.Load(); n > 0 {
+			p.backfilled.Add(n)
+			p.metrics.backfilled.Add(float64(n))
+			p.backfillPace(ctx, n, time.Since(began))
 		}
 	}
 }

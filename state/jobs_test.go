@@ -16,6 +16,7 @@ func TestJobRoundTrip(t *testing.T) {
 	for _, j := range []Job{
 		{SellerID: "s1", Partition: 0, Changed: 5},
 		{SellerID: "s2", Partition: 3, After: "o9", SourceTimeMs: 1234, Changed: ^uint64(0)},
+		{SellerID: FeedJobPrefix + "c-1", Partition: 2, After: "o3", Changed: ^uint64(0), Feeds: []string{"new-feed", "changed"}},
 	} {
 		got, err := decodeJob(j.Partition, j.SellerID, appendJob(nil, &j))
 		if err != nil {
@@ -25,7 +26,7 @@ func TestJobRoundTrip(t *testing.T) {
 			t.Errorf("round trip: got %+v, want %+v", got, j)
 		}
 	}
-	for _, bad := range [][]byte{nil, {9}, {4, 5}, {3}} {
+	for _, bad := range [][]byte{nil, {9}, {4, 5}, {3}, {5, 0, 0, 0, 3, 1, 'a'}} {
 		if _, err := decodeJob(0, "s", bad); err == nil {
 			t.Errorf("decodeJob(%v) accepted corrupt input", bad)
 		}

@@ -300,19 +300,42 @@ type Job struct {
 	// Changed is the feeds.FieldMask of the joined-view fields the
 	// change(s) touched; only feeds reading them are re-evaluated.
 	Changed uint64
+	// Feeds names the feeds a feed change job (a backfill: SellerID has
+	// the FeedJobPrefix) re-evaluates the partition's offers for.
+	Feeds []string
 }
 
-const jobVersion = 4
+// FeedJobPrefix starts the seller id of a feed change job: a job that
+// re-evaluates every offer of its partition after the feed set changed
+// (no seller id starts with a zero byte).
+const FeedJobPrefix = "\x00feeds/"
+
+// Job encodings: version 4 has no feeds; version 5 appends them.
+const (
+	jobVersion      = 4
+	jobVersionFeeds = 5
+)
 
 func appendJob(dst []byte, j *Job) []byte {
-	dst = append(dst, jobVersion)
+	v := byte(jobVersion)
+	if len(j.Feeds) > 0 {
+		v = jobVersionFeeds
+	}
+	dst = append(dst, v)
 	dst = appendString(dst, j.After)
 	dst = binary.AppendVarint(dst, j.SourceTimeMs)
-	return binary.AppendUvarint(dst, j.Changed)
+	dst = binary.AppendUvarint(dst, j.Changed)
+	if v == jobVersionFeeds {
+		dst = binary.AppendUvarint(dst, uint64(len(j.Feeds)))
+		for _, f := range j.Feeds {
+			dst = appendString(dst, f)
+		}
+	}
+	return dst
 }
 
 func decodeJob(p int32, sellerID string, b []byte) (Job, error) {
-	if len(b) == 0 || b[0] != jobVersion {
+	if len(b) == 0 || (b[0] != jobVersion && b[0] != jobVersionFeeds) {
 		return Job{}, fmt.Errorf("%w: job of seller %q in partition %d", ErrCorrupt, sellerID, p)
 	}
 	r := reader{b: b[1:]}
@@ -320,6 +343,15 @@ func decodeJob(p int32, sellerID string, b []byte) (Job, error) {
 	j.After = string(r.bytes("job cursor"))
 	j.SourceTimeMs = r.varint("job time")
 	j.Changed = r.uvarint("job fields")
+	if b[0] == jobVersionFeeds {
+		n := r.uvarint("job feeds")
+		if n > uint64(len(r.b)) {
+			return Job{}, fmt.Errorf("%w: job feed count %d", ErrCorrupt, n)
+		}
+		for range n {
+			j.Feeds = append(j.Feeds, string(r.bytes("job feed")))
+		}
+	}
 	if r.err != nil {
 		return Job{}, fmt.Errorf("job of seller %q in partition %d: %w", sellerID, p, r.err)
 	}

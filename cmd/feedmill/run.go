@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"go.uber.org/zap"
 
@@ -39,9 +41,41 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		logger.Error("processor failed to start", zap.Error(err))
 		return err
 	}
+	// SIGHUP reloads the config file's feeds and templates (other keys
+	// take effect at the next start).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reload(ctx, a, *path, logger)
+			}
+		}
+	}()
 	if err := a.Run(ctx); err != nil {
 		logger.Error("processor failed", zap.Error(err))
 		return err
 	}
 	return nil
+}
+
+// reload reads the config file again and proposes its feeds: a file that
+// does not load, or whose feeds do not compile, changes nothing.
+func reload(ctx context.Context, a *app.App, path string, logger *zap.Logger) {
+	cfg, err := config.Load(path, os.Environ())
+	if err == nil {
+		_, err = feeds.Compile(cfg.Feeds, cfg.Templates)
+	}
+	if err == nil {
+		err = a.Reload(ctx, cfg)
+	}
+	if err != nil {
+		logger.Error("config reload (SIGHUP) refused; the feeds in force stay", zap.String("config", path), zap.Error(err))
+		return
+	}
+	logger.Info("config reloaded (SIGHUP): its feeds and templates are proposed; other keys take effect at the next start", zap.String("config", path))
 }

@@ -20,6 +20,9 @@ import (
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/processor"
 	"github.com/feedmill/feedmill/processor/api"
+	"github.com/feedmill/feedmill/processor/dryrun"
+	"github.com/feedmill/feedmill/processor/feedchange"
+	"github.com/feedmill/feedmill/processor/feedlog"
 	"github.com/feedmill/feedmill/processor/feedstore"
 	"github.com/feedmill/feedmill/processor/fullpass"
 	"github.com/feedmill/feedmill/processor/runlog"
@@ -113,6 +116,10 @@ type App struct {
 	Files    *feedstore.Store
 	RunLog   *runlog.Kafka
 	Registry *prometheus.Registry
+	// FeedLog and Changer keep the feed set in force (live feed
+	// changes); Feeds is the config file's set the app started with.
+	FeedLog *feedlog.Log
+	Changer *feedchange.Changer
 
 	logger *zap.Logger
 	deps   Deps
@@ -183,6 +190,14 @@ func New(cfg *config.Config, d Deps) (a *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	a.FeedLog, err = feedlog.OpenKafka(kopts, cfg.Kafka.Topics.Feeds, logger)
+	if err != nil {
+		return nil, err
+	}
+	a.Changer = feedchange.New(feedchange.Deps{
+		Log: a.FeedLog, Stream: a.Pipeline, Guard: cfg.FullPass.Guard, Templates: cfg.Templates,
+		OnSet: a.onFeedSet, Logger: logger,
+	})
 	storeURL := cfg.FullPass.Store
 	if storeURL == "" {
 		dir, err := filepath.Abs(filepath.Join(cfg.State.Dir, "feeds"))
@@ -217,15 +232,58 @@ func New(cfg *config.Config, d Deps) (a *App, err error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	(&api.API{Store: a.Store, Feeds: func() *feeds.Set { return set }, Registry: a.Registry, Ready: a.Pipeline.Ready, Logger: logger.Named("http"), LastRun: a.Pass.LastRun, Owns: a.Pipeline.Owns, Errors: a.Pipeline.FeedErrors, Lint: func(*feeds.Set) []feeds.Warning { return feeds.Lint(cfg.Feeds, cfg.Templates) }}).Register(mux)
+	(&api.API{Store: a.Store, Feeds: a.currentFeeds, Registry: a.Registry, Ready: a.Pipeline.Ready, Logger: logger.Named("http"), LastRun: a.Pass.LastRun, Owns: a.Pipeline.Owns, Errors: a.Pipeline.FeedErrors, Lint: func(s *feeds.Set) []feeds.Warning {
+		// The warnings of the definitions s was compiled from: the feed
+		// log's set in force, or the config file's before it.
+		if cur, defs := a.Changer.Set(); cur == s {
+			return feeds.Lint(defs, a.Changer.Templates())
+		}
+		if s == a.Feeds {
+			return feeds.Lint(cfg.Feeds, cfg.Templates)
+		}
+		return nil // a set no longer in force
+	}}).Register(mux)
 	a.Files.Register(mux)
 	(&api.RunsAPI{Runs: a.Pass, Logger: logger.Named("http")}).Register(mux)
+	(&api.FeedChangesAPI{Changer: a.Changer, Log: a.FeedLog, Backfill: a.backfill, Logger: logger.Named("http")}).Register(mux)
+	(&api.OffersAPI{Store: a.Store, Feeds: a.currentFeeds, Coverage: a.Pipeline.Coverage, Join: func(b *state.Batch, o *records.Offer, v *feeds.View) error {
+		return processor.NewJoiner(a.Serde, 0).Join(b, o, v)
+	}, RefreshAfter: cfg.FullPass.RefreshAfter, RefreshPhaseMs: processor.RefreshPhaseMs, RefreshDue: processor.RefreshDue, Now: d.Now, Logger: logger.Named("http")}).Register(mux)
+	(&api.DryRunAPI{Runner: &dryrun.Runner{Store: a.Store, Serde: a.Serde, Coverage: a.Pipeline.Coverage, MaxEventBytes: cfg.Processor.MaxEventBytes, Now: d.Now}, Feeds: a.currentFeeds, Templates: func() []config.Template { return cfg.Templates }, Logger: logger.Named("http")}).Register(mux)
 	a.ln, err = net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
 	}
 	a.srv = newServer(cfg.HTTP, d.HTTP, mux)
 	return a, nil
+}
+
+// currentFeeds returns the feed set in force: the feed log's once it is
+// in force, the config file's before.
+func (a *App) currentFeeds() *feeds.Set {
+	if set, _ := a.Changer.Set(); set != nil {
+		return set
+	}
+	return a.Feeds
+}
+
+// onFeedSet hands a feed set put in force to the readers of the set.
+func (a *App) onFeedSet(set *feeds.Set, defs []config.Feed) {
+	a.Files.SetFeeds(set)
+	a.Pass.SetFeeds(set, defs, a.Changer.Templates())
+}
+
+// backfill reports the backfill of feed changes in this instance's
+// partitions: per feed, the partitions still being re-evaluated.
+func (a *App) backfill() (map[string]int, int64) {
+	b := a.Pipeline.Backfill()
+	return b.Partitions, b.Offers
+}
+
+// Reload proposes cfg's feeds and templates (a config reload: SIGHUP).
+// Other keys take effect at the next start.
+func (a *App) Reload(ctx context.Context, cfg *config.Config) error {
+	return a.Changer.ProposeConfig(ctx, cfg.Feeds, cfg.Templates)
 }
 
 // Addr is the HTTP server's address (useful with http.listen port 0).
@@ -239,6 +297,9 @@ func (a *App) close() {
 	a.closed = true
 	if a.ln != nil {
 		_ = a.ln.Close() // Serve closed it already, or it never served
+	}
+	if a.FeedLog != nil {
+		a.FeedLog.Close()
 	}
 	if a.RunLog != nil {
 		a.RunLog.Close()
@@ -302,7 +363,17 @@ func (a *App) run(ctx context.Context, failed context.CancelFunc) error {
 		zap.Strings("brokers", a.Config.Kafka.Brokers), zap.Int("feeds", len(a.Feeds.Feeds())), zap.String("state", a.Config.State.Dir))
 	g, gctx := errgroup.WithContext(ctx)
 	context.AfterFunc(gctx, failed)
-	g.Go(func() error { return a.Pipeline.Run(gctx) })
+	g.Go(func() error { return a.FeedLog.Run(gctx) })
+	g.Go(func() error { return a.Changer.Run(gctx, a.Config.Feeds) })
+	g.Go(func() error {
+		// Nothing is consumed before the group's feed set is in force.
+		select {
+		case <-gctx.Done():
+			return nil
+		case <-a.Changer.Ready():
+		}
+		return a.Pipeline.Run(gctx)
+	})
 	g.Go(func() error { return a.RunLog.Run(gctx) })
 	g.Go(func() error { return a.Pass.Run(gctx) })
 	g.Go(func() error {

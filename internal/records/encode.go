@@ -125,7 +125,7 @@ func enumIndex(field, v string, symbols ...string) (int64, error) {
 }
 
 func appendFeedEvent(dst []byte, e *FeedEvent, keys []string) ([]byte, []string, error) {
-	cause, err := enumIndex("cause", e.Cause, CauseChange, CauseReconcile, CauseRefresh)
+	cause, err := enumIndex("cause", e.Cause, CauseChange, CauseReconcile, CauseRefresh, CauseFeedChange)
 	if err != nil {
 		return dst, keys, err
 	}

@@ -13,6 +13,9 @@ const (
 	CauseChange    = "CHANGE"
 	CauseReconcile = "RECONCILE"
 	CauseRefresh   = "REFRESH"
+	// CauseFeedChange: a feed definition was added, changed or removed,
+	// and the offer's membership follows (the backfill).
+	CauseFeedChange = "FEED_CHANGE"
 )
 
 // Action is what a connector does with one (feed, destination) of an event.

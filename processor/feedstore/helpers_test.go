@@ -192,7 +192,7 @@ func writePart(s *Store, run string, part int32, items []planItem) (PartManifest
 		return PartManifest{}, err
 	}
 	for _, it := range items {
-		f, _ := s.set.Feed(it.feed)
+		f, _ := s.set.Load().Feed(it.feed)
 		if err := w.Item(f.Index, it.item); err != nil {
 			w.Abort()
 			return PartManifest{}, err

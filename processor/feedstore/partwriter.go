@@ -15,6 +15,8 @@ import (
 	"github.com/klauspost/compress/flate"
 	"go.uber.org/zap"
 	"gocloud.dev/blob"
+
+	"github.com/feedmill/feedmill/feeds"
 )
 
 // chunkBytes is the raw bytes of one feed a PartWriter compresses into
@@ -54,6 +56,7 @@ type segment struct{ off, n int64 }
 // different partitions may run at once).
 type PartWriter struct {
 	s         *Store
+	set       *feeds.Set // the feed set of the writer (item indexes are its feeds')
 	run       string
 	partition int32
 	attempt   string
@@ -83,20 +86,26 @@ type PartWriter struct {
 // NewPartWriter starts partition's part of run with a new random attempt
 // id. Safe for concurrent use (of the Store).
 func (s *Store) NewPartWriter(run string, partition int32) (*PartWriter, error) {
+	return s.NewPartWriterSet(run, partition, s.set.Load())
+}
+
+// NewPartWriterSet is NewPartWriter for the items of feed set set (item
+// indexes are its feeds'): the set the caller scans with.
+func (s *Store) NewPartWriterSet(run string, partition int32, set *feeds.Set) (*PartWriter, error) {
 	if err := checkRun(run); err != nil {
 		return nil, err
 	}
-	n := len(s.set.Feeds())
+	n := len(set.Feeds())
 	zw, err := newFragmentWriter(s.CompressionLevel)
 	if err != nil {
 		return nil, fmt.Errorf("part writer: %w", err)
 	}
-	w := &PartWriter{s: s, run: run, partition: partition, attempt: newAttempt(),
+	w := &PartWriter{s: s, set: set, run: run, partition: partition, attempt: newAttempt(),
 		file: make([]bool, n), pages: make([][][]byte, n), pos: make([]int, n),
 		maxPages: max(1, s.PartBufferBytes/pageBytes),
 		items:    make([]int64, n), raw: make([]int64, n), stored: make([]int64, n),
 		crc: make([]uint32, n), rawCRC: make([]uint32, n), segs: make([][]segment, n), zw: zw}
-	for i, f := range s.set.Feeds() {
+	for i, f := range set.Feeds() {
 		w.file[i] = f.File
 		w.pos[i] = -1
 	}
@@ -261,7 +270,7 @@ func (w *PartWriter) Finish(ctx context.Context) (PartManifest, error) {
 	}
 	m := PartManifest{Run: w.run, Partition: w.partition, Attempt: w.attempt, Feeds: []PartFeed{}}
 	var segs []segment
-	for i, f := range w.s.set.Feeds() {
+	for i, f := range w.set.Feeds() {
 		if !w.file[i] {
 			continue
 		}

@@ -60,7 +60,7 @@ func parts(m *FeedManifest, gz bool) []part {
 // byte range, reading the pieces the manifest names one after the other.
 func (s *Store) serve(w http.ResponseWriter, r *http.Request) {
 	id, ok := strings.CutSuffix(r.PathValue("file"), ".xml")
-	f, known := s.set.Feed(id)
+	f, known := s.set.Load().Feed(id)
 	if !ok || !known || !f.File {
 		api.WriteError(w, http.StatusNotFound, "no file feed "+strconv.Quote(id))
 		return

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -79,7 +80,7 @@ type Store struct {
 	where   string // the URL, redacted, for messages
 	fileDir string // the directory of a file:// store, else ""
 	spool   string
-	set     *feeds.Set
+	set     atomic.Pointer[feeds.Set] // the feed set in force (SetFeeds)
 	logger  *zap.Logger
 
 	publishMu sync.Mutex     // one Publish at a time in this process
@@ -111,10 +112,10 @@ func Open(ctx context.Context, rawURL, spoolDir string, set *feeds.Set, logger *
 		CompressionLevel:  DefaultCompressionLevel,
 		where:             where,
 		spool:             spoolDir,
-		set:               set,
 		logger:            logger.Named("feedstore"),
 		serveLog:          rate.Sometimes{Interval: 10 * time.Second},
 	}
+	s.set.Store(set)
 	hint := ""
 	switch u.Scheme {
 	case "file":
@@ -404,7 +405,7 @@ func (s *Store) Publish(ctx context.Context, run string, generated time.Time, pa
 		}
 	}
 	var files []*feeds.Feed
-	for _, f := range s.set.Feeds() {
+	for _, f := range s.set.Load().Feeds() {
 		if !f.File {
 			continue
 		}
@@ -627,3 +628,7 @@ func (s *Store) syncObjects(keys []string) error {
 	}
 	return syncFiles(s.fileDir, paths)
 }
+
+// SetFeeds puts set in force (live feed changes): writers created from
+// now on, publications and requests use it.
+func (s *Store) SetFeeds(set *feeds.Set) { s.set.Store(set) }

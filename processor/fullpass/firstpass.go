@@ -34,7 +34,7 @@ const feedCheckEvery = 10 * time.Second
 // those the next run started here would publish (Start's definitions).
 func (fp *FullPass) fileFeeds() []string {
 	var ids []string
-	for _, d := range fp.feedDefs {
+	for _, d := range fp.view.Load().defs {
 		if d.File {
 			ids = append(ids, d.ID)
 		}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -54,7 +55,6 @@ import (
 type FullPass struct {
 	cfg      config.FullPass
 	store    *state.Store
-	set      *feeds.Set
 	files    *feedstore.Store
 	log      *runlog.Log
 	stream   Stream
@@ -63,11 +63,12 @@ type FullPass struct {
 	now      func() time.Time
 	logger   *zap.Logger
 	metrics  *fullPassMetrics
-	intern   state.Interner
-	budget   processor.EventBudget
 	serde    *records.Serde
-	feedDefs []runlog.FeedDef
-	feedSet  string
+	// maxEventBytes is the size rule's bound (processor.max_event_bytes).
+	maxEventBytes int
+	// view is the feed set in force and what derives from it (SetFeeds
+	// replaces it; a scan keeps the one it started with).
+	view atomic.Pointer[feedView]
 	// onPartition is the test hook of Deps.
 	onPartition func(ctx context.Context, p int32)
 	ready       func() bool
@@ -222,27 +223,56 @@ func New(d Deps) (*FullPass, error) {
 	if d.Workers <= 0 {
 		d.Workers = 1
 	}
-	var names []string
-	var defs []runlog.FeedDef
-	for _, f := range d.Feeds.Feeds() {
-		names = append(append(names, f.ID), f.Destinations...)
-		defs = append(defs, runlog.FeedDef{ID: f.ID, File: f.File})
+	fp := &FullPass{
+		serde: d.Serde, log: d.Log, instance: d.Instance, workers: d.Workers, maxEventBytes: d.MaxEventBytes,
+		cfg: d.Config, store: d.Store, files: d.Files, stream: d.Stream, now: d.Now,
+		logger: d.Logger.Named("fullpass"), metrics: newFullPassMetrics(d.Registry), onPartition: d.OnPartition, ready: d.Ready,
+		done: make(chan struct{}, 1), observed: map[string]string{},
 	}
-	budget, err := processor.NewEventBudget(d.MaxEventBytes, d.Feeds)
+	v, err := fp.newView(d.Feeds, d.FeedSet)
 	if err != nil {
 		return nil, err
 	}
-	fp := &FullPass{
-		budget: budget, serde: d.Serde, log: d.Log, instance: d.Instance, workers: d.Workers,
-		cfg: d.Config, store: d.Store, set: d.Feeds, files: d.Files, stream: d.Stream, now: d.Now,
-		logger: d.Logger.Named("fullpass"), metrics: newFullPassMetrics(d.Registry), onPartition: d.OnPartition, ready: d.Ready,
-		feedDefs: defs, feedSet: d.FeedSet,
-		done: make(chan struct{}, 1), observed: map[string]string{},
-		// Decoded memberships share the Set's strings, so comparing them
-		// with the feeds' ids and destinations is cheap.
-		intern: state.NewNames(names...).Intern,
-	}
+	fp.view.Store(v)
 	return fp, nil
+}
+
+// feedView is a feed set and what the full pass derives from it.
+type feedView struct {
+	set         *feeds.Set
+	defs        []runlog.FeedDef
+	fingerprint string // FeedSetFingerprint of its definitions
+	// intern shares the set's strings with decoded memberships, so
+	// comparing them with the feeds' ids and destinations is cheap.
+	intern state.Interner
+	budget processor.EventBudget
+}
+
+func (fp *FullPass) newView(set *feeds.Set, fingerprint string) (*feedView, error) {
+	v := &feedView{set: set, fingerprint: fingerprint}
+	var names []string
+	for _, f := range set.Feeds() {
+		names = append(append(names, f.ID), f.Destinations...)
+		v.defs = append(v.defs, runlog.FeedDef{ID: f.ID, File: f.File})
+	}
+	v.intern = state.NewNames(names...).Intern
+	var err error
+	if v.budget, err = processor.NewEventBudget(fp.maxEventBytes, set); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// SetFeeds puts a feed set in force (live feed changes): runs started
+// from now on carry it. A run started with the previous set fails on
+// this instance (its definitions are not the run's).
+func (fp *FullPass) SetFeeds(set *feeds.Set, defs []config.Feed, templates []config.Template) {
+	v, err := fp.newView(set, FeedSetFingerprint(defs, templates))
+	if err != nil {
+		fp.logger.Error("feed set not taken by the full pass", zap.Error(err))
+		return
+	}
+	fp.view.Store(v)
 }
 
 // Runs returns up to limit runs, newest first.
@@ -289,7 +319,7 @@ func (fp *FullPass) Start(ctx context.Context) (id string, started bool, err err
 	g := fp.cfg.Guard
 	out, err := fp.log.Append(ctx, runlog.Command{
 		Op: runlog.OpStart, By: fp.instance, At: fp.now(), Partitions: total,
-		Feeds: fp.feedDefs, FeedSet: fp.feedSet,
+		Feeds: fp.view.Load().defs, FeedSet: fp.view.Load().fingerprint,
 		Guard: &runlog.Guard{MaxDrop: g.MaxDrop, MaxGrowth: g.MaxGrowth, MinSize: g.MinSize},
 	})
 	if err != nil {

@@ -26,7 +26,7 @@ const joinCacheMax = 1 << 16
 // startScans starts scans of the owned partitions of running run r that
 // have no part yet, up to the workers reading at once.
 func (fp *FullPass) startScans(ctx context.Context, r runlog.Run, owned []int32, wg *sync.WaitGroup, errc chan<- error) {
-	if r.FeedSet != fp.feedSet {
+	if r.FeedSet != fp.view.Load().fingerprint {
 		fp.failRun(ctx, r.ID, fmt.Sprintf("instance %s runs other feed definitions than the run's (started by %s): "+
 			"every instance of the group must run the same feeds and templates", fp.instance, r.StartedBy))
 		return
@@ -152,15 +152,20 @@ func (fp *FullPass) scanPartition(ctx context.Context, r runlog.Run, p int32, re
 	if err := fp.store.DeleteFixesOf(r.ID, p); err != nil {
 		return err
 	}
-	pw, err := fp.files.NewPartWriter(r.ID, p)
+	v := fp.view.Load() // this scan's feed set
+	if r.FeedSet != v.fingerprint {
+		fp.failRun(ctx, r.ID, fmt.Sprintf("instance %s: the feed set changed during the run", fp.instance))
+		return nil
+	}
+	pw, err := fp.files.NewPartWriterSet(r.ID, p, v.set)
 	if err != nil {
 		fp.failRun(ctx, r.ID, fmt.Sprintf("partition %d: write feed files: %v", p, err))
 		return nil
 	}
 	fixes := fp.store.NewFixWriter(r.ID)
 	defer fixes.Close()
-	counts := make([]int64, len(fp.feedDefs))
-	scanned, err := fp.scanInto(ctx, p, time.UnixMilli(r.NowMs), pw, fixes, counts)
+	counts := make([]int64, len(v.defs))
+	scanned, err := fp.scanInto(ctx, v, p, time.UnixMilli(r.NowMs), pw, fixes, counts)
 	read()
 	if err == nil && fp.onPartition != nil {
 		fp.onPartition(ctx, p)
@@ -189,7 +194,7 @@ func (fp *FullPass) scanPartition(ctx context.Context, r runlog.Run, p int32, re
 	}
 	if _, err := fp.log.Append(ctx, runlog.Command{
 		Op: runlog.OpPart, Run: r.ID, By: fp.instance, At: fp.now(), Partition: p, Attempt: pw.Attempt(),
-		FeedSet: fp.feedSet, Counts: counts, Scanned: scanned, Listed: int64(fixes.Len()),
+		FeedSet: v.fingerprint, Counts: counts, Scanned: scanned, Listed: int64(fixes.Len()),
 	}); err != nil {
 		if ctx.Err() == nil {
 			// The partition has no part: it is scanned again.
@@ -204,14 +209,14 @@ func (fp *FullPass) scanPartition(ctx context.Context, r runlog.Run, p int32, re
 // scanInto reads partition p from a snapshot, evaluating every feed at
 // now: file feeds' items go to pw, sizes to counts, drifted or due offers
 // to fixes. It returns the offer keys read.
-func (fp *FullPass) scanInto(ctx context.Context, p int32, now time.Time, pw *feedstore.PartWriter, fixes *state.FixWriter, counts []int64) (int64, error) {
+func (fp *FullPass) scanInto(ctx context.Context, v *feedView, p int32, now time.Time, pw *feedstore.PartWriter, fixes *state.FixWriter, counts []int64) (int64, error) {
 	snap := fp.store.NewSnapshot()
 	defer snap.Close()
-	ev := fp.set.NewEvaluator()
-	evalSrc := processor.NewEvalErrorSource(ev, fp.set)
+	ev := v.set.NewEvaluator()
+	evalSrc := processor.NewEvalErrorSource(ev, v.set)
 	defer fp.stream.ReportEvalErrors(ctx, evalSrc)
-	list := fp.set.Feeds()
-	tmpls := fp.set.Templates()
+	list := v.set.Feeds()
+	tmpls := v.set.Templates()
 	var matched []int
 	items := make([][]byte, len(tmpls))
 	fps := make([]uint64, len(tmpls))
@@ -223,13 +228,13 @@ func (fp *FullPass) scanInto(ctx context.Context, p int32, now time.Time, pw *fe
 	var view feeds.View
 	isMatched := make([]bool, len(list))
 	var gkey []byte
-	err := snap.ScanPartition(ctx, p, fp.intern, func(it *state.ScanItem) error {
+	err := snap.ScanPartition(ctx, p, v.intern, func(it *state.ScanItem) error {
 		scanned++
 		if scanned&4095 == 0 {
 			fp.metrics.scanned.Add(4096)
 		}
 		matched = matched[:0]
-		if it.Offer != nil && fp.budget.Fits(it.Offer) {
+		if it.Offer != nil && v.budget.Fits(it.Offer) {
 			if err := joiner.Join(snap, it.Offer, &view); err != nil {
 				return err
 			}
@@ -293,7 +298,7 @@ func (fp *FullPass) scanInto(ctx context.Context, p int32, now time.Time, pw *fe
 			for k := range mem.Groups {
 				// A candidate whose filter no longer holds.
 				if st := &mem.Groups[k]; st.Filter || st.Cand.Live {
-					if f, ok := fp.set.Feed(st.FeedID); !ok || !isMatched[f.Index] {
+					if f, ok := v.set.Feed(st.FeedID); !ok || !isMatched[f.Index] {
 						drift = true
 					}
 				}
