@@ -24,6 +24,7 @@ Usage:
   feedmill gen [flags]             produce a synthetic catalog and change stream to any Kafka
   feedmill validate -config FILE   check config, filters and templates
   feedmill explain -offer ID       an offer's stored state, or why it is in a feed or not (-feed F), asked of a running instance
+  feedmill dry-run -feed FILE      what a feed would hold, asked of a running instance
   feedmill bench [flags]           the performance harness (matching, drain, latency, full pass, RSS)
 
 Run "feedmill <command> -h" for a command's flags. Config keys, topics, records
@@ -57,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "explain":
 		err = cmdExplain(ctx, args[1:], stdout, stderr)
+	case "dry-run":
+		err = cmdDryRun(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -249,7 +249,7 @@ func New(cfg *config.Config, d Deps) (a *App, err error) {
 	(&api.OffersAPI{Store: a.Store, Feeds: a.currentFeeds, Coverage: a.Pipeline.Coverage, Join: func(b *state.Batch, o *records.Offer, v *feeds.View) error {
 		return processor.NewJoiner(a.Serde, 0).Join(b, o, v)
 	}, RefreshAfter: cfg.FullPass.RefreshAfter, RefreshPhaseMs: processor.RefreshPhaseMs, RefreshDue: processor.RefreshDue, Now: d.Now, Logger: logger.Named("http")}).Register(mux)
-	(&api.DryRunAPI{Runner: &dryrun.Runner{Store: a.Store, Serde: a.Serde, Coverage: a.Pipeline.Coverage, MaxEventBytes: cfg.Processor.MaxEventBytes, Now: d.Now}, Feeds: a.currentFeeds, Templates: func() []config.Template { return cfg.Templates }, Logger: logger.Named("http")}).Register(mux)
+	(&api.DryRunAPI{Runner: &dryrun.Runner{Store: a.Store, Serde: a.Serde, Coverage: a.Pipeline.Coverage, MaxEventBytes: cfg.Processor.MaxEventBytes, Now: d.Now}, Feeds: a.currentFeeds, Templates: a.Changer.Templates, Logger: logger.Named("http")}).Register(mux)
 	a.ln, err = net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
