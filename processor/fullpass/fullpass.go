@@ -273,6 +273,7 @@ func (fp *FullPass) SetFeeds(set *feeds.Set, defs []config.Feed, templates []con
 		return
 	}
 	fp.view.Store(v)
+	fp.wake() // a file feed added may need its first pass
 }
 
 // Runs returns up to limit runs, newest first.
