@@ -102,12 +102,66 @@ func TestLiveFeedChanges(t *testing.T) {
 		model.checkGenerated(t, set, gen)
 	}
 
-	// A new feed, and a narrowed one, with changes flowing meanwhile.
+	// A new feed is put in force at once.
 	put(config.Feed{ID: "live-cheap-phones", Filter: `offer.category startsWith "Electronics/Phones" && offer.price < 1500`,
 		Template: "google-merchant", Destinations: []string{"gmc-main"}}, http.StatusOK)
-	narrowed := inForce[0]
-	narrowed.Filter = "(" + narrowed.Filter + `) && offer.stock > 10`
-	put(narrowed, http.StatusOK)
+	// A narrowing beyond the guard (max_drop 20%) is held until approved;
+	// a dry run of it first says how many members it will keep.
+	var listed []struct {
+		ID      string `json:"id"`
+		Members int64  `json:"members"`
+	}
+	_, body := httpDo(t, run, "GET", "/api/feeds", "", nil)
+	if err := json.Unmarshal(body, &listed); err != nil {
+		t.Fatal(err)
+	}
+	members := map[string]int64{}
+	for _, l := range listed {
+		members[l.ID] = l.Members
+	}
+	big := 0 // the largest feed of the config: above the guard's min_size
+	for i, f := range inForce {
+		if members[f.ID] > members[inForce[big].ID] {
+			big = i
+		}
+	}
+	narrowed := inForce[big]
+	narrowed.Filter = "(" + narrowed.Filter + `) && offer.stock > 400`
+	defJSON, _ := json.Marshal(map[string]any{"id": narrowed.ID, "filter": narrowed.Filter, "template": narrowed.Template,
+		"destinations": narrowed.Destinations, "file": narrowed.File})
+	status, out := httpDo(t, run, "POST", "/api/feeds/dry-run", "application/json", defJSON)
+	var dry struct {
+		Complete bool  `json:"complete"`
+		Members  int64 `json:"members"`
+	}
+	if err := json.Unmarshal(out, &dry); status != http.StatusOK || err != nil || !dry.Complete {
+		t.Fatalf("dry run: %d %s (%v)", status, out, err)
+	}
+	status, out = httpDo(t, run, "PUT", "/api/feeds/"+narrowed.ID, "application/json", defJSON)
+	var held struct {
+		Change string
+		Held   *struct{ Status, Kind, Reason string }
+	}
+	if err := json.Unmarshal(out, &held); status != http.StatusAccepted || err != nil || held.Held == nil || held.Held.Kind != "change" {
+		t.Fatalf("PUT of a narrowing beyond the guard: %d %s, want 202 and a held change", status, out)
+	}
+	t.Logf("held: %s", held.Held.Reason)
+	if status, out := httpDo(t, run, "POST", "/api/feed-changes/"+held.Change+"/approve", "", nil); status != http.StatusOK {
+		t.Fatalf("approve %s: %d %s", held.Change, status, out)
+	}
+	inForce[big], ever[big] = narrowed, narrowed
+	// The dry run's count is what the change produced (no offer changed
+	// in between).
+	waitCaughtUp(t, env, run, cfg.Kafka.Topics)
+	_, out = httpDo(t, run, "GET", "/api/feeds", "", nil)
+	if err := json.Unmarshal(out, &listed); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range listed {
+		if f.ID == narrowed.ID && f.Members != dry.Members {
+			t.Errorf("feed %s: the dry run counted %d members, the change made %d", f.ID, dry.Members, f.Members)
+		}
+	}
 	for range 1000 {
 		if err := prod.Produce(ctx, gen.Next()); err != nil {
 			t.Fatal(err)
@@ -130,8 +184,13 @@ func TestLiveFeedChanges(t *testing.T) {
 	}
 
 	// A removal is held: nothing changes until it is approved.
-	gone := inForce[1].ID
-	status, out := httpDo(t, run, "DELETE", "/api/feeds/"+gone, "", nil)
+	gone := "" // the largest feed after the narrowed one: its removal sends REMOVEs
+	for i, f := range inForce {
+		if i != big && (gone == "" || members[f.ID] > members[gone]) && f.ID != "live-cheap-phones" {
+			gone = f.ID
+		}
+	}
+	status, out = httpDo(t, run, "DELETE", "/api/feeds/"+gone, "", nil)
 	if status != http.StatusAccepted {
 		t.Fatalf("DELETE %s: %d %s, want 202", gone, status, out)
 	}

@@ -120,6 +120,7 @@ type App struct {
 	// changes); Feeds is the config file's set the app started with.
 	FeedLog *feedlog.Log
 	Changer *feedchange.Changer
+	dryRuns *dryrun.Runner // one dry run at a time: the API's and the guard's estimates
 
 	logger *zap.Logger
 	deps   Deps
@@ -194,9 +195,10 @@ func New(cfg *config.Config, d Deps) (a *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	a.dryRuns = &dryrun.Runner{Store: a.Store, Serde: a.Serde, Coverage: a.Pipeline.Coverage, MaxEventBytes: cfg.Processor.MaxEventBytes, Now: d.Now}
 	a.Changer = feedchange.New(feedchange.Deps{
 		Log: a.FeedLog, Stream: a.Pipeline, Guard: cfg.FullPass.Guard, Templates: cfg.Templates,
-		OnSet: a.onFeedSet, Logger: logger,
+		OnSet: a.onFeedSet, Estimate: a.estimate, Logger: logger,
 	})
 	storeURL := cfg.FullPass.Store
 	if storeURL == "" {
@@ -249,7 +251,7 @@ func New(cfg *config.Config, d Deps) (a *App, err error) {
 	(&api.OffersAPI{Store: a.Store, Feeds: a.currentFeeds, Coverage: a.Pipeline.Coverage, Join: func(b *state.Batch, o *records.Offer, v *feeds.View) error {
 		return processor.NewJoiner(a.Serde, 0).Join(b, o, v)
 	}, RefreshAfter: cfg.FullPass.RefreshAfter, RefreshPhaseMs: processor.RefreshPhaseMs, RefreshDue: processor.RefreshDue, Now: d.Now, Logger: logger.Named("http")}).Register(mux)
-	(&api.DryRunAPI{Runner: &dryrun.Runner{Store: a.Store, Serde: a.Serde, Coverage: a.Pipeline.Coverage, MaxEventBytes: cfg.Processor.MaxEventBytes, Now: d.Now}, Feeds: a.currentFeeds, Templates: a.Changer.Templates, Logger: logger.Named("http")}).Register(mux)
+	(&api.DryRunAPI{Runner: a.dryRuns, Feeds: a.currentFeeds, Templates: a.Changer.Templates, Logger: logger.Named("http")}).Register(mux)
 	a.ln, err = net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
@@ -271,6 +273,28 @@ func (a *App) currentFeeds() *feeds.Set {
 func (a *App) onFeedSet(set *feeds.Set, defs []config.Feed) {
 	a.Files.SetFeeds(set)
 	a.Pass.SetFeeds(set, defs, a.Changer.Templates())
+}
+
+// estimateTimeout bounds the dry run that estimates a feed change's size
+// for the guard (the change waits for it).
+const estimateTimeout = 20 * time.Second
+
+// estimate counts feed f's members on this instance's partitions under
+// its new definition and under the one in force (the guard compares the
+// two), with a dry run.
+func (a *App) estimate(ctx context.Context, f config.Feed) (next, current int64, err error) {
+	set, err := dryrun.Compile(f, a.Changer.Templates())
+	if err != nil {
+		return 0, 0, err
+	}
+	res, err := a.dryRuns.Run(ctx, set, a.currentFeeds(), dryrun.Options{Timeout: estimateTimeout, Samples: -1})
+	if err != nil {
+		return 0, 0, err
+	}
+	if res.Current != nil {
+		current = res.Current.Members
+	}
+	return res.Members, current, nil
 }
 
 // backfill reports the backfill of feed changes in this instance's
