@@ -19,6 +19,7 @@ import (
 	"github.com/feedmill/feedmill/internal/clients"
 	"github.com/feedmill/feedmill/internal/records"
 	"github.com/feedmill/feedmill/processor"
+	"github.com/feedmill/feedmill/processor/admin"
 	"github.com/feedmill/feedmill/processor/api"
 	"github.com/feedmill/feedmill/processor/dryrun"
 	"github.com/feedmill/feedmill/processor/feedchange"
@@ -252,6 +253,14 @@ func New(cfg *config.Config, d Deps) (a *App, err error) {
 		return processor.NewJoiner(a.Serde, 0).Join(b, o, v)
 	}, RefreshAfter: cfg.FullPass.RefreshAfter, RefreshPhaseMs: processor.RefreshPhaseMs, RefreshDue: processor.RefreshDue, Now: d.Now, Logger: logger.Named("http")}).Register(mux)
 	(&api.DryRunAPI{Runner: a.dryRuns, Feeds: a.currentFeeds, Templates: a.Changer.Templates, Logger: logger.Named("http")}).Register(mux)
+	(&admin.Page{Token: cfg.HTTP.AdminToken, Feeds: func() (*feeds.Set, []config.Feed, []config.Template) {
+		if set, defs := a.Changer.Set(); set != nil {
+			return set, defs, a.Changer.Templates()
+		}
+		return a.Feeds, cfg.Feeds, cfg.Templates
+	}, Counts: func() (map[string]int64, error) { return a.Store.Counts(a.Pipeline.Owns) }, Coverage: a.Pipeline.Coverage,
+		Errors: a.Pipeline.FeedErrors, Backfill: a.backfill, SetErr: a.Changer.Err, Runs: a.Pass, Changes: a.FeedLog,
+		DryRun: a.dryRuns, API: mux, Now: d.Now, Logger: logger.Named("admin")}).Register(mux)
 	a.ln, err = net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", cfg.HTTP.Listen, err)
