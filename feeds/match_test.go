@@ -227,3 +227,38 @@ func TestMatchListAllocs(t *testing.T) {
 		t.Errorf("MatchList over 1300 feeds: %v allocs, want at most 8", allocs)
 	}
 }
+
+// MatchOnly agrees with Match on the feeds it evaluates and leaves the
+// others alone.
+func TestMatchOnlyEqualsMatch(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 9))
+	fs := genFeeds(r, 60)
+	set, err := Compile(fs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, only := set.NewEvaluator(), set.NewEvaluator()
+	n := len(fs)
+	want, got := make([]bool, n), make([]bool, n)
+	for k := range 300 {
+		v := genView(r)
+		ev.Match(v, testNow, want)
+		var idx []int
+		for i := range n {
+			got[i] = i%2 == 0 // untouched entries keep this
+			if (i+k)%3 == 0 {
+				idx = append(idx, i)
+			}
+		}
+		only.MatchOnly(v, testNow, idx, got)
+		for i := range n {
+			w := i%2 == 0
+			if (i+k)%3 == 0 {
+				w = want[i]
+			}
+			if got[i] != w {
+				t.Fatalf("view %d feed %d (%s): MatchOnly %v, want %v", k, i, fs[i].Filter, got[i], w)
+			}
+		}
+	}
+}

@@ -115,6 +115,8 @@ type Applier struct {
 	memLoaded       bool    // a.mem holds the membership of the offer evaluated next
 	backfilled      int64   // offers feed change jobs re-evaluated (runJobs reads and resets it)
 	standingOf      []int32 // per feed index: 1 + the position of its stored standing (groupStage)
+	force           []bool  // per feed index: evaluated whatever changed (a feed change job's feeds)
+	forceIdx        []int   // the indexes set in force
 	gkey            []byte
 	gRecKey         []byte
 	gRecVal         []byte
@@ -218,6 +220,7 @@ func NewApplier(d ApplierDeps) (*Applier, error) {
 		}
 	}
 	a.standingOf = make([]int32, n)
+	a.force = make([]bool, n)
 	a.groupParts = max(1, d.GroupPartitions)
 	a.evalErrors = d.evalErrs
 	if a.evalErrors == nil {
@@ -660,6 +663,7 @@ func (a *Applier) applyOffer(ctx context.Context, b *state.Batch, r *kgo.Record,
 		if err := b.DeleteOffer(p, id, a.prev.Version, now); err != nil {
 			return err
 		}
+		a.touch(p, id) // the offer's changelog record
 		return a.evaluate(b, p, id, nil, records.CauseChange, r.Timestamp.UnixMilli(), now)
 	}
 	a.offer = records.Offer{}
@@ -683,6 +687,7 @@ func (a *Applier) applyOffer(ctx context.Context, b *state.Batch, r *kgo.Record,
 		// and treated as deleted with its version (a later, smaller
 		// version brings it back; an older or equal one stays out).
 		a.rejectTooLarge(b, p, r, a.budget.tooLargeReason(&a.offer))
+		a.touch(p, id) // the offer's changelog record
 		if pres != state.Live {
 			return b.DeleteOffer(p, id, a.offer.Version, now)
 		}
@@ -697,6 +702,7 @@ func (a *Applier) applyOffer(ctx context.Context, b *state.Batch, r *kgo.Record,
 	if err := b.PutOffer(p, &a.offer); err != nil {
 		return err
 	}
+	a.touch(p, id) // the offer's changelog record
 	if pres != state.Live || a.prev.SellerID != a.offer.SellerID {
 		if pres == state.Live {
 			if err := b.DeleteIndex(p, a.prev.SellerID, id); err != nil {

@@ -26,7 +26,6 @@ func (a *Applier) evaluateChanged(b *state.Batch, p int32, id string, view *feed
 	if view != nil && !a.budget.Fits(view.Offer) {
 		view = nil // the size rule: in no feed, and no offer in the event
 	}
-	a.touch(p, id)
 	if err := a.usePartition(p); err != nil {
 		return err
 	}
@@ -66,6 +65,7 @@ func (a *Applier) evaluateChanged(b *state.Batch, p int32, id string, view *feed
 			}
 		}
 		a.eval.MatchChanged(view, now, changed, a.prevMember, a.member)
+		a.eval.MatchOnly(view, now, a.forceIdx, a.member) // a feed change job's feeds
 	}
 	groupsChanged := false
 	if len(a.grouped) > 0 || len(a.mem.Groups) > 0 {
@@ -91,7 +91,7 @@ func (a *Applier) evaluateChanged(b *state.Batch, p int32, id string, view *feed
 			continue
 		}
 		var fp uint64
-		if oi >= 0 && changed&f.Template.RenderFields() == 0 {
+		if oi >= 0 && changed&f.Template.RenderFields() == 0 && !a.force[i] {
 			fp = a.mem.Feeds[oi].Fingerprint // nothing it renders changed
 		} else {
 			fp = a.fingerprint(f.Template, view, now)
@@ -150,6 +150,7 @@ func (a *Applier) evaluateChanged(b *state.Batch, p int32, id string, view *feed
 	if !dirty {
 		return nil
 	}
+	a.touch(p, id) // its changelog record
 	return b.PutMembership(p, id, &a.next)
 }
 
@@ -233,9 +234,32 @@ const partitionJob = ""
 // batch. Jobs of partitions this applier does not own wait until they are
 // owned. It reports whether a job is still pending afterwards.
 func (a *Applier) RunJobChunk() (bool, error) {
-	if len(a.jobOrder) == 0 {
-		return false, nil
+	_, more, err := a.runJobChunk(false)
+	return more, err
+}
+
+// runJobChunk is RunJobChunk; with skipFeedJobs it advances the next
+// job that is not a feed change job (ran false when there is none: the
+// backfill's pace is spent).
+func (a *Applier) runJobChunk(skipFeedJobs bool) (ran, more bool, err error) {
+	k := 0
+	for k < len(a.jobOrder) && skipFeedJobs && isFeedJob(a.jobOrder[k].seller) {
+		k++
 	}
+	if k == len(a.jobOrder) {
+		return false, len(a.jobOrder) > 0, nil
+	}
+	if k > 0 { // the first job not paced goes first
+		id := a.jobOrder[k]
+		copy(a.jobOrder[1:k+1], a.jobOrder[:k])
+		a.jobOrder[0] = id
+	}
+	more, err = a.runFirstJob()
+	return true, more, err
+}
+
+// runFirstJob advances the first job of the round robin.
+func (a *Applier) runFirstJob() (bool, error) {
 	id := a.jobOrder[0]
 	j := *a.jobs[id]
 	budget := a.proc.SellerChunk
@@ -254,7 +278,21 @@ func (a *Applier) RunJobChunk() (bool, error) {
 		scan = func(fn func(string) error) (int, error) { return b.ScanOffers(j.Partition, j.After, budget, fn) }
 	}
 	if isFeedJob(j.SellerID) {
+		// Only the feeds the change named are evaluated (MatchOnly); the
+		// others keep their stored membership.
 		cause = records.CauseFeedChange
+		for _, fid := range j.Feeds {
+			if f, ok := a.set.Feed(fid); ok {
+				a.force[f.Index] = true
+				a.forceIdx = append(a.forceIdx, f.Index)
+			}
+		}
+		defer func() {
+			for _, i := range a.forceIdx {
+				a.force[i] = false
+			}
+			a.forceIdx = a.forceIdx[:0]
+		}()
 	}
 	n, err := scan(func(offerID string) error {
 		last = offerID
@@ -344,7 +382,7 @@ func (a *Applier) groupStage(b *state.Batch, p int32, id string, view *feeds.Vie
 		filter := a.member[i]
 		live, key, order := st.Cand.Live && filter, st.Cand.Key, st.Cand.Order
 		// group.by and group.of never read now (Compile refuses it).
-		if filter && (!st.Filter || changed == feeds.FieldsAll || changed&f.GroupFields() != 0) {
+		if filter && (!st.Filter || changed == feeds.FieldsAll || changed&f.GroupFields() != 0 || a.force[i]) {
 			var k []byte
 			k, order, live = grouping.Evaluate(a.eval, f, view, now, a.gkey[:0])
 			a.gkey = k

@@ -93,8 +93,9 @@ func (a *Applier) stageFeedJobs(b *state.Batch, jobID string, changed []string) 
 		return err
 	}
 	for _, part := range parts {
-		j := state.Job{SellerID: jobID, Partition: part, Changed: uint64(feeds.FieldsAll),
-			SourceTimeMs: a.now().UnixMilli(), Feeds: slices.Clone(changed)}
+		// No source time: the backfill's events are not live changes
+		// (feedmill_change_to_event_seconds measures those).
+		j := state.Job{SellerID: jobID, Partition: part, Feeds: slices.Clone(changed)}
 		if err := b.PutJob(&j); err != nil {
 			return err
 		}
@@ -118,7 +119,11 @@ type BackfillProgress struct {
 // partitions.
 func (p *Pipeline) Backfill() BackfillProgress {
 	out := BackfillProgress{Partitions: map[string]int{}, Offers: p.backfilled.Load()}
-	for _, t := range p.ownedTasks() {
+	tasks := p.ownedTasks()
+	// A table batch hands jobs to tasks under the barrier's write lock.
+	p.barrier.RLock()
+	defer p.barrier.RUnlock()
+	for _, t := range tasks {
 		t.mu.Lock()
 		seen := map[string]bool{}
 		for _, j := range t.a.jobs {
@@ -137,20 +142,45 @@ func (p *Pipeline) Backfill() BackfillProgress {
 	return out
 }
 
-// backfillPace sleeps, after a round of jobs that re-evaluated n offers
-// for feed changes, as long as processor.backfill_rate requires.
-func (p *Pipeline) backfillPace(ctx context.Context, n int64, took time.Duration) {
-	rate := p.cfg.Processor.BackfillRate
-	if n <= 0 || rate <= 0 {
-		return
+// backfillPace is a token bucket of offers for feed change jobs: rate
+// per second, up to one second's worth in advance (rate 0: no bound).
+type backfillPace struct {
+	rate   float64
+	tokens float64
+	last   time.Time
+}
+
+func newBackfillPace(rate int) *backfillPace {
+	return &backfillPace{rate: float64(rate), tokens: float64(rate), last: time.Now()}
+}
+
+func (b *backfillPace) refill(now time.Time) {
+	b.tokens = min(b.rate, b.tokens+b.rate*now.Sub(b.last).Seconds())
+	b.last = now
+}
+
+// allowed reports whether feed change jobs may run now.
+func (b *backfillPace) allowed(now time.Time) bool {
+	if b.rate <= 0 {
+		return true
 	}
-	want := time.Duration(float64(n) / float64(rate) * float64(time.Second))
-	if wait := want - took; wait > 0 {
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
+	b.refill(now)
+	return b.tokens > 0
+}
+
+// spend takes n offers re-evaluated.
+func (b *backfillPace) spend(n int64) { b.tokens -= float64(n) }
+
+// wait is how long until feed change jobs may run again.
+func (b *backfillPace) wait(now time.Time) time.Duration {
+	if b.rate <= 0 {
+		return 0
 	}
+	b.refill(now)
+	if b.tokens > 0 {
+		return 0
+	}
+	return time.Duration(-b.tokens / b.rate * float64(time.Second))
 }
 
 // FeedFingerprints fingerprints each feed definition with the custom

@@ -158,6 +158,7 @@ func (p *Pipeline) wakeJobs() {
 func (p *Pipeline) runJobs(ctx context.Context) error {
 	sweep := time.NewTicker(time.Minute)
 	defer sweep.Stop()
+	pace := newBackfillPace(p.cfg.Processor.BackfillRate)
 	for {
 		var pending []*task
 		n := 0
@@ -187,13 +188,18 @@ func (p *Pipeline) runJobs(ctx context.Context) error {
 			}
 		default:
 		}
+		// Feed change jobs (the backfill) run within processor.backfill_rate;
+		// seller jobs are not held back by them.
+		skip := !pace.allowed(time.Now())
 		g, gctx := errgroup.WithContext(ctx)
-		began := time.Now()
-		var backfilled atomic.Int64
+		var backfilled, ran atomic.Int64
 		for _, t := range pending {
 			g.Go(func() error {
 				_, err := p.runTask(gctx, t, func(a *Applier) error {
-					_, err := a.RunJobChunk()
+					did, _, err := a.runJobChunk(skip)
+					if did {
+						ran.Add(1)
+					}
 					backfilled.Add(a.backfilled)
 					a.backfilled = 0
 					return err
@@ -210,7 +216,15 @@ func (p *Pipeline) runJobs(ctx context.Context) error {
 		if n := backfilled.Load(); n > 0 {
 			p.backfilled.Add(n)
 			p.metrics.backfilled.Add(float64(n))
-			p.backfillPace(ctx, n, time.Since(began))
+			pace.spend(n)
+		}
+		if ran.Load() == 0 { // only paced feed change jobs: wait for the pace
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(pace.wait(time.Now())):
+			case <-p.jobsNotify:
+			}
 		}
 	}
 }

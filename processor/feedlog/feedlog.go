@@ -81,7 +81,7 @@ type Fold struct {
 	// baseline holds the config file's definition of each feed as last
 	// proposed: a file's feed is proposed again only when it differs.
 	baseline map[string]config.Feed
-	version int64 // offset of the last command that changed the feeds in force (-1: none)
+	version  int64 // offset of the last command that changed the feeds in force (-1: none)
 }
 
 func newFold() *Fold {
