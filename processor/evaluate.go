@@ -238,16 +238,20 @@ func (a *Applier) RunJobChunk() (bool, error) {
 	return more, err
 }
 
-// runJobChunk is RunJobChunk; with skipFeedJobs it advances the next
-// job that is not a feed change job (ran false when there is none: the
-// backfill's pace is spent).
+// runJobChunk is RunJobChunk for the pipeline: seller jobs (live table
+// changes) go before feed change jobs (the backfill), which run only when
+// no seller job waits and, with skipFeedJobs (the backfill's pace is
+// spent), not at all; ran is false when nothing ran.
 func (a *Applier) runJobChunk(skipFeedJobs bool) (ran, more bool, err error) {
 	k := 0
-	for k < len(a.jobOrder) && skipFeedJobs && isFeedJob(a.jobOrder[k].seller) {
+	for k < len(a.jobOrder) && isFeedJob(a.jobOrder[k].seller) {
 		k++
 	}
-	if k == len(a.jobOrder) {
-		return false, len(a.jobOrder) > 0, nil
+	if k == len(a.jobOrder) { // only feed change jobs
+		if skipFeedJobs || k == 0 {
+			return false, k > 0, nil
+		}
+		k = 0
 	}
 	if k > 0 { // the first job not paced goes first
 		id := a.jobOrder[k]
