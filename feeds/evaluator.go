@@ -289,17 +289,24 @@ func (e *Evaluator) matchPlain(v *View, now time.Time, member, prev []bool, chan
 			member[i] = prev[i]
 			continue
 		}
-		out, err := e.runProgram(f.filter)
-		b, ok := out.(bool)
-		if err != nil || !ok {
-			if err == nil {
-				err = errNotBool
-			}
-			e.filterFailed(i, v.Offer.ID, err)
-			b = false
-		}
-		member[i] = b
+		member[i] = e.runFilter(i, v)
 	}
+}
+
+// runFilter runs feed i's filter program (the slots loaded for v): a
+// failure, or a value that is not a bool, counts as the feed's filter
+// error and as no match.
+func (e *Evaluator) runFilter(i int, v *View) bool {
+	out, err := e.runProgram(e.set.feeds[i].filter)
+	b, ok := out.(bool)
+	if err != nil || !ok {
+		if err == nil {
+			err = errNotBool
+		}
+		e.filterFailed(i, v.Offer.ID, err)
+		return false
+	}
+	return b
 }
 
 // FilterErrors returns the cumulative run-time filter failures per feed

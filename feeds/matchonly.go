@@ -14,15 +14,6 @@ func (e *Evaluator) MatchOnly(v *View, now time.Time, idx []int, member []bool) 
 	}
 	e.slots.load(e.set.filterUse, v, now)
 	for _, i := range idx {
-		out, err := e.runProgram(e.set.feeds[i].filter)
-		b, ok := out.(bool)
-		if err != nil || !ok {
-			if err == nil {
-				err = errNotBool
-			}
-			e.filterFailed(i, v.Offer.ID, err)
-			b = false
-		}
-		member[i] = b
+		member[i] = e.runFilter(i, v)
 	}
 }
