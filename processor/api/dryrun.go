@@ -100,8 +100,28 @@ func (a *DryRunAPI) dryRun(w http.ResponseWriter, r *http.Request) {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false) // the items are XML: keep them readable
-		_ = enc.Encode(res)      // a failed write means the client went away
+		// A failed write means the client went away.
+		_ = enc.Encode(dryRunAnswer{Result: res, Warnings: LintFeed(fc, a.Templates())})
 	}
+}
+
+// dryRunAnswer is the dry run's result with the definition's static
+// warnings (feeds.Lint: what is likely to fail at run time).
+type dryRunAnswer struct {
+	*dryrun.Result
+	Warnings []warningJSON `json:"warnings"`
+}
+
+// LintFeed returns the Lint warnings of one feed definition: its own and
+// those of the custom template it names.
+func LintFeed(f config.Feed, templates []config.Template) []warningJSON {
+	out := []warningJSON{}
+	for _, w := range feeds.Lint([]config.Feed{f}, templates) {
+		if w.Feed == f.ID || w.Template == f.Template {
+			out = append(out, warningJSON{Path: w.Path, Line: w.Line, Column: w.Column, Message: w.Message})
+		}
+	}
+	return out
 }
 
 // dryRunOptions reads ?timeout= (a Go duration, lowers the time budget)

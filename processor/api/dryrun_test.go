@@ -270,3 +270,14 @@ func TestDryRunJSONNamesMatchConfig(t *testing.T) {
 		t.Errorf("group keys: JSON %q, config %q", got, want)
 	}
 }
+
+// A dry run answers with the definition's static warnings.
+func TestDryRunWarnings(t *testing.T) {
+	got := api.LintFeed(config.Feed{ID: "w", Filter: `seller.status == "ACTIVE"`, Template: "google-merchant"}, nil)
+	if len(got) != 1 || got[0].Path == "" || got[0].Line == 0 {
+		t.Fatalf("warnings %+v, want one for the nil-unsafe seller access", got)
+	}
+	if got := api.LintFeed(config.Feed{ID: "ok", Filter: `seller?.status == "ACTIVE"`, Template: "google-merchant"}, nil); len(got) != 0 {
+		t.Fatalf("warnings %+v for a nil-safe filter", got)
+	}
+}
