@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/feedmill/feedmill/processor/api"
 )
 
 // explainTimeout bounds one request to the instance.
@@ -55,17 +56,15 @@ func cmdExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if *feed != "" {
-		var x explainAnswer
+		var x api.Explanation
 		if err := json.Unmarshal(body, &x); err != nil {
 			return fmt.Errorf("decode the answer of %s: %w", u, err)
 		}
 		printExplain(stdout, &x)
 		return nil
 	}
-	var o offerAnswer
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber() // versions and prices as written
-	if err := dec.Decode(&o); err != nil {
+	var o api.OfferState // its records' numbers as written (api.Record)
+	if err := json.Unmarshal(body, &o); err != nil {
 		return fmt.Errorf("decode the answer of %s: %w", u, err)
 	}
 	printOffer(stdout, &o)
@@ -115,81 +114,15 @@ func getAPI(ctx context.Context, u, token string) ([]byte, error) {
 	return nil, fmt.Errorf("%s: %s", resp.Status, msg)
 }
 
-// offerAnswer is GET /api/offers/{id}'s JSON (docs/contract.md).
-type offerAnswer struct {
-	ID        string         `json:"id"`
-	Partition int32          `json:"partition"`
-	Offer     map[string]any `json:"offer"`
-	Deleted   *struct {
-		Version   int64     `json:"version"`
-		DeletedAt time.Time `json:"deleted_at"`
-	} `json:"deleted"`
-	Seller map[string]any `json:"seller"`
-	Rating map[string]any `json:"rating"`
-	Seq    int64          `json:"seq"`
-	Feeds  []struct {
-		Feed         string     `json:"feed"`
-		Destinations []string   `json:"destinations"`
-		Fingerprint  string     `json:"fingerprint"`
-		SentAt       *time.Time `json:"sent_at"`
-		RefreshAt    *time.Time `json:"refresh_at"`
-	} `json:"feeds"`
-	Groups []standingAnswer `json:"groups"`
-}
-
-type standingAnswer struct {
-	Feed   string `json:"feed"`
-	Filter bool   `json:"filter"`
-	Key    string `json:"key"`
-	Live   bool   `json:"live"`
-	Won    bool   `json:"won"`
-}
-
-// explainAnswer is GET /api/offers/{id}/explain's JSON.
-type explainAnswer struct {
-	Offer        string        `json:"offer"`
-	Partition    int32         `json:"partition"`
-	Feed         string        `json:"feed"`
-	Filter       string        `json:"filter"`
-	EvaluatedAt  time.Time     `json:"evaluated_at"`
-	Match        bool          `json:"match"`
-	FilterError  string        `json:"filter_error"`
-	Clauses      clauseAnswer  `json:"clauses"`
-	FirstFailing *clauseAnswer `json:"first_failing"`
-	Item         *string       `json:"item"`
-	RenderError  string        `json:"render_error"`
-	Group        *struct {
-		InGroup bool   `json:"in_group"`
-		Key     string `json:"key"`
-		Value   any    `json:"value"`
-		Pick    string `json:"pick"`
-		Error   string `json:"error"`
-	} `json:"group"`
-	Stored struct {
-		Member bool            `json:"member"`
-		Group  *standingAnswer `json:"group"`
-	} `json:"stored"`
-	Agrees       bool   `json:"agrees"`
-	Disagreement string `json:"disagreement"`
-}
-
-type clauseAnswer struct {
-	Op      string         `json:"op"`
-	Source  string         `json:"source"`
-	Value   *bool          `json:"value"`
-	Error   string         `json:"error"`
-	Skipped bool           `json:"skipped"`
-	Clauses []clauseAnswer `json:"clauses"`
-}
-
-func printOffer(w io.Writer, o *offerAnswer) {
+func printOffer(w io.Writer, o *api.OfferState) {
 	fmt.Fprintf(w, "offer %s (offers partition %d)\n", o.ID, o.Partition)
 	switch {
-	case o.Offer != nil:
+	case o.Offer.Fields != nil:
+		rec := o.Offer.Fields
 		fmt.Fprintf(w, "  status %v, stock %v, price %v %v, category %v, version %v\n",
-			o.Offer["status"], o.Offer["stock"], o.Offer["price"], o.Offer["currency"], o.Offer["category"], o.Offer["version"])
-		fmt.Fprintf(w, "  seller %v: %s\n", o.Offer["seller_id"], tableSummary(o.Seller, "status", "country", "super_seller"))
-		fmt.Fprintf(w, "  rating: %s\n", tableSummary(o.Rating, "average", "count", "positive_pct"))
+			rec["status"], rec["stock"], rec["price"], rec["currency"], rec["category"], rec["version"])
+		fmt.Fprintf(w, "  seller %v: %s\n", rec["seller_id"], tableSummary(o.Seller.Fields, "status", "country", "super_seller"))
+		fmt.Fprintf(w, "  rating: %s\n", tableSummary(o.Rating.Fields, "average", "count", "positive_pct"))
 	case o.Deleted != nil:
 		fmt.Fprintf(w, "  deleted: version %d at %s\n", o.Deleted.Version, o.Deleted.DeletedAt.Format(time.RFC3339))
 	default:
@@ -233,7 +166,7 @@ func tableSummary(rec map[string]any, keys ...string) string {
 	return strings.Join(parts, ", ")
 }
 
-func standingText(g *standingAnswer) string {
+func standingText(g *api.Standing) string {
 	if !g.Live {
 		return fmt.Sprintf("not a candidate (filter %v at the last evaluation)", g.Filter)
 	}
@@ -244,7 +177,7 @@ func standingText(g *standingAnswer) string {
 	return fmt.Sprintf("candidate in group %q, %s", g.Key, won)
 }
 
-func printExplain(w io.Writer, x *explainAnswer) {
+func printExplain(w io.Writer, x *api.Explanation) {
 	verdict := "IN the feed (the filter holds)"
 	if !x.Match {
 		verdict = "NOT in the feed (the filter does not hold)"
@@ -300,7 +233,7 @@ func printExplain(w io.Writer, x *explainAnswer) {
 }
 
 // printClause prints c and its operands indented, one per line.
-func printClause(w io.Writer, c *clauseAnswer, indent string, failing *clauseAnswer) {
+func printClause(w io.Writer, c *api.ExplainClause, indent string, failing *api.ExplainClause) {
 	line := fmt.Sprintf("%s%-7s ", indent, clauseValue(c))
 	if c.Op != "" {
 		line += opName(c.Op)
@@ -322,7 +255,7 @@ func printClause(w io.Writer, c *clauseAnswer, indent string, failing *clauseAns
 	}
 }
 
-func clauseValue(c *clauseAnswer) string {
+func clauseValue(c *api.ExplainClause) string {
 	switch {
 	case c.Error != "":
 		return "error"

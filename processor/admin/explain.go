@@ -6,60 +6,16 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/feedmill/feedmill/processor/api"
 )
-
-// explanation is the answer of GET /api/offers/{id}/explain
-// (docs/contract.md, Explain), as the page shows it.
-type explanation struct {
-	Offer        string    `json:"offer"`
-	Partition    int32     `json:"partition"`
-	Feed         string    `json:"feed"`
-	Filter       string    `json:"filter"`
-	EvaluatedAt  time.Time `json:"evaluated_at"`
-	Match        bool      `json:"match"`
-	FilterError  string    `json:"filter_error"`
-	Clauses      clause    `json:"clauses"`
-	FirstFailing *clause   `json:"first_failing"`
-	Item         *string   `json:"item"`
-	RenderError  string    `json:"render_error"`
-	Group        *struct {
-		InGroup bool   `json:"in_group"`
-		Key     string `json:"key"`
-		Value   any    `json:"value"`
-		Pick    string `json:"pick"`
-		Error   string `json:"error"`
-	} `json:"group"`
-	Stored struct {
-		Member bool `json:"member"`
-		Group  *struct {
-			Key    string `json:"key"`
-			Filter bool   `json:"filter"`
-			Live   bool   `json:"live"`
-			Won    bool   `json:"won"`
-		} `json:"group"`
-	} `json:"stored"`
-	Agrees       bool   `json:"agrees"`
-	Disagreement string `json:"disagreement"`
-}
-
-// clause is one clause of an explanation; Value nil when it gave nil or
-// failed.
-type clause struct {
-	Op      string   `json:"op"`
-	Source  string   `json:"source"`
-	Value   *bool    `json:"value"`
-	Error   string   `json:"error"`
-	Skipped bool     `json:"skipped"`
-	Clauses []clause `json:"clauses"`
-}
 
 type explainData struct {
 	Offer, Feed string
 	Feeds       []string
-	X           *explanation
+	X           *api.Explanation // the API's answer (docs/contract.md, Explain)
 }
 
 // explainPage is GET /admin/explain?offer=ID&feed=F: the form, and with
@@ -88,7 +44,7 @@ func (p *Page) explainPage(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, status, "explain", v)
 		return
 	}
-	var x explanation
+	var x api.Explanation
 	if err := json.Unmarshal(body, &x); err != nil {
 		p.Logger.Error("admin page: decode explanation", zap.Error(err))
 		v.Error = "The explanation could not be read: " + err.Error()

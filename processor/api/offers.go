@@ -149,26 +149,28 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-// offerJSON is the answer of GET /api/offers/{id}.
-type offerJSON struct {
-	ID        string      `json:"id"`
-	Partition int32       `json:"partition"`
-	Offer     recordJSON  `json:"offer"`
-	Deleted   *deleteJSON `json:"deleted,omitempty"`
-	Seller    recordJSON  `json:"seller"`
-	Rating    recordJSON  `json:"rating"`
-	Seq       int64       `json:"seq"`
-	Feeds     []entryJSON `json:"feeds"`
-	Groups    []groupJSON `json:"groups"`
+// OfferState is the answer of GET /api/offers/{id}: the offer's stored
+// state. The feedmill explain command decodes it too.
+type OfferState struct {
+	ID        string        `json:"id"`
+	Partition int32         `json:"partition"`
+	Offer     Record        `json:"offer"`
+	Deleted   *OfferDeleted `json:"deleted,omitempty"`
+	Seller    Record        `json:"seller"`
+	Rating    Record        `json:"rating"`
+	Seq       int64         `json:"seq"`
+	Feeds     []FeedEntry   `json:"feeds"`
+	Groups    []Standing    `json:"groups"`
 }
 
-type deleteJSON struct {
+// OfferDeleted is the tombstone of a deleted offer.
+type OfferDeleted struct {
 	Version   int64     `json:"version"`
 	DeletedAt time.Time `json:"deleted_at"`
 }
 
-// entryJSON is the offer's membership of one feed.
-type entryJSON struct {
+// FeedEntry is the offer's membership of one feed.
+type FeedEntry struct {
 	Feed         string   `json:"feed"`
 	Destinations []string `json:"destinations"`
 	Fingerprint  string   `json:"fingerprint"`
@@ -180,8 +182,8 @@ type entryJSON struct {
 	RefreshAt *time.Time `json:"refresh_at"`
 }
 
-// groupJSON is the offer's standing in one grouped feed.
-type groupJSON struct {
+// Standing is the offer's standing in one grouped feed.
+type Standing struct {
 	Feed   string `json:"feed"`
 	Filter bool   `json:"filter"`
 	Key    string `json:"key"`
@@ -196,17 +198,17 @@ func (a *OffersAPI) offer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	set := a.Feeds()
-	out := offerJSON{ID: id, Partition: s.partition, Seq: s.mem.Seq, Feeds: []entryJSON{}, Groups: []groupJSON{}}
+	out := OfferState{ID: id, Partition: s.partition, Seq: s.mem.Seq, Feeds: []FeedEntry{}, Groups: []Standing{}}
 	switch s.presence {
 	case state.Live:
-		out.Offer = recordJSON{&s.offer}
-		out.Seller, out.Rating = recordJSON{s.view.Seller}, recordJSON{s.view.Rating}
+		out.Offer = Record{v: &s.offer}
+		out.Seller, out.Rating = Record{v: s.view.Seller}, Record{v: s.view.Rating}
 	case state.Deleted:
-		out.Deleted = &deleteJSON{Version: s.tomb.Version, DeletedAt: s.tomb.DeletedAt.UTC()}
+		out.Deleted = &OfferDeleted{Version: s.tomb.Version, DeletedAt: s.tomb.DeletedAt.UTC()}
 	}
 	nowMs := a.now().UnixMilli()
 	for _, e := range s.mem.Feeds {
-		ej := entryJSON{
+		ej := FeedEntry{
 			Feed:         e.FeedID,
 			Destinations: nonNil(e.Destinations),
 			Fingerprint:  fmt.Sprintf("%016x", e.Fingerprint),
@@ -253,8 +255,8 @@ func marshal(v any) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
-func standing(g *state.GroupStanding) groupJSON {
-	return groupJSON{
+func standing(g *state.GroupStanding) Standing {
+	return Standing{
 		Feed:   g.FeedID,
 		Filter: g.Filter,
 		Key:    g.Cand.Key,
@@ -289,37 +291,39 @@ func (a *OffersAPI) refreshAt(id string, sentAtMs, nowMs int64) (int64, bool) {
 	return hi, true
 }
 
-// explainJSON is the answer of GET /api/offers/{id}/explain.
-type explainJSON struct {
-	Offer        string      `json:"offer"`
-	Partition    int32       `json:"partition"`
-	Feed         string      `json:"feed"`
-	Filter       string      `json:"filter"`
-	EvaluatedAt  time.Time   `json:"evaluated_at"`
-	Match        bool        `json:"match"`
-	FilterError  string      `json:"filter_error,omitempty"`
-	Clauses      clauseJSON  `json:"clauses"`
-	FirstFailing *clauseJSON `json:"first_failing"`
-	Item         *string     `json:"item"`
-	RenderError  string      `json:"render_error,omitempty"`
-	Group        *placeJSON  `json:"group,omitempty"`
-	Stored       storedJSON  `json:"stored"`
-	Agrees       bool        `json:"agrees"`
-	Disagreement string      `json:"disagreement,omitempty"`
+// Explanation is the answer of GET /api/offers/{id}/explain: why the
+// offer is or is not in a feed. The feedmill explain command and the
+// admin page's explain view decode it too.
+type Explanation struct {
+	Offer        string         `json:"offer"`
+	Partition    int32          `json:"partition"`
+	Feed         string         `json:"feed"`
+	Filter       string         `json:"filter"`
+	EvaluatedAt  time.Time      `json:"evaluated_at"`
+	Match        bool           `json:"match"`
+	FilterError  string         `json:"filter_error,omitempty"`
+	Clauses      ExplainClause  `json:"clauses"`
+	FirstFailing *ExplainClause `json:"first_failing"`
+	Item         *string        `json:"item"`
+	RenderError  string         `json:"render_error,omitempty"`
+	Group        *ExplainGroup  `json:"group,omitempty"`
+	Stored       ExplainStored  `json:"stored"`
+	Agrees       bool           `json:"agrees"`
+	Disagreement string         `json:"disagreement,omitempty"`
 }
 
-// clauseJSON is a feeds.Clause: value null when the clause gave nil.
-type clauseJSON struct {
-	Op      string       `json:"op,omitempty"`
-	Source  string       `json:"source"`
-	Value   *bool        `json:"value"`
-	Error   string       `json:"error,omitempty"`
-	Skipped bool         `json:"skipped,omitempty"`
-	Clauses []clauseJSON `json:"clauses,omitempty"`
+// ExplainClause is a feeds.Clause: value null when the clause gave nil.
+type ExplainClause struct {
+	Op      string          `json:"op,omitempty"`
+	Source  string          `json:"source"`
+	Value   *bool           `json:"value"`
+	Error   string          `json:"error,omitempty"`
+	Skipped bool            `json:"skipped,omitempty"`
+	Clauses []ExplainClause `json:"clauses,omitempty"`
 }
 
-// placeJSON is a feeds.GroupExplanation.
-type placeJSON struct {
+// ExplainGroup is a feeds.GroupExplanation.
+type ExplainGroup struct {
 	InGroup bool   `json:"in_group"`
 	Key     string `json:"key"`
 	Value   any    `json:"value"` // a number or a time; null when not in a group
@@ -327,10 +331,10 @@ type placeJSON struct {
 	Error   string `json:"error,omitempty"`
 }
 
-// storedJSON is what the state says of the offer and the feed.
-type storedJSON struct {
-	Member bool       `json:"member"`
-	Group  *groupJSON `json:"group,omitempty"`
+// ExplainStored is what the state says of the offer and the feed.
+type ExplainStored struct {
+	Member bool      `json:"member"`
+	Group  *Standing `json:"group,omitempty"`
 }
 
 func (a *OffersAPI) explain(w http.ResponseWriter, r *http.Request) {
@@ -364,7 +368,7 @@ func (a *OffersAPI) explain(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, fmt.Errorf("explain offer %q in feed %q: %w", id, feedID, err))
 		return
 	}
-	out := explainJSON{
+	out := Explanation{
 		Offer:       id,
 		Partition:   s.partition,
 		Feed:        f.ID,
@@ -385,7 +389,7 @@ func (a *OffersAPI) explain(w http.ResponseWriter, r *http.Request) {
 		out.Item = &item
 	}
 	if g := x.Group; g != nil {
-		p := &placeJSON{InGroup: g.InGroup, Key: g.Key, Pick: "min", Error: errText(g.Err)}
+		p := &ExplainGroup{InGroup: g.InGroup, Key: g.Key, Pick: "min", Error: errText(g.Err)}
 		if g.PickMax {
 			p.Pick = "max"
 		}
@@ -445,8 +449,8 @@ func disagreement(x *feeds.Explanation, member bool, st *state.GroupStanding) st
 	return ""
 }
 
-func clause(c *feeds.Clause) clauseJSON {
-	out := clauseJSON{Op: c.Op, Source: c.Source, Error: errText(c.Err), Skipped: c.Skipped}
+func clause(c *feeds.Clause) ExplainClause {
+	out := ExplainClause{Op: c.Op, Source: c.Source, Error: errText(c.Err), Skipped: c.Skipped}
 	if !c.Nil && c.Err == nil {
 		v := c.Value
 		out.Value = &v
@@ -464,15 +468,25 @@ func errText(err error) string {
 	return err.Error()
 }
 
-// recordJSON writes a record (a pointer to a records struct; nil: null)
-// as a JSON object of its fields by their expr names, the names filters
-// use, in declaration order.
-type recordJSON struct{ v any }
+// Record is a stored record in an OfferState: null, or a JSON object of
+// the record's fields by their expr names, the names filters use, in
+// declaration order. The API writes it from a records struct; a client
+// decoding an answer reads it as Fields.
+type Record struct {
+	v any // the API's side: a pointer to a records struct (nil: null)
+	// Fields is the client's side: the decoded object, its numbers as
+	// written (json.Number); nil for null. A decoded Record writes it
+	// back (keys sorted).
+	Fields map[string]any
+}
 
 // MarshalJSON implements json.Marshaler.
-func (r recordJSON) MarshalJSON() ([]byte, error) {
+func (r Record) MarshalJSON() ([]byte, error) {
 	rv := reflect.ValueOf(r.v)
 	if !rv.IsValid() || rv.Kind() != reflect.Pointer || rv.IsNil() {
+		if r.v == nil && r.Fields != nil {
+			return marshal(r.Fields)
+		}
 		return []byte("null"), nil
 	}
 	rv = rv.Elem()
@@ -501,4 +515,12 @@ func (r recordJSON) MarshalJSON() ([]byte, error) {
 	}
 	b.WriteByte('}')
 	return b.Bytes(), nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler: it sets Fields.
+func (r *Record) UnmarshalJSON(b []byte) error {
+	*r = Record{}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	return dec.Decode(&r.Fields)
 }
