@@ -270,6 +270,9 @@ func (a *Applier) runFirstJob() (bool, error) {
 	if budget <= 0 {
 		budget = 500
 	}
+	if isFeedJob(j.SellerID) {
+		budget = min(budget, feedJobChunk)
+	}
 	b := a.store.NewBatch()
 	defer b.Close()
 	now := a.now()

@@ -28,6 +28,21 @@ import (
 // isFeedJob reports whether a job's seller id names a feed change job.
 func isFeedJob(sellerID string) bool { return strings.HasPrefix(sellerID, state.FeedJobPrefix) }
 
+// pendingFeedJobs counts the pending feed change jobs.
+func (a *Applier) pendingFeedJobs() int {
+	n := 0
+	for _, id := range a.jobOrder {
+		if isFeedJob(id.seller) {
+			n++
+		}
+	}
+	return n
+}
+
+// feedJobChunk bounds the offers of one feed change job chunk: a worker
+// it holds is back soon for live changes.
+const feedJobChunk = 200
+
 // Feeds returns the feed set in force.
 func (p *Pipeline) Feeds() *feeds.Set {
 	p.barrier.RLock()
@@ -76,7 +91,7 @@ func (p *Pipeline) SetFeeds(set *feeds.Set) error {
 			return fmt.Errorf("feed set: partition %d: %w", part, err)
 		}
 		t.a = apps[part]
-		t.jobs.Store(int32(t.a.PendingJobs()))
+		t.noteJobs()
 		t.mu.Unlock()
 	}
 	p.tableApplier, p.applierDeps, p.set = ta, deps, set

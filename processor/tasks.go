@@ -42,6 +42,16 @@ type task struct {
 	a    *Applier
 	gone bool // revoked (under mu): later units do nothing
 	jobs atomic.Int32
+	// sellerJobs counts the jobs that are not feed change jobs.
+	sellerJobs atomic.Int32
+}
+
+// noteJobs publishes t's pending job counts (under t.mu, or with no unit
+// running).
+func (t *task) noteJobs() {
+	n, feedJobs := t.a.PendingJobs(), t.a.pendingFeedJobs()
+	t.jobs.Store(int32(n))
+	t.sellerJobs.Store(int32(n - feedJobs))
 }
 
 // runTask runs fn on t's applier as one unit of work: on a worker, with
@@ -62,7 +72,7 @@ func (p *Pipeline) runTask(ctx context.Context, t *task, fn func(a *Applier) err
 		return false, nil
 	}
 	err := fn(t.a)
-	t.jobs.Store(int32(t.a.PendingJobs()))
+	t.noteJobs()
 	if err != nil && ctx.Err() == nil {
 		p.fail(err)
 	}
@@ -139,7 +149,7 @@ func (p *Pipeline) handJobs(jobs []state.Job) {
 	for _, j := range jobs {
 		if t := p.tasks[j.Partition]; t != nil {
 			t.a.putJob(j)
-			t.jobs.Store(int32(t.a.PendingJobs()))
+			t.noteJobs()
 		}
 	}
 	p.wakeJobs()
@@ -159,6 +169,7 @@ func (p *Pipeline) runJobs(ctx context.Context) error {
 	sweep := time.NewTicker(time.Minute)
 	defer sweep.Stop()
 	pace := newBackfillPace(p.cfg.Processor.BackfillRate)
+	feedTurn := 0
 	for {
 		var pending []*task
 		n := 0
@@ -188,12 +199,28 @@ func (p *Pipeline) runJobs(ctx context.Context) error {
 			}
 		default:
 		}
-		// Feed change jobs (the backfill) run within processor.backfill_rate;
-		// seller jobs are not held back by them.
-		skip := !pace.allowed(time.Now())
+		// Seller jobs of every task run at once; of the feed change jobs
+		// (the backfill) one chunk per round, on one task in turn, within
+		// processor.backfill_rate: the other workers stay free for live
+		// changes.
+		var feedTask *task
+		if pace.allowed(time.Now()) {
+			for range pending {
+				t := pending[feedTurn%len(pending)]
+				feedTurn++
+				if t.sellerJobs.Load() == 0 && t.jobs.Load() > 0 {
+					feedTask = t
+					break
+				}
+			}
+		}
 		g, gctx := errgroup.WithContext(ctx)
 		var backfilled, ran atomic.Int64
 		for _, t := range pending {
+			skip := t != feedTask
+			if skip && t.sellerJobs.Load() == 0 {
+				continue
+			}
 			g.Go(func() error {
 				_, err := p.runTask(gctx, t, func(a *Applier) error {
 					did, _, err := a.runJobChunk(skip)
@@ -296,7 +323,7 @@ func (p *Pipeline) setTasks(add, remove []int32) error {
 			return err
 		}
 		t := &task{part: part, a: a}
-		t.jobs.Store(int32(a.PendingJobs()))
+		t.noteJobs()
 		p.tasks[part] = t
 	}
 	errs = append(errs, p.tableApplier.NoteKnownPartitions(add))
