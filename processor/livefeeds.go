@@ -43,12 +43,6 @@ func (a *Applier) pendingFeedJobs() int {
 // it holds is back soon for live changes.
 const feedJobChunk = 200
 
-// Feeds returns the feed set in force.
-func (p *Pipeline) Feeds() *feeds.Set {
-	p.barrier.RLock()
-	defer p.barrier.RUnlock()
-	return p.set
-}
 
 // SetFeeds puts set in force: the table applier and every task's applier
 // are rebuilt on it (their counts and jobs are read again from the
@@ -94,7 +88,7 @@ func (p *Pipeline) SetFeeds(set *feeds.Set) error {
 		t.noteJobs()
 		t.mu.Unlock()
 	}
-	p.tableApplier, p.applierDeps, p.set = ta, deps, set
+	p.tableApplier, p.applierDeps = ta, deps
 	p.wakeJobs()
 	return nil
 }

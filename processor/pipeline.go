@@ -31,9 +31,9 @@ import (
 // task, the tables on the table applier: tasks.go) and relays the outbox
 // to Kafka.
 type Pipeline struct {
-	cfg     *config.Config
-	store   *state.Store
-	set     *feeds.Set
+	cfg   *config.Config
+	store *state.Store
+
 	serde   *records.Serde
 	metrics *Metrics
 	logger  *zap.Logger
@@ -99,7 +99,7 @@ func NewPipeline(d PipelineDeps) (*Pipeline, error) {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	p := &Pipeline{
-		cfg: d.Config, store: d.Store, set: d.Feeds, serde: d.Serde, metrics: d.Metrics,
+		cfg: d.Config, store: d.Store, serde: d.Serde, metrics: d.Metrics,
 		logger: d.Logger.Named("pipeline"), kopts: d.KafkaOpts, now: d.Now,
 		applierDeps: deps, tableApplier: a,
 		workers: make(chan struct{}, workers), tasks: map[int32]*task{},

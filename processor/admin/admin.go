@@ -145,7 +145,7 @@ var funcs = template.FuncMap{
 		}
 		return "no"
 	},
-	"partitions": formatPartitions,
+	"partitions": api.PartitionList,
 	"percent":    func(share float64) string { return strconv.FormatFloat(share*100, 'f', -1, 64) },
 }
 
@@ -175,20 +175,6 @@ func formatBoolPtr(b *bool) string {
 		return "nil"
 	}
 	return strconv.FormatBool(*b)
-}
-
-func formatPartitions(ps []int32) string {
-	if len(ps) == 0 {
-		return "none"
-	}
-	var b strings.Builder
-	for i, p := range ps {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(strconv.Itoa(int(p)))
-	}
-	return b.String()
 }
 
 // view is what the layout needs around a page's own data.

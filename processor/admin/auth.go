@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"github.com/feedmill/feedmill/processor/api"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -78,21 +79,10 @@ func (p *Page) allowed(r *http.Request) bool {
 	if p.Token == "" {
 		return true
 	}
-	if got, ok := bearerToken(r.Header.Get("Authorization")); ok {
+	if got, ok := api.BearerToken(r.Header.Get("Authorization")); ok {
 		return subtle.ConstantTimeCompare([]byte(got), []byte(p.Token)) == 1
 	}
 	return p.sessionValid(r)
-}
-
-// bearerToken returns the credentials of an Authorization header value
-// with the Bearer scheme in any letter case (as api.AdminAuth reads it).
-func bearerToken(h string) (string, bool) {
-	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	token = strings.TrimLeft(token, " ")
-	return token, token != ""
 }
 
 // sessionValue is a session cookie's value for a sign-in at issued:

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/feedmill/feedmill/config"
 	"github.com/feedmill/feedmill/feeds"
+	"github.com/feedmill/feedmill/processor/api"
 	"github.com/feedmill/feedmill/processor/dryrun"
 )
 
@@ -107,8 +107,8 @@ func (p *Page) dryRunPost(w http.ResponseWriter, r *http.Request) {
 		}
 		opts.Timeout = t
 	}
-	f, err := decodeFeed(d.Definition)
-	if err != nil {
+	var f config.Feed
+	if err := api.DecodeFeedYAML([]byte(d.Definition), &f); err != nil {
 		v.Error = "The definition is not one feed: " + err.Error()
 		p.render(w, r, http.StatusBadRequest, "dryrun", v)
 		return
@@ -144,26 +144,4 @@ func (p *Page) dryRunPost(w http.ResponseWriter, r *http.Request) {
 		d.Result = res
 		p.render(w, r, http.StatusOK, "dryrun", v)
 	}
-}
-
-// decodeFeed decodes exactly one YAML document holding one feed
-// definition, strictly: an unknown key is an error, with its line.
-func decodeFeed(s string) (config.Feed, error) {
-	var f config.Feed
-	dec := yaml.NewDecoder(strings.NewReader(s))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
-		if errors.Is(err, io.EOF) {
-			return f, errors.New("the definition is empty")
-		}
-		return f, err
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return f, err
-		}
-		return f, errors.New("a second YAML document starts at line " + strconv.Itoa(extra.Line) + ": give one feed")
-	}
-	return f, nil
 }

@@ -77,13 +77,6 @@ func (p *Page) showRun(w http.ResponseWriter, r *http.Request, status int, notic
 		Data: runData{Run: run, Held: run.Status == runlog.StatusHeld}})
 }
 
-func (p *Page) approveRun(ctx context.Context, id string) (runlog.Run, error) {
-	return p.Runs.Approve(ctx, id)
-}
-func (p *Page) rejectRun(ctx context.Context, id string) (runlog.Run, error) {
-	return p.Runs.Reject(ctx, id)
-}
-
 // decideRun is POST /admin/runs/{id}/approve and /reject: the full
 // pass's Approve or Reject, then the run's page (303), or the run's page
 // with the refusal (404, 409, 503).

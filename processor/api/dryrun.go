@@ -208,23 +208,23 @@ func readFeedDefinition(w http.ResponseWriter, r *http.Request) (config.Feed, bo
 		WriteError(w, http.StatusBadRequest, "read request body: "+err.Error())
 		return f, false
 	}
-	if err := decodeFeedYAML(body, &f); err != nil {
+	if err := DecodeFeedYAML(body, &f); err != nil {
 		WriteError(w, http.StatusBadRequest, "decode feed definition: "+err.Error())
 		return f, false
 	}
 	return f, true
 }
 
-// decodeFeedYAML decodes exactly one YAML document holding one feed
+// DecodeFeedYAML decodes exactly one YAML document holding one feed
 // definition, as the config decodes a feeds[] entry: unknown keys are
 // errors, with their line.
-func decodeFeedYAML(data []byte, f *config.Feed) error {
+func DecodeFeedYAML(data []byte, f *config.Feed) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return errors.New("the body is empty: want one feed definition")
+			return errors.New("the definition is empty: want one feed")
 		}
 		return err
 	}

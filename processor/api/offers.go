@@ -111,7 +111,7 @@ func (a *OffersAPI) lookup(w http.ResponseWriter, id string) (*stored, bool) {
 		return s, true
 	}
 	msg := fmt.Sprintf("offer %q is not in the offers partitions this instance owns (%d of %d: %s); ask the instance that owns its partition",
-		id, len(owned), total, partitionList(owned))
+		id, len(owned), total, PartitionList(owned))
 	if int32(len(owned)) == total {
 		msg = fmt.Sprintf("offer %q is not stored in any offers partition (this instance owns all %d): unknown, or its tombstone expired", id, total)
 	}
@@ -128,7 +128,9 @@ func (a *OffersAPI) fail(w http.ResponseWriter, err error) {
 	WriteError(w, http.StatusInternalServerError, err.Error())
 }
 
-func partitionList(ps []int32) string {
+// PartitionList formats offers partitions for people: "0, 2, 3", or
+// "none".
+func PartitionList(ps []int32) string {
 	if len(ps) == 0 {
 		return "none"
 	}

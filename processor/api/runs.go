@@ -127,7 +127,7 @@ func AdminAuth(token string, next http.Handler) http.Handler {
 	want := []byte(token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/api" || strings.HasPrefix(r.URL.Path, "/api/") {
-			got, ok := bearerToken(r.Header.Get("Authorization"))
+			got, ok := BearerToken(r.Header.Get("Authorization"))
 			if !ok || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="feedmill"`)
 				WriteError(w, http.StatusUnauthorized, "missing or wrong bearer token")
@@ -138,9 +138,9 @@ func AdminAuth(token string, next http.Handler) http.Handler {
 	})
 }
 
-// bearerToken returns the credentials of an Authorization header value
+// BearerToken returns the credentials of an Authorization header value
 // with the Bearer scheme in any letter case.
-func bearerToken(h string) (string, bool) {
+func BearerToken(h string) (string, bool) {
 	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", false

@@ -291,10 +291,6 @@ func (l *Log) Set(ctx context.Context, f config.Feed, source, by, change string)
 	return l.Write(ctx, SetOp(f, source, by, change))
 }
 
-// Delete takes feed id out of force at once.
-func (l *Log) Delete(ctx context.Context, id, source, by, change string) error {
-	return l.append(ctx, "feed/"+id, record{Op: "delete", FeedID: id, Source: source, By: by, Change: change})
-}
 
 // Hold records a change to apply once approved.
 func (l *Log) Hold(ctx context.Context, c Change) error { return l.Write(ctx, HoldOp(c)) }
