@@ -43,7 +43,7 @@ func TestProposals(t *testing.T) {
 	est := map[string][2]int64{} // feed → next, current
 	c := New(Deps{Log: l, Stream: &fakeStream{}, Guard: config.Guard{MaxDrop: 0.2, MaxGrowth: 1, MinSize: 10},
 		Estimate: func(_ context.Context, f config.Feed) (int64, int64, error) { return est[f.ID][0], est[f.ID][1], nil },
-		Logger: zap.NewNop()})
+		Logger:   zap.NewNop()})
 	file := []config.Feed{feed("a", "true"), feed("b", "offer.stock > 0")}
 	if err := c.ProposeConfig(ctx, file, nil); err != nil {
 		t.Fatal(err)

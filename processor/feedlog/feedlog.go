@@ -291,7 +291,6 @@ func (l *Log) Set(ctx context.Context, f config.Feed, source, by, change string)
 	return l.Write(ctx, SetOp(f, source, by, change))
 }
 
-
 // Hold records a change to apply once approved.
 func (l *Log) Hold(ctx context.Context, c Change) error { return l.Write(ctx, HoldOp(c)) }
 
