@@ -43,7 +43,6 @@ func (a *Applier) pendingFeedJobs() int {
 // it holds is back soon for live changes.
 const feedJobChunk = 200
 
-
 // SetFeeds puts set in force: the table applier and every task's applier
 // are rebuilt on it (their counts and jobs are read again from the
 // store), with every task paused. Events of feeds the set no longer has
